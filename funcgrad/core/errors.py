@@ -1,0 +1,34 @@
+"""funcgrad's exception classes.
+
+Every error derives from :class:`FuncgradError` and from the builtin exception a
+Python user would catch for the same mistake (``TypeError``, ``ValueError``, ...).
+"""
+
+
+class FuncgradError(Exception):
+    """Base class of every funcgrad error."""
+
+
+class ConcretizationError(FuncgradError, TypeError):
+    """A concrete Python value was needed from a traced (abstract) value.
+
+    Raised for ``if``/``while``/``bool()``/``int()``/``float()`` on a value traced by
+    ``jit``, ``vmap`` or ``make_jaxpr``; use ``lax.cond``, ``lax.while_loop`` or
+    ``fnp.where`` instead.
+    """
+
+
+class UnexpectedTracerError(FuncgradError, RuntimeError):
+    """A tracer escaped the transformation that created it and was used later."""
+
+
+class ShapeError(FuncgradError, ValueError):
+    """Operands have incompatible shapes."""
+
+
+class DTypeError(FuncgradError, TypeError):
+    """Operands have incompatible or unsupported dtypes."""
+
+
+class NaNError(FuncgradError, FloatingPointError):
+    """``debug_nans`` found a NaN in a primitive's output."""

@@ -1,0 +1,38 @@
+"""Debugging helpers: ``fg.debug.print`` works inside every transformation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .core.array import as_array
+from .core.primitive import Primitive
+
+
+def _debug_print_impl(*args, fmt, kwarg_names):
+    n = len(args) - len(kwarg_names)
+    pos = [np.asarray(a) for a in args[:n]]
+    kw = {k: np.asarray(v) for k, v in zip(kwarg_names, args[n:])}
+    print(fmt.format(*pos, **kw))
+    return []
+
+
+debug_print_p = Primitive("debug_print", multiple_results=True, differentiable=False)
+debug_print_p.impl = _debug_print_impl
+debug_print_p.abstract_eval = lambda *avals, fmt, kwarg_names: []
+debug_print_p.effectful = True
+
+
+def print(fmt: str, *args, **kwargs) -> None:  # noqa: A001 - mirrors jax.debug.print
+    """Print values from inside transformed code, with ``str.format`` syntax.
+
+    Under ``grad``/``jvp`` the primal values are printed; under tracing (``make_jaxpr``,
+    later ``jit``) the print is recorded in the program and happens when it runs.
+
+    Example:
+        >>> import funcgrad as fg
+        >>> fg.debug.print("x = {}", 1.5)
+        x = 1.5
+    """
+    vals = [as_array(a, "debug.print") for a in args] + [as_array(v, "debug.print") for v in kwargs.values()]
+    debug_print_p.bind(*vals, fmt=fmt, kwarg_names=tuple(kwargs))
+
