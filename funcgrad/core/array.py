@@ -176,10 +176,11 @@ class Array(ArrayOps):
         Array([2., 4., 6.], dtype=float32)
     """
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "_aval")
 
     def __init__(self, data, dtype=None):
         self._value = _fnp.asarray(data, dtype=dtype)._value
+        self._aval = None
 
     shape = property(lambda self: self._value.shape)
     dtype = property(lambda self: self._value.dtype)
@@ -190,9 +191,12 @@ class Array(ArrayOps):
 
     @property
     def aval(self):
-        from .abstract import ShapedArray
+        aval = self._aval
+        if aval is None:
+            from .abstract import ShapedArray
 
-        return ShapedArray(self._value.shape, self._value.dtype)
+            aval = self._aval = ShapedArray(self._value.shape, self._value.dtype)
+        return aval
 
     def devices(self):
         return {cpu_device()}
@@ -244,6 +248,7 @@ def wrap_ndarray(v) -> Array:
     v.flags.writeable = False
     a = object.__new__(Array)
     a._value = v
+    a._aval = None
     return a
 
 
@@ -303,13 +308,12 @@ class _IndexUpdateRef:
 
 def as_array(x, where: str = "funcgrad"):
     """Arrays and tracers pass through; Python scalars and NumPy data become Arrays."""
-    from .trace import Tracer
-    from .dtypes import python_scalar_dtype
-
     t = type(x)
-    if t is Array or isinstance(x, Tracer):
+    if t is Array or isinstance(x, ArrayOps):  # Array or a tracer
         return x
     if t in (bool, int, float, complex):
+        from .dtypes import python_scalar_dtype
+
         return wrap_ndarray(np.asarray(x, python_scalar_dtype(x)))
     if isinstance(x, (np.ndarray, np.generic)):
         if x.dtype == object:

@@ -28,8 +28,10 @@ def _dot_general_impl(lhs, rhs, dimension_numbers, preferred_element_type):
     out_dtype = preferred_element_type or lhs.dtype
     if lhs.dtype in (float16, bfloat16):  # accumulate low-precision products in float32
         lhs, rhs = lhs.astype(np.float32), rhs.astype(np.float32)
-    if not lb and lhs.ndim == 2 and rhs.ndim == 2 and lc == (1,) and rc == (0,):
-        return np.dot(lhs, rhs).astype(out_dtype, copy=False)
+    if not lb and lhs.ndim == 2 and rhs.ndim == 2 and len(lc) == 1:
+        # Plain matrix product: transposed operands are passed as views, so BLAS reads
+        # them with its transpose flags instead of copying.
+        return np.dot(lhs if lc == (1,) else lhs.T, rhs if rc == (0,) else rhs.T).astype(out_dtype, copy=False)
     lf, rf = _free(lhs.ndim, lc, lb), _free(rhs.ndim, rc, rb)
     bshape = [lhs.shape[d] for d in lb]
     B = int(np.prod(bshape, dtype=np.int64))

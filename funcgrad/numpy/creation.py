@@ -90,7 +90,7 @@ def array(object, dtype=None, copy=True, ndmin=0, **kwargs):
             v = np.array(object, dtype=dt)
             if dt is None and not _has_numpy_leaf(object):
                 v = canonical_numpy(v)
-        if v.dtype == object:
+        if v.dtype == np.object_:
             raise TypeError(f"array: cannot build an array from {type(object).__name__} "
                             "(ragged nested sequences or non-numeric data)")
         if v.dtype.kind in "US":
