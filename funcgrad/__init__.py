@@ -18,6 +18,8 @@ from .transforms import (  # noqa: F401
     checkpoint, custom_jvp, custom_vjp, grad, hessian, jacfwd, jacrev, jvp, linearize, make_jaxpr, remat,
     value_and_grad, vjp,
 )
+from .transforms.batching import vmap  # noqa: F401
+from .jit import disable_jit, jit  # noqa: F401
 from .runtime import block_until_ready, device_put, device_get  # noqa: F401
 from . import debug  # noqa: F401
 

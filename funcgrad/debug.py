@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from .core.array import as_array
@@ -12,7 +14,7 @@ def _debug_print_impl(*args, fmt, kwarg_names):
     n = len(args) - len(kwarg_names)
     pos = [np.asarray(a) for a in args[:n]]
     kw = {k: np.asarray(v) for k, v in zip(kwarg_names, args[n:])}
-    print(fmt.format(*pos, **kw))
+    builtins.print(fmt.format(*pos, **kw))
     return []
 
 

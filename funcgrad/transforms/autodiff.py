@@ -192,7 +192,7 @@ def jvp(fun, primals, tangents, has_aux=False):
     out_tree = aux_cell[0]
     touts = [instantiate(t, o) for t, o in zip(touts, outs)]
     result = (tree_unflatten(out_tree, outs), tree_unflatten(out_tree, touts))
-    return result + (aux_cell[1],) if has_aux else result
+    return result + (finish_aux(aux_cell[1]),) if has_aux else result
 
 
 def _split_aux(out, where):
@@ -200,6 +200,18 @@ def _split_aux(out, where):
         raise TypeError(f"{where} with has_aux=True: the function must return a pair (output, aux), "
                         f"got {type(out).__name__}")
     return out[0], out[1]
+
+
+def finish_aux(aux):
+    """Aux outputs leave their (now finished) transformations as primal values, as in JAX."""
+    def unwrap(x):
+        while isinstance(x, JVPTracer) and not x._trace.alive:
+            x = x.primal
+        return x
+
+    from ..core.pytree import tree_map
+
+    return tree_map(unwrap, aux)
 
 
 def linearize(fun, *primals):
@@ -283,7 +295,7 @@ def vjp(fun, *primals, has_aux=False):
         return tuple(tree_unflatten(tree, pullback(cts)))
 
     primal_out = tree_unflatten(out_tree, outs)
-    return (primal_out, vjp_fn, cell[1]) if has_aux else (primal_out, vjp_fn)
+    return (primal_out, vjp_fn, finish_aux(cell[1])) if has_aux else (primal_out, vjp_fn)
 
 
 def _scalar_seed(out, where):
@@ -332,7 +344,7 @@ def value_and_grad(fun, argnums=0, has_aux=False):
         g = tree_unflatten(tree, cts)
         g = g[0] if single else tuple(g)
         value = outs[0]
-        return ((value, cell[1]), g) if has_aux else (value, g)
+        return ((value, finish_aux(cell[1])), g) if has_aux else (value, g)
 
     return value_and_grad_f
 

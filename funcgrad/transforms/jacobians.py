@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.array import as_array, wrap_ndarray
 from ..core.pytree import tree_flatten, tree_unflatten
-from .autodiff import _check_grad_inputs, _split_args, _split_aux, jvp_flat, vjp_flat
+from .autodiff import _check_grad_inputs, finish_aux, _split_args, _split_aux, jvp_flat, vjp_flat
 from .jvp import instantiate
 
 
@@ -69,7 +69,7 @@ def jacrev(fun, argnums=0, has_aux=False):
                     rows[j].append(ct)
             blocks.append([_stack(rows[j], o.shape, x.shape, x.dtype) for j, x in enumerate(flat)])
         jac = _assemble(blocks, out_tree, tree, single)
-        return (jac, cell[1]) if has_aux else jac
+        return (jac, finish_aux(cell[1])) if has_aux else jac
 
     return jacfun
 
@@ -119,7 +119,7 @@ def jacfwd(fun, argnums=0, has_aux=False):
                 row.append(moveaxis(block, tuple(range(nin)), tuple(range(-nin, 0))) if nin else block)
             blocks.append(row)
         jac = _assemble(blocks, out_tree, tree, single)
-        return (jac, cell["aux"]) if has_aux else jac
+        return (jac, finish_aux(cell["aux"])) if has_aux else jac
 
     return jacfun
 
