@@ -30,13 +30,11 @@ class Trace:
         raise NotImplementedError
 
     def process_custom_jvp_call(self, fun, jvp_rule, args):
-        """Default: call the function itself (the custom rule only matters to JVP)."""
-        with set_current_trace(self.parent if self.parent is not None else self):
-            return fun(*args)
+        """Default: run the function in this trace (only differentiation uses the rule)."""
+        return fun(*args)
 
     def process_custom_vjp_call(self, fun, fwd, bwd, args, out_tree_cell):
-        with set_current_trace(self.parent if self.parent is not None else self):
-            return fun(*args)
+        return fun(*args)
 
     def is_own(self, x) -> bool:
         return isinstance(x, Tracer) and x._trace is self
@@ -100,12 +98,6 @@ class EvalTrace(Trace):
 
     def process_primitive(self, primitive, args, params):
         return primitive.eval_impl(args, params)
-
-    def process_custom_jvp_call(self, fun, jvp_rule, args):
-        return fun(*args)
-
-    def process_custom_vjp_call(self, fun, fwd, bwd, args, out_tree_cell):
-        return fun(*args)
 
 
 eval_trace = EvalTrace()
