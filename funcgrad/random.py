@@ -15,17 +15,22 @@ Compatibility with JAX (its default settings, ``jax_threefry_partitionable=True`
       bit-identical to ``jax.random`` with ``jax_enable_x64=True``: a 64-bit seed is
       split into its high and low 32-bit words (JAX without x64 keeps only the low 32
       bits of a Python int seed). Python int seeds in ``[2**63, 2**64)`` are accepted
-      and read as ``uint64`` (JAX raises ``OverflowError``).
-    * :func:`uniform`, :func:`randint`, :func:`permutation`, :func:`choice` (without
-      ``p``) and :func:`bernoulli` build on the same bits with JAX's algorithms and
-      give JAX's values; :func:`normal`, :func:`truncated_normal`,
-      :func:`categorical`, :func:`gamma` and :func:`beta` use XLA's formulas
-      (e.g. its ``erf_inv`` polynomial) evaluated with NumPy, so they agree with JAX
-      to within a few units in the last place.
+      and read as ``uint64`` (JAX raises ``OverflowError``); ``fold_in`` takes its data
+      modulo ``2**32`` (JAX raises for Python ints outside ``[0, 2**32)``).
+    * The samplers use JAX's algorithms on the same bits. Bit-identical to JAX on CPU:
+      :func:`uniform` (every float dtype, any bounds; XLA's fused multiply-add is
+      reproduced), :func:`randint`, :func:`bernoulli`, :func:`permutation`,
+      :func:`choice`, and, in float32/float16/bfloat16/complex64, :func:`normal`,
+      :func:`gumbel`, :func:`exponential` and :func:`categorical` (XLA's ``erf_inv``,
+      ``log`` and ``log1p`` approximations are reproduced). Within a few ulp:
+      float64 :func:`normal` / :func:`gumbel` / :func:`exponential`,
+      :func:`truncated_normal` (``erf`` of the bounds), :func:`gamma`,
+      :func:`loggamma` and :func:`beta` (rejection sampling with JAX's key schedule).
+      JAX on GPU/TPU itself differs from JAX on CPU in the last bits of these.
     * Defaults differ where JAX's depend on ``jax_enable_x64``: floats default to
-      ``fg.config.default_float_dtype`` (float32), integers to int64 and
-      :func:`bits` to uint32. A Python float probability ``p`` (bernoulli) uses the
-      default float dtype.
+      ``fg.config.default_float_dtype`` (float32), integers to int64 (also the dtype of
+      :func:`categorical` indices), :func:`bits` to uint32. A Python float probability
+      ``p`` (bernoulli) uses the default float dtype.
 
 Implementation: the Threefry hash is the primitive :data:`threefry2x32_p`; everything
 else is ordinary array arithmetic. With a concrete key the whole computation runs in
@@ -101,16 +106,17 @@ def _threefry2x32_numpy(k1, k2, x1, x2):
 
 
 def _threefry2x32_abstract_eval(k1, k2, x1, x2):
-    for a in (k1, k2, x1, x2):
+    """Elementwise: equal shapes (rank-0 operands broadcast), all uint32; two outputs."""
+    avals = (k1, k2, x1, x2)
+    for a in avals:
         if a.dtype != _U32:
             raise DTypeError("threefry2x32: all operands must be uint32, got "
-                             + ", ".join(b.dtype.name for b in (k1, k2, x1, x2)))
-    try:
-        shape = np.broadcast_shapes(k1.shape, k2.shape, x1.shape, x2.shape)
-    except ValueError:
-        raise ShapeError("threefry2x32: operand shapes do not broadcast: "
-                         + ", ".join(str(b.shape) for b in (k1, k2, x1, x2))) from None
-    aval = ShapedArray(shape, _U32)
+                             + ", ".join(b.dtype.name for b in avals))
+    shapes = {tuple(a.shape) for a in avals if tuple(a.shape) != ()}
+    if len(shapes) > 1:
+        raise ShapeError("threefry2x32: operands must have equal shapes (or be scalars), got "
+                         + ", ".join(str(tuple(b.shape)) for b in avals))
+    aval = ShapedArray(shapes.pop() if shapes else (), _U32)
     return [aval, aval]
 
 
@@ -139,21 +145,20 @@ def threefry_2x32(keypair, count):
         (4,)
     """
     k = _key_value(keypair, "threefry_2x32", "keypair")
-    if isinstance(k, Tracer) or isinstance(count, Tracer):
-        raise NotImplementedError("random.threefry_2x32 needs concrete arguments")
-    c = _to_numpy(count)
+    xp = _ops(k, count)
+    c = xp.asarray(count)
     if c.dtype != _U32:
         raise DTypeError(f"random.threefry_2x32: count must be uint32, got {c.dtype}")
-    flat = c.reshape(-1)
-    odd = flat.size % 2
-    if odd:
-        flat = np.concatenate([flat, np.zeros(1, _U32)])
-    half = flat.size // 2
-    y1, y2 = _threefry2x32_numpy(k[0], k[1], flat[:half], flat[half:])
-    out = np.concatenate([y1, y2])
-    if odd:
-        out = out[:-1]
-    return wrap_ndarray(out.reshape(c.shape))
+    shape = tuple(c.shape)
+    n = math.prod(shape)
+    with xp.errstate():
+        flat = xp.reshape(c, (n,))
+        if n % 2:
+            flat = xp.concatenate([flat, xp.const(np.zeros(1), _U32)], 0)
+        half = (n + 1) // 2
+        y1, y2 = xp.threefry(k[0], k[1], flat[:half], flat[half:])
+        out = xp.concatenate([y1, y2], 0)[:n]
+        return xp.wrap(xp.reshape(out, shape), _U32)
 
 
 # =========================================================================================
@@ -352,9 +357,9 @@ class _FuncgradOps:
 
     def erf(self, x):
         try:
-            from .scipy.special import erf
-        except ImportError:  # pragma: no cover - depends on the core's progress
             from .lax import erf
+        except ImportError:  # pragma: no cover - depends on the core's progress
+            from .lax.special import erf
         return erf(x)
 
     def clip(self, x, lo, hi):
@@ -364,7 +369,9 @@ class _FuncgradOps:
         return self.convert(self.fnp.argmax(x, axis=axis), np.dtype(np.int64))
 
     def sort_key_val(self, keys, vals, axis):
-        perm = self.fnp.argsort(keys, axis=axis)  # stable, as lax.sort_key_val
+        from .lax.sort import argsort
+
+        perm = argsort(keys, axis)  # stable, as lax.sort_key_val
         return self.fnp.take_along_axis(vals, perm, axis=axis)
 
     def take(self, x, idx, axis):
@@ -375,7 +382,7 @@ class _FuncgradOps:
 
     def searchsorted_left(self, sorted_1d, v):
         # number of entries strictly below v (searchsorted side='left')
-        less = self.fnp.expand_dims(sorted_1d, tuple(range(np.ndim(v)))) < self.fnp.expand_dims(v, -1)
+        less = self.fnp.expand_dims(sorted_1d, tuple(range(len(v.shape)))) < self.fnp.expand_dims(v, -1)
         return self.convert(self.fnp.sum(self.convert(less, np.dtype(np.int64)), axis=-1), np.dtype(np.int64))
 
     def top_k_indices(self, x, k):
@@ -456,7 +463,8 @@ def _shape_arg(shape, name, arg="shape"):
     if isinstance(shape, (bool, np.bool_)) or isinstance(shape, (int, np.integer)):
         raise TypeError(f"{_fn(name)}: {arg} must be a tuple of ints, got the int {shape!r}; "
                         f"write ({int(shape)},) for a 1-D result")
-    if isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, np.ndarray)):
+    if (isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, np.ndarray))
+            or (isinstance(shape, np.ndarray) and shape.ndim != 1)):
         raise TypeError(f"{_fn(name)}: {arg} must be a tuple of ints, got {type(shape).__name__} {shape!r}")
     dims = []
     for d in shape:
@@ -668,19 +676,99 @@ _ERFINV64_GT16 = (
     1.0103004648645343977, 4.8499064014085844221)
 
 
+def _fma32(xp, a, b, c):
+    """Fused ``a * b + c`` for float32 operands (exact product in float64, one rounding)."""
+    w = lambda v: xp.convert(v, _F64)  # noqa: E731
+    return xp.convert(w(a) * w(b) + w(c), _F32)
+
+
+# XLA's CPU float32 log (Cephes/Eigen polynomial with fused multiply-adds) and log1p
+# (Cephes rational approximation below sqrt(2) - 1): reproducing them makes normal,
+# gumbel and exponential samples bit-identical to JAX on CPU.
+_LOG_P = (7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1, 1.4249322787E-1,
+          -1.6668057665E-1, 2.0000714765E-1, -2.4999993993E-1, 3.3333331174E-1)
+_LOG1P_NUM = (4.5270000862445199635215E-5, 4.9854102823193375972212E-1, 6.5787325942061044846969E0,
+              2.9911919328553073277375E1, 6.0949667980987787057556E1, 5.7112963590585538103336E1,
+              2.0039553499201281259648E1)
+_LOG1P_DEN = (1., 1.5062909083469192043167E1, 8.3047565967967209469434E1, 2.2176239823732856465394E2,
+              3.0909872225312059774938E2, 2.1642788614495947685003E2, 6.0118660497603843919306E1)
+
+
+def _log(xp, x):
+    """Natural log; float32 reproduces XLA's CPU implementation bit for bit."""
+    dtype = x.dtype
+    if dtype == _F64:
+        return xp.log(x)
+    if dtype != _F32:
+        return xp.convert(_log(xp, xp.convert(x, _F32)), dtype)
+    c = lambda v: xp.const(v, _F32)  # noqa: E731
+    u = lambda v: xp.const(v, _U32)  # noqa: E731
+    xm = xp.maximum(x, c(np.uint32(0x00800000).view(np.float32)))  # smallest normal
+    ib = xp.bitcast(xm, _U32)
+    e = xp.convert(xp.convert((ib >> u(23)) & u(0xFF), np.dtype(np.int32)) - xp.const(126, np.int32), _F32)
+    m = xp.bitcast((ib & u(0x807FFFFF)) | u(0x3F000000), _F32)  # in [0.5, 1)
+    small = m < c(0.707106781186547524)
+    tmp = xp.where(small, m, c(0.0))
+    m = m - c(1.0)
+    e = e - xp.where(small, c(1.0), c(0.0))
+    m = m + tmp
+    m2 = m * m
+    m3 = m2 * m
+    P = [c(v) for v in _LOG_P]
+    y = _fma32(xp, P[0], m, P[1])
+    y1 = _fma32(xp, P[3], m, P[4])
+    y2 = _fma32(xp, P[6], m, P[7])
+    y = _fma32(xp, y, m, P[2])
+    y1 = _fma32(xp, y1, m, P[5])
+    y2 = _fma32(xp, y2, m, P[8])
+    y = _fma32(xp, y, m3, y1)
+    y = _fma32(xp, y, m3, y2)
+    y = _fma32(xp, y, m3, e * c(-2.12194440e-4))
+    r = m - m2 * c(0.5)
+    r = r + y
+    r = r + e * c(0.693359375)
+    r = xp.where(x == c(0.0), c(-np.inf), r)
+    r = xp.where(x == c(np.inf), x, r)
+    return xp.where((x < c(0.0)) | (x != x), c(np.nan), r)
+
+
+def _log1p(xp, x):
+    """``log(1 + x)``; float32 reproduces XLA's CPU implementation bit for bit."""
+    dtype = x.dtype
+    if dtype == _F64:
+        return xp.log1p(x)
+    if dtype != _F32:
+        return xp.convert(_log1p(xp, xp.convert(x, _F32)), dtype)
+    c = lambda v: xp.const(v, _F32)  # noqa: E731
+    large = _log(xp, x + c(1.0))
+
+    def poly(coefs):  # Horner, highest degree first
+        r = c(coefs[0])
+        for v in coefs[1:]:
+            r = _fma32(xp, r, x, c(v))
+        return r
+
+    x2 = x * x
+    small = poly(_LOG1P_NUM) / poly(_LOG1P_DEN)
+    small = (x * x2) * small
+    small = _fma32(xp, c(-0.5), x2, small)
+    small = x + small
+    return xp.where(xp.abs(x) < c(0.41421356237309504880), small, large)
+
+
 def _erfinv(xp, x):
     """Inverse error function with XLA's polynomial (half precision computed in float32)."""
     dtype = x.dtype
     if dtype != _F64 and dtype != _F32:
         return xp.convert(_erfinv(xp, xp.convert(x, _F32)), dtype)
     c = lambda v: xp.const(v, dtype)  # noqa: E731
-    w = -xp.log1p(-(x * x))
+    w = -_log1p(xp, -(x * x))
     if dtype == _F32:
         lt = w < c(5.0)
         w = xp.where(lt, w - c(2.5), xp.sqrt(w) - c(3.0))
         p = xp.where(lt, c(_ERFINV32_LT5[0]), c(_ERFINV32_GT5[0]))
         for a, b in zip(_ERFINV32_LT5[1:], _ERFINV32_GT5[1:]):
-            p = xp.where(lt, c(a), c(b)) + p * w
+            p = _fma32(xp, p, w, xp.where(lt, c(a), c(b)))
     else:
         lt625 = w < c(6.25)
         lt16 = w < c(16.0)
@@ -726,12 +814,12 @@ def _normal_impl(xp, keys, shape, dtype):
 def _gumbel_impl(xp, keys, shape, dtype):
     tiny = _finfo(dtype).tiny
     u = _uniform_impl(xp, keys, shape, dtype, xp.const(tiny, dtype), xp.const(1.0, dtype))
-    return -xp.log(-xp.log(u))
+    return -_log(xp, -_log(xp, u))
 
 
 def _exponential_impl(xp, keys, shape, dtype):
     u = _uniform_impl(xp, keys, shape, dtype, xp.const(0.0, dtype), xp.const(1.0, dtype))
-    return -xp.log1p(-u)
+    return -_log1p(xp, -u)
 
 
 def _first_key(xp, keys):
@@ -1004,8 +1092,9 @@ def uniform(key, shape=(), dtype=None, minval=0.0, maxval=1.0) -> Array:
 def normal(key, shape=(), dtype=None) -> Array:
     """Standard normal random values, as ``jax.random.normal``.
 
-    Computed as ``sqrt(2) * erfinv(u)`` with ``u`` uniform in ``(-1, 1)``; ``erfinv`` is
-    XLA's polynomial, so values agree with JAX to within a few ulp. Complex dtypes give
+    Computed as ``sqrt(2) * erfinv(u)`` with ``u`` uniform in ``(-1, 1)`` and XLA's
+    ``erf_inv`` polynomial: bit-identical to JAX on CPU for float32 and narrower dtypes,
+    within a few ulp for float64. Complex dtypes give
     real and imaginary parts each of variance 1/2. ``torch.randn(*size)`` is
     ``normal(key, size)``; ``torch.normal(mean, std, size)`` is
     ``mean + std * normal(key, size)``.
@@ -1405,7 +1494,8 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0) -> Array:
                 if isinstance(arr, Tracer):
                     raise TypeError("random.choice: the population size a must be concrete, got a traced value")
                 if arr.dtype.kind not in "iu":
-                    raise TypeError(f"random.choice: a must be an integer or an array, got a scalar of dtype {arr.dtype}")
+                    raise TypeError("random.choice: a must be an integer or an array, "
+                                    f"got a scalar of dtype {arr.dtype}")
                 n_inputs = int(np.asarray(arr._value if type(arr) is Array else arr))
                 arr = None
             else:
@@ -1456,7 +1546,7 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0) -> Array:
                 r = total * (xp.const(1.0, p_arr.dtype) - u)
                 ind = xp.searchsorted_left(p_cuml, r)
             else:
-                g = _gumbel_impl(xp, k, (n_inputs,), p_arr.dtype) + xp.log(p_arr)
+                g = _gumbel_impl(xp, k, (n_inputs,), p_arr.dtype) + _log(xp, p_arr)
                 ind = xp.top_k_indices(g, n_draws)
             result = ind if arr is None else xp.take(arr, ind, axis)
         return xp.wrap(xp.reshape(result, out_shape), out_dtype)
@@ -1548,19 +1638,20 @@ def _gamma_batched(xp, keys, alpha, log_space):
             xk[j] = kk
             xs = _normal_real(xp, sub, (), dtype)
             x[j] = xs
-            v[j] = one + xs * cc[j]
+            v[j] = _fma(xp, xs, cc[j], np.broadcast_to(one, xs.shape))
             inner = v <= zero
         X = x * x
         Vn = v * v * v
         U = _uniform_impl(xp, u_key, (), dtype, c_(0.0), c_(1.0))
         V[idx] = Vn
         dd = d[idx]
-        reject = (U >= one - c_(0.0331) * (X * X)) & (np.log(U) >= X * c_(0.5) + dd * (one - Vn + np.log(Vn)))
+        reject = ((U >= one - c_(0.0331) * (X * X))
+                  & (_log(xp, U) >= X * c_(0.5) + dd * (one - Vn + _log(xp, Vn))))
         active[idx] = reject
     if log_space:
         log_samples = -_exponential_impl(xp, subkey, (), dtype)
         log_boost = np.where(boost_mask | (log_samples == zero), zero, log_samples * (one / alpha_orig))
-        return np.log(d) + np.log(V) + log_boost
+        return _log(xp, d) + _log(xp, V) + log_boost
     samples = one - _uniform_impl(xp, subkey, (), dtype, c_(0.0), c_(1.0))
     boost = np.where(boost_mask, one, np.power(samples, one / alpha_orig))
     return d * V * boost

@@ -1,0 +1,611 @@
+"""Convolution: ``conv_general_dilated`` (JAX/XLA semantics) and its convenience wrappers.
+
+One primitive, ``conv_general_dilated_p``, covers every convolution: any number of
+spatial dimensions, any layout (``dimension_numbers``), strides, explicit (possibly
+negative) padding, input ("lhs", transposed-convolution) dilation, kernel ("rhs", atrous)
+dilation, feature groups (grouped / depthwise) and batch groups.
+
+Evaluation is im2col: the input is dilated and padded once, every window is exposed as a
+strided view (``sliding_window_view``), copied once into a ``(groups, positions,
+features * window)`` matrix and multiplied with the kernel in a single batched matmul,
+so the arithmetic runs in BLAS.
+
+The convolution is bilinear, so its JVP is two convolutions and its transposes are
+convolutions too (JAX's ``_conv_general_dilated_transpose_lhs/rhs``): the input
+cotangent is a convolution of the output cotangent with the flipped kernel, dilated by
+the strides; the kernel cotangent is a convolution of the input with the output
+cotangent, using batch groups for grouped convolutions. Because the transposes are built
+from the primitive itself, derivatives of any order work.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import numpy as np
+
+from ..core.abstract import ShapedArray
+from ..core.array import as_array
+from ..core.dtypes import bfloat16, float16
+from ..core.errors import DTypeError, ShapeError
+from ..core.primitive import Primitive
+from ..transforms.jvp import add_tangents
+from ..transforms.transpose import is_undefined
+
+_NAME = "lax.conv_general_dilated"
+
+
+class ConvDimensionNumbers(NamedTuple):
+    """Axis layout of a convolution, as axis indices (JAX's ``ConvDimensionNumbers``).
+
+    ``lhs_spec = (batch, feature, spatial...)``, ``rhs_spec = (out feature, in feature,
+    spatial...)``, ``out_spec = (batch, feature, spatial...)``; the spatial axes of the three
+    are listed in matching order.
+
+    Example:
+        >>> from funcgrad import lax
+        >>> lax.conv_dimension_numbers((1, 5, 5, 3), (3, 3, 3, 8), ("NHWC", "HWIO", "NHWC"))
+        ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1), out_spec=(0, 3, 1, 2))
+    """
+
+    lhs_spec: tuple
+    rhs_spec: tuple
+    out_spec: tuple
+
+
+def _conv_general_permutations(specs):
+    """Axis permutations from layout strings such as ``("NCHW", "OIHW", "NCHW")``."""
+    lhs_spec, rhs_spec, out_spec = specs
+    charpairs = (("N", "C"), ("O", "I"), ("N", "C"))
+    for name, spec, (a, b) in zip(("lhs", "rhs", "out"), specs, charpairs):
+        if not isinstance(spec, str):
+            raise TypeError(f"{_NAME}: dimension_numbers must be a ConvDimensionNumbers or three layout strings, "
+                            f"got {specs!r}")
+        if spec.count(a) != 1 or spec.count(b) != 1:
+            raise TypeError(f"{_NAME}: the {name} layout {spec!r} must contain '{a}' and '{b}' exactly once")
+        if len(spec) != len(set(spec)):
+            raise TypeError(f"{_NAME}: the {name} layout {spec!r} repeats a dimension")
+    if not set(lhs_spec) - {"N", "C"} == set(rhs_spec) - {"O", "I"} == set(out_spec) - {"N", "C"}:
+        raise TypeError(f"{_NAME}: the spatial dimensions of the layouts {specs!r} do not match")
+
+    def perm(spec, pair):
+        spatial = [i for i, c in enumerate(spec) if c not in pair]
+        if spec is not rhs_spec:
+            spatial = sorted(spatial, key=lambda i: rhs_spec.index(spec[i]))
+        return (spec.index(pair[0]), spec.index(pair[1])) + tuple(spatial)
+
+    return tuple(perm(s, p) for s, p in zip(specs, charpairs))
+
+
+def conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers) -> ConvDimensionNumbers:
+    """Normalise ``dimension_numbers`` (None, layout strings or ConvDimensionNumbers) to axis indices.
+
+    ``None`` means the channels-first layouts ``("NC...", "OI...", "NC...")``.
+
+    Example:
+        >>> from funcgrad import lax
+        >>> lax.conv_dimension_numbers((1, 3, 5, 5), (8, 3, 3, 3), None)
+        ConvDimensionNumbers(lhs_spec=(0, 1, 2, 3), rhs_spec=(0, 1, 2, 3), out_spec=(0, 1, 2, 3))
+    """
+    lhs_shape, rhs_shape = tuple(lhs_shape), tuple(rhs_shape)
+    if len(lhs_shape) != len(rhs_shape):
+        raise ShapeError(f"{_NAME}: lhs and rhs must have the same rank, got lhs shape {lhs_shape} "
+                         f"and rhs shape {rhs_shape}")
+    if len(lhs_shape) < 2:
+        raise ShapeError(f"{_NAME}: operands need rank >= 2 (batch and feature dimensions), got lhs shape "
+                         f"{lhs_shape}")
+    nd = len(lhs_shape)
+    if dimension_numbers is None:
+        iota = tuple(range(nd))
+        return ConvDimensionNumbers(iota, iota, iota)
+    if isinstance(dimension_numbers, (tuple, list)) and len(dimension_numbers) == 3 and all(
+            not isinstance(s, str) for s in dimension_numbers):
+        # A ConvDimensionNumbers (ours or JAX's) or any triple of axis-index sequences.
+        try:
+            dn = ConvDimensionNumbers(*(tuple(int(i) for i in s) for s in dimension_numbers))
+        except (TypeError, ValueError):
+            raise TypeError(f"{_NAME}: dimension_numbers must be None, a ConvDimensionNumbers or three layout "
+                            f"strings, got {dimension_numbers!r}") from None
+        for name, spec in zip(("lhs_spec", "rhs_spec", "out_spec"), dn):
+            if sorted(spec) != list(range(nd)):
+                raise ShapeError(f"{_NAME}: dimension_numbers.{name}={spec} is not a permutation of the {nd} axes "
+                                 f"of lhs shape {lhs_shape} / rhs shape {rhs_shape}")
+        return dn
+    if not isinstance(dimension_numbers, (tuple, list)) or len(dimension_numbers) != 3:
+        raise TypeError(f"{_NAME}: dimension_numbers must be None, a ConvDimensionNumbers or three layout strings, "
+                        f"got {dimension_numbers!r}")
+    for name, spec in zip(("lhs", "rhs", "out"), dimension_numbers):
+        if isinstance(spec, str) and len(spec) != nd:
+            raise ShapeError(f"{_NAME}: the {name} layout {spec!r} has {len(spec)} dimensions but the operands have "
+                             f"rank {nd} (lhs shape {lhs_shape}, rhs shape {rhs_shape})")
+    return ConvDimensionNumbers(*_conv_general_permutations(tuple(dimension_numbers)))
+
+
+def _dilate_shape(shape, dilation):
+    return tuple(0 if d == 0 else 1 + r * (d - 1) for d, r in zip(shape, dilation))
+
+
+def _ceil_div(a, b):
+    return -(-a // b)
+
+
+def padtype_to_pads(in_shape, window_shape, window_strides, padding):
+    """Explicit ``(low, high)`` pads for a padding name ``'SAME'``, ``'SAME_LOWER'`` or ``'VALID'``.
+
+    Example:
+        >>> from funcgrad import lax
+        >>> lax.padtype_to_pads((5, 6), (3, 3), (1, 2), "SAME")
+        [(1, 1), (0, 1)]
+    """
+    kind = padding.upper() if isinstance(padding, str) else padding
+    if kind == "VALID":
+        return [(0, 0)] * len(in_shape)
+    if kind in ("SAME", "SAME_LOWER"):
+        pads = []
+        for n, k, s in zip(in_shape, window_shape, window_strides):
+            total = max((_ceil_div(n, s) - 1) * s + k - n, 0)
+            lo, hi = total // 2, total - total // 2
+            pads.append((lo, hi) if kind == "SAME" else (hi, lo))
+        return pads
+    raise ValueError(f"padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) pairs, "
+                     f"got {padding!r}")
+
+
+def _explicit_padding(padding, nsp, where):
+    try:
+        pads = [(int(lo), int(hi)) for lo, hi in padding]
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) "
+                         f"pairs, got {padding!r}") from None
+    if len(pads) != nsp:
+        raise ValueError(f"{where}: padding {padding!r} needs {nsp} (low, high) pairs, one per spatial dimension")
+    return tuple(pads)
+
+
+def _int_tuple(values, n, default, what, where):
+    if values is None:
+        return (default,) * n
+    if isinstance(values, (int, np.integer)):
+        values = (values,) * n
+    out = tuple(int(v) for v in values)
+    if len(out) != n:
+        raise ValueError(f"{where}: {what} {tuple(values)} needs {n} entries, one per spatial dimension")
+    if any(v < 1 for v in out):
+        raise ValueError(f"{where}: {what} must be positive, got {out}")
+    return out
+
+
+# -- numpy evaluation ------------------------------------------------------------------------
+
+def dilate_pad_np(x, axes, pads, dilation, value):
+    """Dilate ``x`` along ``axes`` (``dilation - 1`` holes between elements), then pad or crop.
+
+    ``pads`` are ``(low, high)`` pairs; negative entries crop. Holes and pads hold ``value``.
+    """
+    if all(d == 1 for d in dilation) and all(p == (0, 0) for p in pads):
+        return x
+    shape = list(x.shape)
+    for ax, d in zip(axes, dilation):
+        shape[ax] = _dilate_shape((x.shape[ax],), (d,))[0]
+    grown = list(shape)
+    for ax, (lo, hi) in zip(axes, pads):
+        grown[ax] += max(lo, 0) + max(hi, 0)
+    out = np.full(grown, value, dtype=x.dtype)
+    dst = [np.s_[:]] * x.ndim
+    for ax, (lo, _), d in zip(axes, pads, dilation):
+        dst[ax] = np.s_[max(lo, 0): max(lo, 0) + shape[ax]: d]
+    out[tuple(dst)] = x
+    crop = [np.s_[:]] * x.ndim
+    for ax, (lo, hi) in zip(axes, pads):
+        crop[ax] = np.s_[-min(lo, 0): grown[ax] + min(hi, 0)]
+    return out[tuple(crop)]
+
+
+def windows_np(x, axes, window, strides, window_dilation):
+    """Strided view ``x.shape[non-window axes] + out positions + window`` of every window (no copy).
+
+    The window axes come last, in the order of ``axes``; the position axes replace ``axes``.
+    """
+    eff = _dilate_shape(window, window_dilation)
+    counts = [max((x.shape[ax] - e) // s + 1, 0) for ax, e, s in zip(axes, eff, strides)]
+    if any(c == 0 for c in counts) or any(e == 0 for e in eff):
+        shape = list(x.shape)
+        for ax, c in zip(axes, counts):
+            shape[ax] = c
+        return np.zeros(tuple(shape) + tuple(window), x.dtype)
+    view = np.lib.stride_tricks.sliding_window_view(x, eff, axis=axes)
+    sel = [np.s_[:]] * x.ndim
+    for ax, s in zip(axes, strides):
+        sel[ax] = np.s_[::s]
+    sel += [np.s_[::d] for d in window_dilation]
+    return view[tuple(sel)]
+
+
+def _compute_dtype(dtype, preferred):
+    if preferred is not None and np.dtype(preferred).itemsize > np.dtype(dtype).itemsize:
+        return np.dtype(preferred)
+    if dtype in (float16, bfloat16):  # accumulate low-precision products in float32
+        return np.dtype(np.float32)
+    return np.dtype(dtype)
+
+
+def _conv_impl(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+               feature_group_count, batch_group_count, preferred_element_type):
+    lhs_spec, rhs_spec, out_spec = dimension_numbers
+    out_dtype = np.dtype(preferred_element_type or lhs.dtype)
+    cdt = _compute_dtype(lhs.dtype, preferred_element_type)
+    x = np.transpose(lhs, lhs_spec).astype(cdt, copy=False)  # (N, C, spatial...)
+    w = np.transpose(rhs, rhs_spec).astype(cdt, copy=False)  # (O, I, spatial...)
+    nsp = x.ndim - 2
+    sp_axes = tuple(range(2, 2 + nsp))
+    x = dilate_pad_np(x, sp_axes, padding, lhs_dilation, 0)
+    win = windows_np(x, sp_axes, w.shape[2:], window_strides, rhs_dilation)  # (N, C, P..., K...)
+    n, c = win.shape[:2]
+    pos = win.shape[2:2 + nsp]
+    o, i = w.shape[:2]
+    npos = int(np.prod(pos, dtype=np.int64))
+    ksize = int(np.prod(w.shape[2:], dtype=np.int64))
+    g, b = feature_group_count, batch_group_count
+    q = max(g, b)
+    # im2col: (groups, batch * positions, features * window), one copy; the group axis comes
+    # from the features for feature groups and from the batch for batch groups.
+    if g > 1:
+        cols = win.reshape((n, g, c // g) + win.shape[2:])
+        cols = np.moveaxis(cols, 1, 0)  # (G, N, Cg, P..., K...)
+        nq, cq = n, c // g
+    else:
+        cols = win.reshape((b, n // b) + win.shape[1:])  # (B, Nb, C, P..., K...)
+        nq, cq = n // b, c
+    cols = np.moveaxis(cols, 2, 2 + nsp).reshape(q, nq * npos, cq * ksize)
+    kern = w.reshape(q, o // q, i * ksize).transpose(0, 2, 1)  # (Q, Cq*K, Oq)
+    out = np.matmul(cols, kern)  # (Q, Nq*P, Oq)
+    out = out.reshape((q, nq) + pos + (o // q,))
+    out = np.moveaxis(out, (0, out.ndim - 1), (1, 2)).reshape((nq, o) + pos)  # (Nq, O, P...)
+    return np.ascontiguousarray(np.transpose(out, np.argsort(out_spec))).astype(out_dtype, copy=False)
+
+
+def _conv_shape(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                feature_group_count, batch_group_count):
+    """Output shape, with JAX-like validation (errors name the shapes involved)."""
+    lhs_spec, rhs_spec, out_spec = dimension_numbers
+    shapes = f"lhs shape {tuple(lhs_shape)}, rhs shape {tuple(rhs_shape)}"
+    if len(lhs_shape) != len(rhs_shape):
+        raise ShapeError(f"{_NAME}: lhs and rhs must have the same rank ({shapes})")
+    nsp = len(lhs_shape) - 2
+    for what, v in (("window_strides", window_strides), ("padding", padding), ("lhs_dilation", lhs_dilation),
+                    ("rhs_dilation", rhs_dilation)):
+        if len(v) != nsp:
+            raise ShapeError(f"{_NAME}: {what} {tuple(v)} needs {nsp} entries, one per spatial dimension ({shapes})")
+    g, b = feature_group_count, batch_group_count
+    if g < 1 or b < 1:
+        raise ValueError(f"{_NAME}: feature_group_count and batch_group_count must be positive, got {g} and {b}")
+    if g > 1 and b > 1:
+        raise ValueError(f"{_NAME}: at most one of feature_group_count ({g}) and batch_group_count ({b}) may "
+                         "exceed 1")
+    n, c = lhs_shape[lhs_spec[0]], lhs_shape[lhs_spec[1]]
+    o, i = rhs_shape[rhs_spec[0]], rhs_shape[rhs_spec[1]]
+    if c % g:
+        raise ShapeError(f"{_NAME}: lhs feature dimension ({c}) must be a multiple of feature_group_count ({g}) "
+                         f"({shapes})")
+    if c // g != i:
+        raise ShapeError(f"{_NAME}: lhs feature dimension ({c}) divided by feature_group_count ({g}) must equal "
+                         f"the rhs input feature dimension ({i}) ({shapes})")
+    if o % g:
+        raise ShapeError(f"{_NAME}: rhs output feature dimension ({o}) must be a multiple of feature_group_count "
+                         f"({g}) ({shapes})")
+    if n % b:
+        raise ShapeError(f"{_NAME}: lhs batch dimension ({n}) must be a multiple of batch_group_count ({b}) "
+                         f"({shapes})")
+    if o % b:
+        raise ShapeError(f"{_NAME}: rhs output feature dimension ({o}) must be a multiple of batch_group_count "
+                         f"({b}) ({shapes})")
+    lhs_sp = [lhs_shape[d] for d in lhs_spec[2:]]
+    rhs_sp = [rhs_shape[d] for d in rhs_spec[2:]]
+    in_eff = _dilate_shape(lhs_sp, lhs_dilation)
+    k_eff = _dilate_shape(rhs_sp, rhs_dilation)
+    out_sp = []
+    for size, k, s, (lo, hi) in zip(in_eff, k_eff, window_strides, padding):
+        padded = size + lo + hi
+        if padded < 0:
+            raise ShapeError(f"{_NAME}: padding {tuple(padding)} makes a spatial dimension negative ({shapes})")
+        out_sp.append(0 if padded < k else (padded - k) // s + 1)
+    canonical = (n // b, o) + tuple(out_sp)
+    out = [0] * len(canonical)
+    for j, ax in enumerate(out_spec):
+        out[ax] = canonical[j]
+    return tuple(out)
+
+
+def _conv_abstract(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                   feature_group_count, batch_group_count, preferred_element_type):
+    if lhs.dtype != rhs.dtype:
+        raise DTypeError(f"{_NAME}: lhs and rhs must have equal dtypes, got {lhs.dtype} and {rhs.dtype}")
+    shape = _conv_shape(lhs.shape, rhs.shape, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                        feature_group_count, batch_group_count)
+    return ShapedArray(shape, preferred_element_type or lhs.dtype)
+
+
+# -- differentiation ----------------------------------------------------------------------------
+
+def _conv_jvp(primals, tangents, **params):
+    lhs, rhs = primals
+    tl, tr = tangents
+    ans = conv_general_dilated_p.bind(lhs, rhs, **params)
+    out = None
+    if tl is not None:
+        out = conv_general_dilated_p.bind(tl, rhs, **params)
+    if tr is not None:
+        out = add_tangents(out, conv_general_dilated_p.bind(lhs, tr, **params))
+    return ans, out
+
+
+def _spec_transpose(spec):
+    return (spec[1], spec[0]) + tuple(spec[2:])
+
+
+def _reshape_axis_out_of(src, size1, x):
+    from .shape import reshape
+
+    shape = list(x.shape)
+    shape[src:src + 1] = [size1, shape[src] // size1]
+    return reshape(x, shape)
+
+
+def _reshape_axis_into(src, dst, x):
+    """Merge axis ``src`` into axis ``dst`` (numbered after removing ``src``) as its major part."""
+    from .shape import reshape
+
+    perm = [i for i in range(x.ndim) if i != src]
+    perm.insert(dst, src)
+    new_shape = [s for i, s in enumerate(x.shape) if i != src]
+    new_shape[dst] *= x.shape[src]
+    return reshape(x, new_shape, perm)
+
+
+def _vjp_lhs_padding(in_shape, window_dimensions, window_strides, out_shape, padding, lhs_dilation, rhs_dilation):
+    lhs_d = _dilate_shape(in_shape, lhs_dilation)
+    rhs_d = _dilate_shape(window_dimensions, rhs_dilation)
+    out_d = _dilate_shape(out_shape, window_strides)
+    before = [k - lo - 1 for k, (lo, _) in zip(rhs_d, padding)]
+    after = [i + k - 1 - o - b for i, k, o, b in zip(lhs_d, rhs_d, out_d, before)]
+    return tuple(zip(before, after))
+
+
+def _vjp_rhs_padding(in_shape, window_dimensions, window_strides, out_shape, padding, lhs_dilation, rhs_dilation):
+    lhs_d = _dilate_shape(in_shape, lhs_dilation)
+    rhs_d = _dilate_shape(window_dimensions, rhs_dilation)
+    out_d = _dilate_shape(out_shape, window_strides)
+    los = [lo for lo, _ in padding]
+    his = [o - i + k - lo - 1 for o, i, k, lo in zip(out_d, lhs_d, rhs_d, los)]
+    return tuple(zip(los, his))
+
+
+def _cast_to(x, dtype):
+    from .elementwise import convert_element_type
+
+    return x if x.dtype == dtype else convert_element_type(x, dtype)
+
+
+def _conv_transpose_lhs(g, rhs, lhs_aval, *, window_strides, padding, lhs_dilation, rhs_dilation,
+                        dimension_numbers, feature_group_count, batch_group_count, preferred_element_type):
+    from .shape import rev
+
+    lhs_spec, rhs_spec, out_spec = dimension_numbers
+    rhs = _cast_to(rhs, g.dtype)
+    t_rhs_spec = _spec_transpose(rhs_spec)
+    groups = feature_group_count
+    if feature_group_count > 1 or batch_group_count > 1:
+        # Move the group axis of the kernel's output features into its input features, which
+        # are the output features of the transposed convolution.
+        q = max(feature_group_count, batch_group_count)
+        rhs = _reshape_axis_out_of(rhs_spec[0], q, rhs)
+        rhs = _reshape_axis_into(rhs_spec[0], rhs_spec[1], rhs)
+        groups = q
+    trans_dn = ConvDimensionNumbers(out_spec, t_rhs_spec, lhs_spec)
+    pads = _vjp_lhs_padding([lhs_aval.shape[d] for d in lhs_spec[2:]], [rhs.shape[d] for d in rhs_spec[2:]],
+                            window_strides, [g.shape[d] for d in out_spec[2:]], padding, lhs_dilation, rhs_dilation)
+    revd = rev(rhs, tuple(rhs_spec[2:]))
+    out = conv_general_dilated_p.bind(
+        g, revd, window_strides=lhs_dilation, padding=pads, lhs_dilation=window_strides,
+        rhs_dilation=rhs_dilation, dimension_numbers=trans_dn, feature_group_count=groups, batch_group_count=1,
+        preferred_element_type=None)
+    if batch_group_count > 1:
+        out = _reshape_axis_out_of(lhs_spec[1], batch_group_count, out)
+        out = _reshape_axis_into(lhs_spec[1], lhs_spec[0], out)
+    return _cast_to(out, lhs_aval.dtype)
+
+
+def _conv_transpose_rhs(g, lhs, rhs_aval, *, window_strides, padding, lhs_dilation, rhs_dilation,
+                        dimension_numbers, feature_group_count, batch_group_count, preferred_element_type):
+    lhs = _cast_to(lhs, g.dtype)
+    lhs_spec, rhs_spec, out_spec = dimension_numbers
+    lhs_t, rhs_t, out_t = map(_spec_transpose, dimension_numbers)
+    # Feature groups of the forward convolution become batch groups of the kernel gradient
+    # (and vice versa): each group's kernel slice only sees its own features.
+    fgc, bgc = batch_group_count, feature_group_count
+    trans_dn = ConvDimensionNumbers(lhs_t, out_t, rhs_t)
+    pads = _vjp_rhs_padding([lhs.shape[d] for d in lhs_spec[2:]], [rhs_aval.shape[d] for d in rhs_spec[2:]],
+                            window_strides, [g.shape[d] for d in out_spec[2:]], padding, lhs_dilation, rhs_dilation)
+    out = conv_general_dilated_p.bind(
+        lhs, g, window_strides=rhs_dilation, padding=pads, lhs_dilation=lhs_dilation, rhs_dilation=window_strides,
+        dimension_numbers=trans_dn, feature_group_count=fgc, batch_group_count=bgc, preferred_element_type=None)
+    return _cast_to(out, rhs_aval.dtype)
+
+
+def _conv_transpose(ct, lhs, rhs, **params):
+    if is_undefined(lhs) and is_undefined(rhs):
+        raise TypeError(f"{_NAME}: cannot transpose a convolution of two linear values (it is bilinear, not linear)")
+    if is_undefined(lhs):
+        return [_conv_transpose_lhs(ct, rhs, lhs.aval, **params), None]
+    if 0 in ct.shape:
+        from ..transforms.jvp import zeros_like_aval
+
+        return [None, zeros_like_aval(rhs.aval)]
+    return [None, _conv_transpose_rhs(ct, lhs, rhs.aval, **params)]
+
+
+conv_general_dilated_p = Primitive("conv_general_dilated")
+conv_general_dilated_p.impl = _conv_impl
+conv_general_dilated_p.abstract_eval = _conv_abstract
+conv_general_dilated_p.jvp = _conv_jvp
+conv_general_dilated_p.transpose = _conv_transpose
+
+
+# -- public API ----------------------------------------------------------------------------------
+
+def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding, lhs_dilation=None, rhs_dilation=None,
+                         dimension_numbers=None, feature_group_count: int = 1, batch_group_count: int = 1,
+                         precision=None, preferred_element_type=None):
+    """General n-d convolution with JAX's (XLA's) semantics.
+
+    Computes a cross-correlation (no kernel flip), as JAX and PyTorch do.
+
+    Args:
+        lhs: input, rank ``n + 2`` (batch, feature and ``n`` spatial dimensions in the layout
+            given by ``dimension_numbers``).
+        rhs: kernel, rank ``n + 2`` (output feature, input feature and spatial dimensions).
+        window_strides: ``n`` strides.
+        padding: ``'SAME'``, ``'SAME_LOWER'``, ``'VALID'`` or ``n`` ``(low, high)`` pairs (negative
+            values crop).
+        lhs_dilation: ``n`` input dilation factors (transposed convolution), default 1.
+        rhs_dilation: ``n`` kernel dilation factors (atrous convolution), default 1.
+        dimension_numbers: ``None`` (``NCHW``/``OIHW``/``NCHW``), a :class:`ConvDimensionNumbers` or
+            three layout strings such as ``("NHWC", "HWIO", "NHWC")``.
+        feature_group_count: split the input features into this many groups (grouped and depthwise
+            convolution).
+        batch_group_count: split the batch into this many groups, each convolved with its slice of
+            the output features (used by the kernel gradient of grouped convolutions).
+        precision: accepted for JAX compatibility and ignored.
+        preferred_element_type: result (and accumulation) dtype.
+
+    Returns:
+        The convolution, laid out as ``dimension_numbers``' output spec.
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> from funcgrad import lax
+        >>> x, w = fnp.ones((1, 1, 4, 4)), fnp.ones((2, 1, 3, 3))
+        >>> lax.conv_general_dilated(x, w, (1, 1), "SAME").shape
+        (1, 2, 4, 4)
+        >>> lax.conv_general_dilated(x, w, (1, 1), "VALID")[0, 0]
+        Array([[9., 9.],
+               [9., 9.]], dtype=float32)
+    """
+    lhs, rhs = as_array(lhs, _NAME), as_array(rhs, _NAME)
+    dn = conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+    nsp = lhs.ndim - 2
+    strides = _int_tuple(window_strides, nsp, 1, "window_strides", _NAME)
+    lhs_dil = _int_tuple(lhs_dilation, nsp, 1, "lhs_dilation", _NAME)
+    rhs_dil = _int_tuple(rhs_dilation, nsp, 1, "rhs_dilation", _NAME)
+    if isinstance(padding, str):
+        rhs_sp = [rhs.shape[d] for d in dn.rhs_spec[2:]]
+        try:
+            pads = padtype_to_pads([lhs.shape[d] for d in dn.lhs_spec[2:]], _dilate_shape(rhs_sp, rhs_dil), strides,
+                                   padding)
+        except ValueError as e:
+            raise ValueError(f"{_NAME}: {e} (lhs shape {lhs.shape}, rhs shape {rhs.shape})") from None
+        pads = tuple(pads)
+    else:
+        pads = _explicit_padding(padding, nsp, _NAME)
+    if lhs.dtype != rhs.dtype:
+        from ..core.dtypes import result_type
+        from .elementwise import convert_element_type
+
+        dt = result_type(lhs.dtype, rhs.dtype)
+        lhs, rhs = convert_element_type(lhs, dt), convert_element_type(rhs, dt)
+    if lhs.dtype == np.bool_:
+        raise DTypeError(f"{_NAME} does not accept bool operands (lhs shape {lhs.shape}, rhs shape {rhs.shape})")
+    pet = None if preferred_element_type is None else np.dtype(preferred_element_type)
+    if pet == lhs.dtype:
+        pet = None
+    params = dict(window_strides=strides, padding=pads, lhs_dilation=lhs_dil, rhs_dilation=rhs_dil,
+                  dimension_numbers=dn, feature_group_count=int(feature_group_count),
+                  batch_group_count=int(batch_group_count), preferred_element_type=pet)
+    _conv_abstract(lhs.aval, rhs.aval, **params)  # validate here: eager evaluation skips abstract_eval
+    return conv_general_dilated_p.bind(lhs, rhs, **params)
+
+
+def conv(lhs, rhs, window_strides, padding, precision=None, preferred_element_type=None):
+    """Channels-first convolution (``NC...`` input, ``OI...`` kernel) without dilation.
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> from funcgrad import lax
+        >>> lax.conv(fnp.ones((2, 3, 8)), fnp.ones((4, 3, 3)), (2,), "SAME").shape
+        (2, 4, 4)
+    """
+    return conv_general_dilated(lhs, rhs, window_strides, padding, precision=precision,
+                                preferred_element_type=preferred_element_type)
+
+
+def conv_with_general_padding(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, precision=None,
+                              preferred_element_type=None):
+    """Channels-first convolution with explicit padding and input/kernel dilation.
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> from funcgrad import lax
+        >>> lax.conv_with_general_padding(fnp.ones((1, 1, 5, 5)), fnp.ones((1, 1, 3, 3)), (1, 1),
+        ...                               [(1, 1), (0, 0)], (1, 1), (2, 2)).shape
+        (1, 1, 3, 1)
+    """
+    return conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+                                rhs_dilation=rhs_dilation, precision=precision,
+                                preferred_element_type=preferred_element_type)
+
+
+def _conv_transpose_padding(k, s, padding):
+    if padding == "SAME":
+        pad_len = k + s - 2
+        pad_a = k - 1 if s > k - 1 else _ceil_div(pad_len, 2)
+    elif padding == "VALID":
+        pad_len = k + s - 2 + max(k - s, 0)
+        pad_a = k - 1
+    else:
+        raise ValueError(f"lax.conv_transpose: padding must be 'SAME', 'VALID' or (low, high) pairs, got {padding!r}")
+    return pad_a, pad_len - pad_a
+
+
+def conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numbers=None,
+                   transpose_kernel: bool = False, precision=None, preferred_element_type=None):
+    """Transposed ("deconvolution") convolution, with JAX's ``lax.conv_transpose`` semantics.
+
+    Implemented as a convolution with ``lhs_dilation = strides``. Default layouts are
+    channels-last (``NHWC``/``HWIO``), as in JAX; ``transpose_kernel=True`` flips the kernel
+    spatially and swaps its feature axes (the gradient-of-convolution convention, as
+    PyTorch's ``conv_transpose2d``).
+
+    Example:
+        >>> import funcgrad.numpy as fnp
+        >>> from funcgrad import lax
+        >>> lax.conv_transpose(fnp.ones((1, 4, 4, 2)), fnp.ones((3, 3, 2, 5)), (2, 2), "SAME").shape
+        (1, 8, 8, 5)
+    """
+    where = "lax.conv_transpose"
+    lhs, rhs = as_array(lhs, where), as_array(rhs, where)
+    nd = lhs.ndim
+    if dimension_numbers is None:
+        defaults = {2: ("NC", "IO", "NC"), 3: ("NHC", "HIO", "NHC"), 4: ("NHWC", "HWIO", "NHWC"),
+                    5: ("NHWDC", "HWDIO", "NHWDC")}
+        if nd not in defaults or rhs.ndim != nd:
+            raise ValueError(f"{where}: no default dimension_numbers for lhs shape {lhs.shape} and rhs shape "
+                             f"{rhs.shape}; pass dimension_numbers")
+        dimension_numbers = defaults[nd]
+    dn = conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+    nsp = nd - 2
+    strides = _int_tuple(strides, nsp, 1, "strides", where)
+    rhs_dil = _int_tuple(rhs_dilation, nsp, 1, "rhs_dilation", where)
+    if isinstance(padding, str):
+        k_eff = _dilate_shape([rhs.shape[d] for d in dn.rhs_spec[2:]], rhs_dil)
+        pads = [_conv_transpose_padding(k, s, padding.upper()) for k, s in zip(k_eff, strides)]
+    else:
+        pads = padding
+    if transpose_kernel:
+        from .shape import rev, transpose
+
+        rhs = rev(rhs, tuple(dn.rhs_spec[2:]))
+        perm = list(range(nd))
+        perm[dn.rhs_spec[0]], perm[dn.rhs_spec[1]] = perm[dn.rhs_spec[1]], perm[dn.rhs_spec[0]]
+        rhs = transpose(rhs, perm)
+    return conv_general_dilated(lhs, rhs, (1,) * nsp, pads, strides, rhs_dil, dn, precision=precision,
+                                preferred_element_type=preferred_element_type)

@@ -1,0 +1,330 @@
+"""lax.conv_general_dilated (and wrappers) and lax.reduce_window: values and derivatives.
+
+Values and VJPs are compared with JAX where it is installed; derivatives are also checked
+numerically in float64 (finite differences and the inner-product identity), to second order.
+"""
+
+import numpy as np
+import pytest
+
+import funcgrad as fg
+import funcgrad.numpy as fnp
+from funcgrad import lax
+from funcgrad.testing import check_grads
+
+
+@pytest.fixture(scope="module")
+def jax():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+# (name, lhs shape, rhs shape, kwargs); shapes are in the layout of dimension_numbers.
+CONV_CASES = [
+    ("valid_2d", (2, 3, 6, 5), (4, 3, 3, 2), dict(window_strides=(1, 1), padding="VALID")),
+    ("same_strided", (2, 3, 7, 6), (4, 3, 3, 3), dict(window_strides=(2, 3), padding="SAME")),
+    ("same_lower", (1, 2, 6, 5), (3, 2, 2, 3), dict(window_strides=(2, 1), padding="SAME_LOWER")),
+    ("explicit_neg_pad", (2, 2, 7, 6), (3, 2, 3, 2), dict(window_strides=(2, 1), padding=((2, -1), (0, 1)))),
+    ("lhs_dilation", (1, 2, 4, 5), (3, 2, 3, 3), dict(window_strides=(1, 2), padding=((2, 2), (1, 0)),
+                                                       lhs_dilation=(2, 3))),
+    ("rhs_dilation", (2, 2, 8, 7), (3, 2, 3, 2), dict(window_strides=(1, 2), padding="SAME", rhs_dilation=(2, 3))),
+    ("all_dilations", (1, 2, 5, 5), (2, 2, 2, 3), dict(window_strides=(3, 2), padding=((1, 2), (2, 1)),
+                                                        lhs_dilation=(2, 1), rhs_dilation=(1, 2))),
+    ("groups", (2, 4, 6, 5), (6, 2, 3, 2), dict(window_strides=(1, 2), padding="SAME", feature_group_count=2)),
+    ("depthwise", (2, 3, 5, 5), (6, 1, 3, 3), dict(window_strides=(2, 2), padding=((1, 1), (1, 1)),
+                                                    feature_group_count=3)),
+    ("batch_groups", (4, 3, 5, 4), (6, 3, 2, 2), dict(window_strides=(1, 1), padding="VALID", batch_group_count=2)),
+    ("conv_1d", (2, 3, 9), (4, 3, 3), dict(window_strides=(2,), padding="SAME")),
+    ("conv_1d_dilated", (2, 2, 10), (4, 1, 4), dict(window_strides=(1,), padding=((3, 0),), rhs_dilation=(2,),
+                                                     feature_group_count=2)),
+    ("conv_3d", (1, 2, 5, 4, 6), (3, 2, 2, 3, 2), dict(window_strides=(2, 1, 2), padding="SAME",
+                                                        rhs_dilation=(1, 1, 2))),
+    ("nhwc", (2, 6, 5, 3), (3, 2, 3, 4), dict(window_strides=(1, 2), padding="SAME",
+                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))),
+    ("nhwc_groups", (2, 5, 5, 4), (2, 2, 2, 6), dict(window_strides=(2, 1), padding=((0, 1), (1, 1)),
+                                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                                      feature_group_count=2)),
+    ("mixed_layout", (5, 2, 6, 3), (4, 3, 2, 3), dict(window_strides=(1, 1), padding="VALID",
+                                                       dimension_numbers=("HNWC", "OHWI", "NCWH"))),
+    ("empty_output", (1, 2, 3, 3), (2, 2, 4, 2), dict(window_strides=(1, 1), padding="VALID")),
+]
+CONV_IDS = [c[0] for c in CONV_CASES]
+
+
+def _operands(lhs_shape, rhs_shape, dtype=np.float64, seed=0):
+    r = np.random.default_rng(seed)
+    return r.standard_normal(lhs_shape).astype(dtype), r.standard_normal(rhs_shape).astype(dtype)
+
+
+@pytest.mark.parametrize("name,lhs_shape,rhs_shape,kw", CONV_CASES, ids=CONV_IDS)
+def test_conv_values_match_jax(jax, name, lhs_shape, rhs_shape, kw):
+    x, w = _operands(lhs_shape, rhs_shape)
+    out = lax.conv_general_dilated(x, w, **kw)
+    expected = jax.lax.conv_general_dilated(x, w, **kw)
+    assert out.shape == expected.shape and out.dtype == np.float64
+    np.testing.assert_allclose(np.asarray(out), np.asarray(expected), rtol=1e-12, atol=1e-12)
+    # abstract evaluation agrees with evaluation
+    jaxpr = fg.make_jaxpr(lambda a, b: lax.conv_general_dilated(a, b, **kw))(x, w)
+    assert jaxpr.out_avals[0].shape == out.shape
+
+
+@pytest.mark.parametrize("name,lhs_shape,rhs_shape,kw", CONV_CASES, ids=CONV_IDS)
+def test_conv_vjp_matches_jax(jax, name, lhs_shape, rhs_shape, kw):
+    x, w = _operands(lhs_shape, rhs_shape)
+    out, pullback = fg.vjp(lambda a, b: lax.conv_general_dilated(a, b, **kw), x, w)
+    jout, jpullback = jax.vjp(lambda a, b: jax.lax.conv_general_dilated(a, b, **kw), x, w)
+    ct = np.random.default_rng(1).standard_normal(jout.shape)
+    for got, want in zip(pullback(ct), jpullback(ct)):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("name", ["explicit_neg_pad", "all_dilations", "batch_groups", "nhwc_groups"])
+def test_conv_second_order_matches_jax(jax, name):
+    _, lhs_shape, rhs_shape, kw = CONV_CASES[CONV_IDS.index(name)]
+    x, w = _operands(lhs_shape, rhs_shape)
+    ct = np.random.default_rng(2).standard_normal(jax.eval_shape(
+        lambda a, b: jax.lax.conv_general_dilated(a, b, **kw), x, w).shape)
+
+    def make(conv, vjp, np_):
+        def f(a, b):
+            _, pullback = vjp(lambda a, b: conv(a, b, **kw), a, b)
+            ga, gb = pullback(ct)
+            return np_.sum(ga * ga * a) + np_.sum(gb * gb * gb)
+        return f
+
+    import jax.numpy as jnp
+
+    got = fg.grad(make(lax.conv_general_dilated, fg.vjp, fnp), argnums=(0, 1))(x, w)
+    want = jax.grad(make(jax.lax.conv_general_dilated, jax.vjp, jnp), argnums=(0, 1))(x, w)
+    for g, h in zip(got, want):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(h), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["same_strided", "explicit_neg_pad", "lhs_dilation", "all_dilations", "groups",
+                                  "depthwise", "batch_groups", "conv_1d", "conv_3d", "nhwc", "mixed_layout"])
+def test_conv_check_grads(name):
+    _, lhs_shape, rhs_shape, kw = CONV_CASES[CONV_IDS.index(name)]
+    x, w = _operands(lhs_shape, rhs_shape, seed=3)
+    check_grads(lambda a, b: lax.conv_general_dilated(a, b, **kw), (x, w), order=2)
+    # a nonlinear function of the convolution, so second derivatives are not trivially zero
+    check_grads(lambda a, b: fnp.tanh(lax.conv_general_dilated(a * a, b, **kw)), (x, w), order=2, modes=("rev",))
+
+
+def test_conv_wrappers_match_jax(jax):
+    x, w = _operands((2, 3, 7, 6), (4, 3, 3, 2))
+    np.testing.assert_allclose(np.asarray(lax.conv(x, w, (2, 1), "SAME")),
+                               np.asarray(jax.lax.conv(x, w, (2, 1), "SAME")), rtol=1e-12, atol=1e-12)
+    args = ((1, 2), ((1, 0), (2, 1)), (2, 1), (1, 2))
+    np.testing.assert_allclose(np.asarray(lax.conv_with_general_padding(x, w, *args)),
+                               np.asarray(jax.lax.conv_with_general_padding(x, w, *args)), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID", ((1, 2), (0, 1))])
+@pytest.mark.parametrize("transpose_kernel", [False, True])
+def test_conv_transpose_matches_jax(jax, padding, transpose_kernel):
+    # NHWC input, HWIO kernel (HWOI, in effect, with transpose_kernel: the gradient-of-conv convention)
+    x, w = _operands((2, 5, 4, 3), (3, 2, 4, 3) if transpose_kernel else (3, 2, 3, 4))
+    got = lax.conv_transpose(x, w, (2, 3), padding, transpose_kernel=transpose_kernel)
+    want = jax.lax.conv_transpose(x, w, (2, 3), padding, transpose_kernel=transpose_kernel)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-12)
+
+
+def test_conv_accepts_jax_dimension_numbers(jax):
+    x, w = _operands((2, 6, 5, 3), (3, 2, 3, 4))
+    dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+    ours = lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
+    assert tuple(map(tuple, dn)) == tuple(ours)
+    np.testing.assert_allclose(np.asarray(lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)),
+                               np.asarray(lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=ours)))
+
+
+def test_conv_dtypes():
+    x, w = _operands((1, 2, 5, 5), (3, 2, 3, 3), dtype=np.float32)
+    assert lax.conv(x, w, (1, 1), "SAME").dtype == np.float32
+    out = lax.conv_general_dilated(x.astype(np.float16), w.astype(np.float16), (1, 1), "SAME",
+                                   preferred_element_type=np.float32)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(np.asarray(out), np.asarray(lax.conv(x, w, (1, 1), "SAME")), rtol=2e-2, atol=2e-2)
+    xi, wi = np.arange(50).reshape(1, 2, 5, 5), np.ones((1, 2, 2, 2), np.int64)
+    out = lax.conv(xi, wi, (1, 1), "VALID")
+    assert out.dtype == np.int64 and int(out[0, 0, 0, 0]) == 0 + 1 + 5 + 6 + 25 + 26 + 30 + 31
+    # mixed dtypes promote
+    assert lax.conv(x, w.astype(np.float64), (1, 1), "SAME").dtype == np.float64
+    # the gradient of a float32 convolution is float32
+    g = fg.grad(lambda a: fnp.sum(lax.conv(a, w, (2, 2), "SAME")))(x)
+    assert g.dtype == np.float32 and g.shape == x.shape
+
+
+def test_conv_known_values():
+    x = fnp.arange(1.0, 6.0).reshape(1, 1, 5)
+    w = fnp.array([[[1.0, 0.0, -1.0]]])
+    # cross-correlation (no kernel flip), as JAX and PyTorch
+    np.testing.assert_array_equal(np.asarray(lax.conv(x, w, (1,), "VALID")), [[[-2.0, -2.0, -2.0]]])
+    np.testing.assert_array_equal(np.asarray(lax.conv(x, w, (2,), "SAME")), [[[-2.0, -2.0, 4.0]]])
+
+
+def test_conv_under_jit_like_tracing():
+    x, w = _operands((1, 2, 5, 5), (3, 2, 3, 3))
+    jaxpr = fg.make_jaxpr(lambda a, b: lax.conv_general_dilated(a, b, (2, 1), "SAME", feature_group_count=1))(x, w)
+    assert "conv_general_dilated" in str(jaxpr)
+
+
+@pytest.mark.parametrize("lhs_shape,rhs_shape,kw,match", [
+    ((1, 3, 5, 5), (2, 4, 3, 3), {}, r"feature dimension \(3\).*\(4\).*lhs shape \(1, 3, 5, 5\)"),
+    ((1, 4, 5, 5), (3, 2, 3, 3), dict(feature_group_count=2), r"rhs output feature dimension \(3\).*multiple"),
+    ((3, 4, 5, 5), (4, 4, 3, 3), dict(batch_group_count=2), r"lhs batch dimension \(3\).*batch_group_count"),
+    ((1, 3, 5, 5), (2, 3, 3), {}, r"same rank.*\(1, 3, 5, 5\).*\(2, 3, 3\)"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), dict(padding="FULL"), r"conv_general_dilated.*padding.*'FULL'"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), dict(padding=((1, 1),)), r"conv_general_dilated: padding.*2 \(low, high\)"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), dict(window_strides=(1, 1, 1)), r"window_strides.*needs 2"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), dict(window_strides=(0, 1)), r"window_strides must be positive"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), dict(dimension_numbers=("NCH", "OIHW", "NCHW")), r"layout 'NCH'.*rank 4"),
+    ((1, 3, 5, 5), (2, 3, 3, 3), dict(dimension_numbers=("NCHW", "OIHW", "NCWW")), r"out layout 'NCWW'"),
+    ((1, 4, 5, 5), (4, 2, 3, 3), dict(feature_group_count=2, batch_group_count=2), r"at most one"),
+])
+def test_conv_errors(lhs_shape, rhs_shape, kw, match):
+    x, w = np.ones(lhs_shape), np.ones(rhs_shape)
+    kw = dict(dict(window_strides=(1,) * (len(lhs_shape) - 2), padding="SAME"), **kw)
+    with pytest.raises((ValueError, TypeError), match=match):
+        lax.conv_general_dilated(x, w, **kw)
+
+
+def test_conv_error_types():
+    with pytest.raises(ValueError):
+        lax.conv(np.ones((1, 3, 5, 5)), np.ones((2, 4, 3, 3)), (1, 1), "SAME")
+    with pytest.raises(ValueError):
+        lax.conv(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), (1, 1), "same-ish")
+    with pytest.raises(fg.errors.FuncgradError):
+        lax.conv(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3)), (1, 1), "SAME")
+
+
+# -- reduce_window ----------------------------------------------------------------------------------
+
+WINDOW_CASES = [
+    ("valid", (2, 6, 5), dict(window_dimensions=(1, 2, 2), window_strides=(1, 2, 2), padding="VALID")),
+    ("same_overlap", (2, 6, 5), dict(window_dimensions=(1, 3, 3), window_strides=(1, 1, 2), padding="SAME")),
+    ("explicit", (3, 7), dict(window_dimensions=(2, 3), window_strides=(1, 2), padding=((1, 0), (2, 1)))),
+    ("neg_pad", (4, 7), dict(window_dimensions=(2, 2), window_strides=(2, 1), padding=((0, -1), (-1, 1)))),
+    ("base_dilation", (3, 5), dict(window_dimensions=(2, 3), window_strides=(1, 2), padding=((0, 1), (1, 1)),
+                                   base_dilation=(2, 1))),
+    ("window_dilation", (5, 7), dict(window_dimensions=(2, 3), window_strides=(1, 1), padding="SAME",
+                                     window_dilation=(2, 2))),
+    ("pool_nchw", (2, 3, 6, 6), dict(window_dimensions=(1, 1, 3, 3), window_strides=(1, 1, 2, 2),
+                                     padding=((0, 0), (0, 0), (1, 1), (1, 1)))),
+    ("1d", (9,), dict(window_dimensions=(3,), window_strides=(2,), padding="SAME_LOWER")),
+]
+WINDOW_IDS = [c[0] for c in WINDOW_CASES]
+MONOIDS = [("sum", 0.0), ("max", -np.inf), ("min", np.inf)]
+
+
+def _lax_fn(module, kind):
+    return {"sum": module.add, "max": module.max, "min": module.min}[kind]
+
+
+@pytest.mark.parametrize("kind,init", MONOIDS, ids=[m[0] for m in MONOIDS])
+@pytest.mark.parametrize("name,shape,kw", WINDOW_CASES, ids=WINDOW_IDS)
+def test_reduce_window_matches_jax(jax, kind, init, name, shape, kw):
+    x = np.random.default_rng(0).standard_normal(shape)
+    got = lax.reduce_window(x, init, _lax_fn(lax, kind), **kw)
+    want = jax.lax.reduce_window(x, init, _lax_fn(jax.lax, kind), **kw)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-13, atol=1e-13)
+    negative_pad = not isinstance(kw["padding"], str) and min(min(p) for p in kw["padding"]) < 0
+    if kind != "sum" and ("window_dilation" in kw or "base_dilation" in kw or negative_pad):
+        return  # JAX has no VJP for max/min pooling with dilation or cropping; check_grads covers it
+    _, pullback = fg.vjp(lambda a: lax.reduce_window(a, init, _lax_fn(lax, kind), **kw), x)
+    _, jpullback = jax.vjp(lambda a: jax.lax.reduce_window(a, init, _lax_fn(jax.lax, kind), **kw), x)
+    ct = np.random.default_rng(1).standard_normal(want.shape)
+    np.testing.assert_allclose(np.asarray(pullback(ct)[0]), np.asarray(jpullback(ct)[0]), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["sum", "max", "min"])
+@pytest.mark.parametrize("name,shape,kw", WINDOW_CASES, ids=WINDOW_IDS)
+def test_reduce_window_check_grads(kind, name, shape, kw):
+    # Distinct, well-separated values: finite differences must not cross a tie.
+    n = int(np.prod(shape))
+    x = (np.random.default_rng(4).permutation(n).reshape(shape) + 1.0) / n  # gaps of 1/n >> eps
+    fn = {"sum": lax.reduce_window_sum, "max": lax.reduce_window_max, "min": lax.reduce_window_min}[kind]
+    check_grads(lambda a: fn(a, **kw), (x,), order=2)
+    # a quadratic function of it: non-zero second derivatives, and central differences stay exact
+    check_grads(lambda a: fn(a, **kw) ** 2, (x,), order=2)
+
+
+@pytest.mark.parametrize("comp,init", [("sum", 1.5), ("max", 0.3), ("min", -0.25)])
+def test_reduce_window_non_identity_init_matches_jax(jax, comp, init):
+    x = np.random.default_rng(0).standard_normal((5, 6))
+    kw = dict(window_dimensions=(2, 3), window_strides=(2, 1), padding=((1, 0), (1, 2)))
+    got = lax.reduce_window(x, init, _lax_fn(lax, comp), **kw)
+    want = jax.lax.reduce_window(x, init, _lax_fn(jax.lax, comp), **kw)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-13, atol=1e-13)
+    check_grads(lambda a: lax.reduce_window(a, init, _lax_fn(lax, comp), **kw), (x,), order=2)
+
+
+def test_reduce_window_max_ties_route_to_first_max():
+    # All-equal windows: like PyTorch's max_pool, the first element of each window wins.
+    x = fnp.ones((1, 4), dtype="float64")
+    g = fg.grad(lambda a: fnp.sum(lax.reduce_window_max(a, (1, 2), (1, 1), "VALID")))(x)
+    np.testing.assert_array_equal(np.asarray(g), [[1.0, 1.0, 1.0, 0.0]])
+    g = fg.grad(lambda a: fnp.sum(lax.reduce_window_min(a, (1, 2), (1, 2), "VALID")))(x)
+    np.testing.assert_array_equal(np.asarray(g), [[1.0, 0.0, 1.0, 0.0]])
+    # row-major window order in 2-D
+    x = fnp.zeros((2, 2), dtype="float64")
+    g = fg.grad(lambda a: fnp.sum(lax.reduce_window_max(a, (2, 2), (1, 1), "VALID")))(x)
+    np.testing.assert_array_equal(np.asarray(g), [[1.0, 0.0], [0.0, 0.0]])
+
+
+def test_reduce_window_max_padding_gets_no_gradient():
+    # Every value ties with the padding: the first window's winner is its padding slot.
+    x = fnp.full((3,), -np.inf, dtype="float64")
+    g = fg.grad(lambda a: fnp.sum(lax.reduce_window_max(a, (2,), (1,), ((1, 1),))))(x)
+    np.testing.assert_array_equal(np.asarray(g), [1.0, 1.0, 1.0])
+    x = fnp.array([1.0, 2.0, 3.0], dtype="float64")
+    g = fg.grad(lambda a: fnp.sum(lax.reduce_window_max(a, (3,), (1,), ((2, 2),))))(x)
+    np.testing.assert_array_equal(np.asarray(g), [1.0, 1.0, 3.0])
+    g = fg.grad(lambda a: fnp.sum(lax.reduce_window_max(a, (2,), (1,), ((1, 0),))))(fnp.full((2,), -np.inf))
+    np.testing.assert_array_equal(np.asarray(g), [1.0, 0.0])
+
+
+def test_reduce_window_jvp_and_second_order_max():
+    x = np.random.default_rng(5).permutation(12).reshape(3, 4).astype(np.float64)
+    t = np.random.default_rng(6).standard_normal((3, 4))
+    f = lambda a: lax.reduce_window_max(a, (2, 2), (1, 1), "SAME")  # noqa: E731
+    out, tout = fg.jvp(f, (x,), (t,))
+    _, pullback = fg.vjp(f, x)
+    ct = np.random.default_rng(7).standard_normal(out.shape)
+    np.testing.assert_allclose(np.sum(np.asarray(tout) * ct), np.sum(np.asarray(pullback(ct)[0]) * t), rtol=1e-12)
+    # the Hessian of a piecewise-linear function is zero
+    h = fg.hessian(lambda a: fnp.sum(f(a) * ct))(x)
+    np.testing.assert_array_equal(np.asarray(h), np.zeros((3, 4, 3, 4)))
+    # and the Hessian of a smooth function of it is the smooth part, routed through the argmax
+    check_grads(lambda a: fnp.sum(f(a) ** 3), (x,), order=2)
+
+
+def test_reduce_window_sum_is_avg_pool_numerator():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    kw = dict(window_dimensions=(1, 1, 2, 2), window_strides=(1, 1, 2, 2), padding="VALID")
+    got = lax.reduce_window(x, 0.0, lax.add, **kw) / 4
+    np.testing.assert_array_equal(np.asarray(got), [[[[2.5, 4.5], [10.5, 12.5]]]])
+    assert lax.reduce_window(np.arange(6, dtype=np.int64), 0, lax.add, (2,), (2,), "VALID").dtype == np.int64
+    np.testing.assert_array_equal(np.asarray(lax.reduce_window_max(np.arange(6, dtype=np.int32), (3,), (3,))),
+                                  [2, 5])
+    # fnp and numpy reducers are recognised too
+    np.testing.assert_array_equal(np.asarray(lax.reduce_window(x, -np.inf, fnp.maximum, **kw)),
+                                  [[[[5.0, 7.0], [13.0, 15.0]]]])
+
+
+def test_reduce_window_errors():
+    x = np.ones((4, 4))
+    with pytest.raises(NotImplementedError, match="lax.reduce_window.*lax.add, lax.max and lax.min"):
+        lax.reduce_window(x, 1.0, lambda a, b: a * b, (2, 2), (1, 1), "VALID")
+    with pytest.raises(ValueError, match=r"lax.reduce_window: window_dimensions \(2,\) needs 2 entries.*\(4, 4\)"):
+        lax.reduce_window(x, 0.0, lax.add, (2,), (1, 1), "VALID")
+    with pytest.raises(ValueError, match=r"lax.reduce_window: .*padding.*'HALF'.*\(4, 4\)"):
+        lax.reduce_window(x, 0.0, lax.add, (2, 2), (1, 1), "HALF")
+    with pytest.raises(ValueError, match=r"window_strides must be positive"):
+        lax.reduce_window_max(x, (2, 2), (0, 1))
+    with pytest.raises(ValueError, match=r"init_value must be a scalar"):
+        lax.reduce_window(x, np.zeros(2), lax.add, (2, 2), (1, 1), "VALID")
