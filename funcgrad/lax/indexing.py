@@ -115,9 +115,24 @@ def _getitem_jvp(primals, tangents, spec, mode, fill_value):
     return ans, getitem_p.bind(tangents[0], *arrays, spec=spec, mode=mode, fill_value=fv)
 
 
+def _clamp_index_arrays(spec, arrays, shape):
+    """Clamp array indices into ``[-n, n - 1]``: where a clamped read took a value, its cotangent goes."""
+    from .elementwise import clamp
+
+    arrays = list(arrays)
+    for e, ax in zip(spec, _array_axes(spec, len(shape))):
+        if e[0] == "a":
+            a = arrays[e[1]]
+            arrays[e[1]] = clamp(0 if a.dtype.kind == "u" else -shape[ax], a, max(shape[ax] - 1, 0))
+    return arrays
+
+
 def _getitem_transpose(ct, x, *arrays, spec, mode, fill_value):
     zeros = wrap_ndarray(np.zeros(x.aval.shape, ct.dtype))
-    return [index_update_p.bind(zeros, ct, *arrays, spec=spec, op="add")] + [None] * len(arrays)
+    # index_update drops out-of-range indices: right for mode="fill", but "clip" reads must
+    # send the cotangent to the clamped position.
+    idx = _clamp_index_arrays(spec, arrays, x.aval.shape) if mode == "clip" and arrays else arrays
+    return [index_update_p.bind(zeros, ct, *idx, spec=spec, op="add")] + [None] * len(arrays)
 
 
 getitem_p.jvp = _getitem_jvp
@@ -199,6 +214,9 @@ def _index_update_jvp(primals, tangents, spec, op):
 
 
 def _index_update_transpose(ct, x, v, *arrays, spec, op):
+    if op == "mul" and is_undefined(x) and not is_undefined(v):
+        # x -> x.at[idx].multiply(v) scales each element by a constant: it is its own transpose.
+        return [_update(ct, v, arrays, spec, "mul"), None] + [None] * len(arrays)
     if op not in ("set", "add"):
         raise TypeError(f"x.at[...].{op} is not linear and cannot be transposed")
     out = []
@@ -210,7 +228,8 @@ def _index_update_transpose(ct, x, v, *arrays, spec, op):
             out.append(_update(ct, wrap_ndarray(np.zeros(v_shape, ct.dtype)), arrays, spec, "set"))
     else:
         out.append(None)
-    out.append(_gather(ct, arrays, spec) if is_undefined(v) else None)
+    # Updates at out-of-range indices were dropped, so their cotangent is zero (not a clamped read).
+    out.append(getitem_p.bind(ct, *arrays, spec=spec, mode="fill", fill_value=0) if is_undefined(v) else None)
     return out + [None] * len(arrays)
 
 
@@ -218,15 +237,22 @@ index_update_p.jvp = _index_update_jvp
 index_update_p.transpose = _index_update_transpose
 
 
-def take_along_axis_index(x, idx, axis):
-    """``np.take_along_axis(x, idx, axis)`` for ``idx`` already broadcast to the output shape."""
+def along_axis_index(idx, axis, extents):
+    """Spec and index arrays that pick ``idx`` along ``axis`` and position ``i`` on every other
+    axis ``d`` (for ``i < extents[d]``): the index of ``take_along_axis`` / ``torch.gather``."""
     arrays, spec = [], []
-    for d in range(x.ndim):
+    for d, n in enumerate(extents):
         if d == axis:
             arrays.append(idx)
         else:
-            shape = [1] * x.ndim
-            shape[d] = idx.shape[d]
-            arrays.append(wrap_ndarray(np.arange(idx.shape[d], dtype=np.int64).reshape(shape)))
+            shape = [1] * len(extents)
+            shape[d] = n
+            arrays.append(wrap_ndarray(np.arange(n, dtype=np.int64).reshape(shape)))
         spec.append(("a", d))
-    return getitem_p.bind(x, *arrays, spec=tuple(spec), mode="clip", fill_value=None)
+    return tuple(spec), arrays
+
+
+def take_along_axis_index(x, idx, axis):
+    """``np.take_along_axis(x, idx, axis)`` for ``idx`` already broadcast to the output shape."""
+    spec, arrays = along_axis_index(idx, axis, idx.shape)
+    return getitem_p.bind(x, *arrays, spec=spec, mode="clip", fill_value=None)

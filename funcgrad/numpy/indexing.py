@@ -8,7 +8,7 @@ from ..core.array import Array, wrap_ndarray
 from ..core.errors import ConcretizationError
 from ..core.trace import Tracer
 from ..lax import elementwise as lx
-from ..lax.indexing import getitem_p, index_update_p
+from ..lax.indexing import along_axis_index, getitem_p, index_update_p
 from ._util import broadcast_shapes, broadcast_to_shape, canonical_axis, operands, to_array
 
 
@@ -207,16 +207,7 @@ def _along_axis_index(arr, indices, axis, name):
                          f"array (shape {arr.shape})")
     if idx.dtype.kind not in "iu":
         raise IndexError(f"{name}: indices must be integers, got {idx.dtype}")
-    arrays, spec = [], []
-    for d in range(arr.ndim):
-        if d == axis:
-            arrays.append(idx)
-        else:
-            shape = [1] * arr.ndim
-            shape[d] = arr.shape[d]
-            arrays.append(wrap_ndarray(np.arange(arr.shape[d], dtype=np.int64).reshape(shape)))
-        spec.append(("a", d))
-    return tuple(spec), arrays
+    return along_axis_index(idx, axis, arr.shape)
 
 
 def take_along_axis(arr, indices, axis, mode=None, fill_value=None):

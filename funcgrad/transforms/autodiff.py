@@ -39,6 +39,11 @@ def jvp_flat(fun, primals, tangents):
             outs = fun(*ins)
     finally:
         trace.alive = False
+    return split_jvp_outputs(outs, trace)
+
+
+def split_jvp_outputs(outs, trace):
+    """Primal and tangent lists of a JVP trace's outputs (constants get a None tangent)."""
     primals_out, tangents_out = [], []
     for o in outs:
         if isinstance(o, JVPTracer) and o._trace is trace:
@@ -66,14 +71,7 @@ def linearize_flat(fun, primals):
             ins = [p if t is None else JVPTracer(jt, p, t) for p, t in zip(primals, tangents_in)]
             outs = _flat_outputs(fun(*ins), "vjp")
         jt.alive = False
-        primals_out, tangents_out = [], []
-        for o in outs:
-            if isinstance(o, JVPTracer) and o._trace is jt:
-                primals_out.append(o.primal)
-                tangents_out.append(o.tangent)
-            else:
-                primals_out.append(o)
-                tangents_out.append(None)
+        primals_out, tangents_out = split_jvp_outputs(outs, jt)
         out_mask = [t is not None for t in tangents_out]
         jaxpr, consts = pe.to_jaxpr([t for t in tangents_out if t is not None])
     finally:
