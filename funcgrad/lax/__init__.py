@@ -21,3 +21,13 @@ from .shape import (  # noqa: F401
 )
 from .sort import argsort, sort, top_k  # noqa: F401
 
+from .linalg import cholesky, eigh, qr, svd, triangular_solve  # noqa: E402,F401
+from .conv import (  # noqa: E402,F401
+    ConvDimensionNumbers, conv, conv_dimension_numbers, conv_general_dilated, conv_transpose,
+    conv_with_general_padding, padtype_to_pads,
+)
+from .windowed import reduce_window, reduce_window_max, reduce_window_min, reduce_window_sum  # noqa: E402,F401
+from .gather import (  # noqa: E402,F401
+    GatherDimensionNumbers, GatherScatterMode, ScatterDimensionNumbers, gather, scatter, scatter_add,
+)
+from .special import digamma, erf, erf_inv, erfc, erfcx, igamma, igammac, lgamma, polygamma  # noqa: E402,F401

@@ -89,7 +89,14 @@ sqrt_p = _unary("sqrt", np.sqrt, lambda t, ans, x: div(t, mul(ans, scalar_like(x
 rsqrt_p = _unary("rsqrt", lambda x: np.reciprocal(np.sqrt(x)),
                  lambda t, ans, x: mul(t, mul(div(ans, x), scalar_like(x, -0.5))))
 cbrt_p = _unary("cbrt", np.cbrt, lambda t, ans, x: div(t, mul(mul(ans, ans), scalar_like(x, 3))))
-abs_p = _unary("abs", np.abs, lambda t, ans, x: mul(t, sign(x)), out_dtype=lambda d: np.abs(np.zeros((), d)).dtype)
+abs_p = _unary("abs", np.abs, lambda t, ans, x: _abs_jvp(t, x), out_dtype=lambda d: np.abs(np.zeros((), d)).dtype)
+
+
+def _abs_jvp(t, x):
+    # |z| is real: its tangent is Re(conj(z / |z|) dz), not the complex sign(z) dz.
+    if x.dtype.kind == "c":
+        return real(mul(t, conj(sign(x))))
+    return mul(t, sign(x))
 
 
 def _logistic_impl(x):
@@ -120,8 +127,11 @@ defjvp(integer_pow_p, _integer_pow_jvp)
 real_p = _unary("real", np.real, out_dtype=lambda d: np.real(np.zeros((), d)).dtype)
 imag_p = _unary("imag", np.imag, out_dtype=lambda d: np.imag(np.zeros((), d)).dtype)
 conj_p = _unary("conj", np.conj)
-deflinear(real_p, lambda ct, x: [complex_(ct, wrap_ndarray(np.zeros(ct.shape, ct.dtype)))])
-deflinear(imag_p, lambda ct, x: [complex_(wrap_ndarray(np.zeros(ct.shape, ct.dtype)), neg(ct))])
+# On a real operand real() is the identity and imag() the zero map: their transposes stay real.
+deflinear(real_p, lambda ct, x: [complex_(ct, wrap_ndarray(np.zeros(ct.shape, ct.dtype)))
+                                 if x.aval.dtype.kind == "c" else ct])
+deflinear(imag_p, lambda ct, x: [complex_(wrap_ndarray(np.zeros(ct.shape, ct.dtype)), neg(ct))
+                                 if x.aval.dtype.kind == "c" else None])
 deflinear(conj_p, lambda ct, x: [conj(ct)])
 
 stop_gradient_p = _unary("stop_gradient", lambda x: x, differentiable=False)
@@ -208,7 +218,7 @@ def _div_transpose(ct, x, y):
 
 div_p.transpose = _div_transpose
 
-rem_p = _binary("rem", np.fmod, lambda t, ans, x, y: t,
+rem_p = _binary("rem", np.fmod, lambda t, ans, x, y: _bcast(t, ans),
                 lambda t, ans, x, y: mul(t, neg(trunc_div(x, y))))
 
 
@@ -217,7 +227,7 @@ def trunc_div(x, y):
 
 
 floor_divide_p = _binary("floor_divide", np.floor_divide, differentiable=False)
-remainder_p = _binary("remainder", np.remainder, lambda t, ans, x, y: t,
+remainder_p = _binary("remainder", np.remainder, lambda t, ans, x, y: _bcast(t, ans),
                       lambda t, ans, x, y: mul(t, neg(floor_divide(x, y))))
 
 
@@ -396,7 +406,12 @@ def _un(prim):
 
 def _bin(prim):
     def f(x, y):
-        return prim.bind(*_lax_operands(x, y))
+        x, y = _lax_operands(x, y)
+        if x.dtype != y.dtype or (x.shape != y.shape and x.shape != () and y.shape != ()):
+            # Eager evaluation skips abstract_eval: without this NumPy would broadcast and promote
+            # here, and the same call would only fail under tracing.
+            prim.abstract_eval(x.aval, y.aval)
+        return prim.bind(x, y)
 
     f.__name__ = prim.name
     f.__doc__ = f"Elementwise ``{prim.name}`` of two operands of equal shape and dtype (lax primitive)."
