@@ -7,7 +7,7 @@ immutable NumPy-backed arrays, JAX-style, without XLA.
 """
 
 from . import numpy  # noqa: F401  (binds the array operators; must come first)
-from . import errors, lax, random, testing, tree_util  # noqa: F401
+from . import errors, lax, random, scipy, testing, tree_util  # noqa: F401
 from .core.array import Array  # noqa: F401
 from .core.config import config  # noqa: F401
 from .core.device import Device, default_backend, devices  # noqa: F401

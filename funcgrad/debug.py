@@ -24,6 +24,18 @@ debug_print_p.abstract_eval = lambda *avals, fmt, kwarg_names: []
 debug_print_p.effectful = True
 
 
+def _debug_print_batch(vals, dims, fmt, kwarg_names):
+    # Print the whole batch at once (batch dimension first), as one line per call.
+    from .lax._batching import batch_size, bdim_to_front
+
+    size = batch_size(vals, dims)
+    debug_print_p.bind(*[bdim_to_front(v, d, size) for v, d in zip(vals, dims)], fmt=fmt, kwarg_names=kwarg_names)
+    return [], []
+
+
+debug_print_p.batch = _debug_print_batch
+
+
 def print(fmt: str, *args, **kwargs) -> None:  # noqa: A001 - mirrors jax.debug.print
     """Print values from inside transformed code, with ``str.format`` syntax.
 

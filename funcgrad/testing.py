@@ -115,6 +115,15 @@ def numerical_jvp(f, primals, tangents, eps):
     return tree_map(diff, plus, minus)
 
 
+def _tolerances(args, out, atol, rtol, eps):
+    """Defaults from the least precise inexact dtype among the inputs (step) and outputs (tolerance)."""
+    in_leaves = tree_flatten(args)[0]
+    leaves = in_leaves + tree_flatten(out)[0]
+    tol = _lowest_precision(leaves, _GRAD_TOL, 1e-5)
+    return (tol if atol is None else atol, tol if rtol is None else rtol,
+            _lowest_precision(in_leaves, _EPS, 1e-4) if eps is None else eps)
+
+
 def _check_close(actual, desired, atol, rtol, err_msg):
     assert_allclose(actual, desired, rtol=rtol, atol=atol, err_msg=err_msg)
 
@@ -130,13 +139,10 @@ def check_jvp(f, f_jvp, args, atol=None, rtol=None, eps=None, err_msg="", seed=0
         >>> check_jvp(fnp.exp, lambda p, t: fg.jvp(fnp.exp, p, t), (np.array([0.5, 1.0]),))
     """
     rng = np.random.RandomState(seed)
-    leaves = tree_flatten(args)[0]
-    atol = _lowest_precision(leaves, _GRAD_TOL, 1e-5) if atol is None else atol
-    rtol = _lowest_precision(leaves, _GRAD_TOL, 1e-5) if rtol is None else rtol
-    eps = _lowest_precision(leaves, _EPS, 1e-4) if eps is None else eps
+    v_expected = f(*args)
+    atol, rtol, eps = _tolerances(args, v_expected, atol, rtol, eps)
     tangents = tree_map(lambda x: _rand_like(rng, x), args)
     v_out, t_out = f_jvp(args, tree_map(_wrap, tangents))
-    v_expected = f(*args)
     _check_close(v_out, v_expected, atol, rtol, f"{err_msg} primal output of the JVP")
     t_expected = numerical_jvp(f, args, tangents, eps)
     # Tangents of integer outputs are float0 zeros on both sides; assert_allclose skips them.
@@ -155,12 +161,9 @@ def check_vjp(f, f_vjp, args, atol=None, rtol=None, eps=None, err_msg="", seed=0
         >>> check_vjp(fnp.tanh, lambda *a: fg.vjp(fnp.tanh, *a), (np.array([0.5, 1.0]),))
     """
     rng = np.random.RandomState(seed + 1)
-    leaves = tree_flatten(args)[0]
-    atol = _lowest_precision(leaves, _GRAD_TOL, 1e-5) if atol is None else atol
-    rtol = _lowest_precision(leaves, _GRAD_TOL, 1e-5) if rtol is None else rtol
-    eps = _lowest_precision(leaves, _EPS, 1e-4) if eps is None else eps
-    v_out, vjp_fn = f_vjp(*args)
     v_expected = f(*args)
+    atol, rtol, eps = _tolerances(args, v_expected, atol, rtol, eps)
+    v_out, vjp_fn = f_vjp(*args)
     _check_close(v_out, v_expected, atol, rtol, f"{err_msg} primal output of the VJP")
     tangents = tree_map(lambda x: _rand_like(rng, x), args)
     t_out = numerical_jvp(f, args, tangents, eps)
@@ -193,8 +196,8 @@ def check_grads(f, args, order=2, modes=("fwd", "rev"), atol=None, rtol=None, ep
         args: tuple of arguments. Integer and bool leaves are held fixed.
         order: highest derivative order to check.
         modes: any of ``"fwd"`` and ``"rev"``.
-        atol, rtol: tolerances; by default from the least precise inexact dtype in ``args``
-            (1e-5 for float64, 2e-2 for float32).
+        atol, rtol: tolerances; by default from the least precise inexact dtype among the
+            arguments and outputs (1e-5 for float64, 2e-2 for float32), kept for higher orders.
         eps: finite-difference step; by default 1e-4 for float64, 1e-3 for float32.
 
     Raises:
@@ -213,14 +216,17 @@ def check_grads(f, args, order=2, modes=("fwd", "rev"), atol=None, rtol=None, ep
     if unknown:
         raise ValueError(f"check_grads: unknown modes {sorted(unknown)}; use 'fwd' and/or 'rev'")
     args = tuple(_as_arrays(tuple(args)))
-    kw = dict(atol=atol, rtol=rtol, eps=eps)
 
-    def _check(f, args, order, msg):
+    def _check(f, args, order, msg, tol):
+        # A derivative function computes in the precision of every intermediate of f (a float32
+        # step inside a float64 function stays float32), so nested levels keep the outer tolerance.
+        tol = max(tol, _tolerances(args, f(*args), None, None, None)[0])
+        kw = dict(atol=tol if atol is None else atol, rtol=tol if rtol is None else rtol, eps=eps)
         if "fwd" in modes:
             fwd_msg = f"{msg} JVP (order {order_total - order + 1})"
             check_jvp(f, lambda p, t: jvp(f, p, t), args, err_msg=fwd_msg, **kw)
             if order > 1:
-                _check(lambda p, t: jvp(f, p, t), (args, _rand_tangents(args)), order - 1, fwd_msg + " ->")
+                _check(lambda p, t: jvp(f, p, t), (args, _rand_tangents(args)), order - 1, fwd_msg + " ->", tol)
         if "rev" in modes:
             rev_msg = f"{msg} VJP (order {order_total - order + 1})"
             check_vjp(f, lambda *a: vjp(f, *a), args, err_msg=rev_msg, **kw)
@@ -229,10 +235,10 @@ def check_grads(f, args, order=2, modes=("fwd", "rev"), atol=None, rtol=None, ep
                     out, vjp_fn = vjp(f, *a)
                     return vjp_fn(_cotangent_from(out))
 
-                _check(f_vjp, args, order - 1, rev_msg + " ->")
+                _check(f_vjp, args, order - 1, rev_msg + " ->", tol)
 
     order_total = order
-    _check(f, args, order, "check_grads:")
+    _check(f, args, order, "check_grads:", 0.0)
 
 
 def _rand_tangents(args):
@@ -259,7 +265,8 @@ def assert_allclose(actual, desired, rtol=1e-6, atol=0, err_msg="", check_dtypes
     Leaves are compared with ``numpy.testing.assert_allclose``. For float16 and bfloat16
     leaves ``rtol`` is raised to at least the dtype's resolution (1e-3 and 1e-2), so the
     defaults work for every dtype; integer and bool leaves must match exactly within
-    ``atol``. The message names the path of the first differing leaf.
+    ``atol``. The message names the path of the first differing leaf. A (nested) list of
+    Python numbers compared with a single array is read as array data, as NumPy does.
 
     Args:
         actual, desired: pytrees of arrays, NumPy arrays or Python scalars.
@@ -272,6 +279,7 @@ def assert_allclose(actual, desired, rtol=1e-6, atol=0, err_msg="", check_dtypes
         >>> from funcgrad.testing import assert_allclose
         >>> assert_allclose((fnp.array([1.0, 2.0]), {"b": 3}), (np.array([1.0, 2.0]), {"b": 3}))
     """
+    actual, desired = _as_array_data(actual, desired), _as_array_data(desired, actual)
     a_pairs, a_tree = tree_flatten_with_path(actual)
     d_leaves, d_tree = tree_flatten(desired)
     if a_tree != d_tree:
@@ -290,6 +298,23 @@ def assert_allclose(actual, desired, rtol=1e-6, atol=0, err_msg="", check_dtypes
         r = max([rtol] + [_RTOL_FLOOR.get(_dtype_name(v.dtype), 0.0) for v in (av, dv)])
         np.testing.assert_allclose(_comparable(av), _comparable(dv), rtol=r, atol=atol,
                                    err_msg=f"{prefix} (dtype {av.dtype} vs {dv.dtype})")
+
+
+def _as_array_data(x, other):
+    """Where ``other`` has a single array and ``x`` a (nested) list or tuple of Python numbers, read
+    ``x`` as array data, as NumPy does (so ``assert_allclose(y, [1.0, 2.0])`` works, also inside dicts)."""
+    if isinstance(x, (list, tuple)) and tree_flatten(other)[1] == _LEAF_DEF:
+        if not hasattr(x, "_fields") and all(isinstance(v, (bool, int, float, complex, np.generic)) for v in tree_flatten(x)[0]):
+            return np.asarray(x)
+        return x
+    if isinstance(x, dict) and isinstance(other, dict) and set(x) == set(other):
+        return {k: _as_array_data(v, other[k]) for k, v in x.items()}
+    if type(x) in (list, tuple) and type(other) in (list, tuple) and len(x) == len(other):
+        return type(x)(_as_array_data(a, b) for a, b in zip(x, other))
+    return x
+
+
+_LEAF_DEF = tree_flatten(0)[1]
 
 
 def _comparable(v):
@@ -338,7 +363,10 @@ def check_vmap(f, args, in_axes=0, out_axes=0, atol=None, rtol=None):
     expected = tree_unflatten(tree_flatten(rows[0])[1],
                               [moveaxis(stack([r[k] for r in flat_rows]), 0, out_axes)
                                for k in range(len(flat_rows[0]))])
-    got = vmap(f, in_axes=in_axes, out_axes=out_axes)(*args)
+    try:
+        got = vmap(f, in_axes=in_axes, out_axes=out_axes)(*args)
+    except NotImplementedError as e:
+        raise NotImplementedError(f"check_vmap arrives with vmap/jit: {e}") from None
     tol = _lowest_precision(tree_flatten(args)[0], {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-5}, 1e-7)
     assert_allclose(got, expected, rtol=tol if rtol is None else rtol, atol=tol if atol is None else atol,
                     err_msg="check_vmap: vmap(f) vs a loop over f", check_dtypes=True)
@@ -359,7 +387,10 @@ def check_jit(f, args, atol=None, rtol=None, **jit_kwargs):
         raise NotImplementedError("check_jit arrives with vmap/jit: funcgrad has no fg.jit yet")
     args = tuple(_as_arrays(tuple(args)))
     expected = f(*args)
-    got = jit(f, **jit_kwargs)(*args)
+    try:
+        got = jit(f, **jit_kwargs)(*args)
+    except NotImplementedError as e:
+        raise NotImplementedError(f"check_jit arrives with vmap/jit: {e}") from None
     tol = _lowest_precision(tree_flatten(args)[0], {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-5}, 1e-7)
     assert_allclose(got, expected, rtol=tol if rtol is None else rtol, atol=tol if atol is None else atol,
                     err_msg="check_jit: jit(f) vs eager f", check_dtypes=True)

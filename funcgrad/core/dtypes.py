@@ -149,6 +149,8 @@ def result_type(*args) -> np.dtype:
             key.append(t)
         elif isinstance(a, np.dtype):
             key.append(a)
+        elif isinstance(a, type):  # a scalar type such as np.int8 (which has a .dtype descriptor)
+            key.append(canonicalize(a))
         elif hasattr(a, "dtype"):
             key.append(np.dtype(a.dtype))
         elif isinstance(a, _WEAK_TYPES):  # subclasses of int (e.g. IntEnum)

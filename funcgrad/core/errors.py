@@ -4,6 +4,8 @@ Every error derives from :class:`FuncgradError` and from the builtin exception a
 Python user would catch for the same mistake (``TypeError``, ``ValueError``, ...).
 """
 
+import numpy as _np
+
 
 class FuncgradError(Exception):
     """Base class of every funcgrad error."""
@@ -28,6 +30,10 @@ class ShapeError(FuncgradError, ValueError):
 
 class DTypeError(FuncgradError, TypeError):
     """Operands have incompatible or unsupported dtypes."""
+
+
+class AxisError(FuncgradError, _np.exceptions.AxisError):
+    """An axis argument is out of range (also a ``ValueError`` and ``IndexError``, as NumPy's AxisError)."""
 
 
 class NaNError(FuncgradError, FloatingPointError):

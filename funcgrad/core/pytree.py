@@ -1,11 +1,13 @@
 """Pytrees: nested containers whose leaves are arrays.
 
-Nodes are tuples, lists, dicts (keys sorted), ``None`` (no leaves), namedtuples and any
-class registered with :func:`register_pytree_node` / :func:`register_dataclass`.
+Nodes are tuples, lists, dicts (keys sorted), ``OrderedDict`` (insertion order),
+``defaultdict`` (keys sorted), ``None`` (no leaves), namedtuples and any class registered
+with :func:`register_pytree_node` / :func:`register_dataclass`.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Any, Callable, NamedTuple
 
@@ -120,6 +122,24 @@ register_pytree_node(list, lambda t: (t, None), lambda _, c: list(c),
                      lambda t: ([(SequenceKey(i), c) for i, c in enumerate(t)], None))
 register_pytree_node(dict, _dict_flatten, _dict_unflatten,
                      lambda d: ([(DictKey(k), d[k]) for k in sorted(d)], tuple(sorted(d))))
+
+
+def _ordered_dict_flatten(d):
+    keys = tuple(d)  # insertion order is part of an OrderedDict's meaning
+    return [d[k] for k in keys], keys
+
+
+def _defaultdict_flatten(d):
+    keys = sorted(d)
+    return [d[k] for k in keys], (d.default_factory, tuple(keys))
+
+
+register_pytree_node(collections.OrderedDict, _ordered_dict_flatten,
+                     lambda keys, children: collections.OrderedDict(zip(keys, children)),
+                     lambda d: ([(DictKey(k), v) for k, v in d.items()], tuple(d)))
+register_pytree_node(collections.defaultdict, _defaultdict_flatten,
+                     lambda aux, children: collections.defaultdict(aux[0], zip(aux[1], children)),
+                     lambda d: ([(DictKey(k), d[k]) for k in sorted(d)], _defaultdict_flatten(d)[1]))
 
 
 def _is_namedtuple(x):

@@ -11,6 +11,7 @@ import numpy as np
 from ..core.abstract import ShapedArray
 from ..core.errors import DTypeError, ShapeError
 from ..core.primitive import Primitive
+from ._batching import elementwise_rule
 
 
 def _shape_of(avals, name):
@@ -48,6 +49,7 @@ def elementwise(name, impl, nin=1, out_dtype=None, accepts=None, differentiable=
         impl_ = impl
     prim.impl = impl_
     prim.abstract_eval = abstract_eval
+    prim.batch = elementwise_rule(prim)
     return prim
 
 

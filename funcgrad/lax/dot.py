@@ -136,6 +136,8 @@ def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_t
 
         dt = result_type(lhs.dtype, rhs.dtype)
         lhs, rhs = convert_element_type(lhs, dt), convert_element_type(rhs, dt)
+    # Eager evaluation skips abstract_eval; check here (funcgrad.numpy binds the primitive directly).
+    dot_general_p.abstract_eval(lhs.aval, rhs.aval, dimension_numbers=dn, preferred_element_type=pet)
     return dot_general_p.bind(lhs, rhs, dimension_numbers=dn, preferred_element_type=pet)
 
 
@@ -143,3 +145,34 @@ def dot(lhs, rhs, precision=None, preferred_element_type=None):
     """Vector/matrix product of rank-1 or rank-2 operands (``lax.dot``)."""
     lhs, rhs = as_array(lhs), as_array(rhs)
     return dot_general(lhs, rhs, (((lhs.ndim - 1,), (0,)), ((), ())), precision, preferred_element_type)
+
+
+def _dot_general_batch(vals, dims, dimension_numbers, preferred_element_type):
+    (lc, rc), (lb, rb) = dimension_numbers
+    x, y = vals
+    dx, dy = dims
+    kw = dict(preferred_element_type=preferred_element_type)
+    if dx is not None and dy is not None:
+        # Both batched: the vmapped axis becomes a new leading batch dimension.
+        from ._batching import bdim_to_front
+
+        x, y = bdim_to_front(x, dx, None), bdim_to_front(y, dy, None)
+        dn = ((tuple(c + 1 for c in lc), tuple(c + 1 for c in rc)),
+              ((0,) + tuple(b + 1 for b in lb), (0,) + tuple(b + 1 for b in rb)))
+        return dot_general_p.bind(x, y, dimension_numbers=dn, **kw), 0
+    from ._batching import shift_axis
+
+    if dx is not None:
+        # The batch axis of lhs is one more free dimension of lhs.
+        lc2, lb2 = tuple(shift_axis(c, dx) for c in lc), tuple(shift_axis(b, dx) for b in lb)
+        free = [a for a in range(x.ndim) if a not in lc2 and a not in lb2]
+        out_dim = len(lb) + free.index(dx)
+        return dot_general_p.bind(x, y, dimension_numbers=((lc2, rc), (lb2, rb)), **kw), out_dim
+    rc2, rb2 = tuple(shift_axis(c, dy) for c in rc), tuple(shift_axis(b, dy) for b in rb)
+    free = [a for a in range(y.ndim) if a not in rc2 and a not in rb2]
+    n_lhs_free = x.ndim - len(lc) - len(lb)
+    out_dim = len(lb) + n_lhs_free + free.index(dy)
+    return dot_general_p.bind(x, y, dimension_numbers=((lc, rc2), (lb, rb2)), **kw), out_dim
+
+
+dot_general_p.batch = _dot_general_batch

@@ -15,6 +15,7 @@ from ..core.dtypes import is_inexact
 from ..core.primitive import Primitive
 from ..transforms.jvp import defjvp, deflinear, instantiate, add_tangents
 from ..transforms.transpose import is_undefined
+from ._batching import elementwise_rule
 from ._family import _check_dtypes, _shape_of, bool_out, elementwise
 
 
@@ -350,6 +351,7 @@ def _select_n_transpose(ct, which, *cases):
 
 select_n_p.jvp = _select_n_jvp
 select_n_p.transpose = _select_n_transpose
+select_n_p.batch = elementwise_rule(select_n_p)
 
 # -- dtype conversion -------------------------------------------------------------------
 
@@ -379,6 +381,7 @@ def _convert_transpose(ct, x, new_dtype):
 
 convert_element_type_p.jvp = _convert_jvp
 convert_element_type_p.transpose = _convert_transpose
+convert_element_type_p.batch = elementwise_rule(convert_element_type_p)
 
 bitcast_convert_type_p = Primitive("bitcast_convert_type", differentiable=False)
 bitcast_convert_type_p.impl = lambda x, new_dtype: x.view(new_dtype)
@@ -391,6 +394,7 @@ def _bitcast_abstract(x, new_dtype):
 
 
 bitcast_convert_type_p.abstract_eval = _bitcast_abstract
+bitcast_convert_type_p.batch = elementwise_rule(bitcast_convert_type_p)
 
 # -- public lax functions ------------------------------------------------------------------
 

@@ -256,3 +256,123 @@ def take_along_axis_index(x, idx, axis):
     """``np.take_along_axis(x, idx, axis)`` for ``idx`` already broadcast to the output shape."""
     spec, arrays = along_axis_index(idx, axis, idx.shape)
     return getitem_p.bind(x, *arrays, spec=spec, mode="clip", fill_value=None)
+
+
+# -- batching rules --------------------------------------------------------------------------
+#
+# The general rule rewrites a per-example index as an equivalent index made only of integer
+# arrays, plus one leading ``arange(batch)`` array: every operand axis is then addressed by an
+# array, all arrays broadcast to ``(batch, *result_shape)``, and NumPy's placement rules for
+# mixed basic/advanced indices are reproduced exactly.
+
+def _result_layout(spec, arrays_shapes, x_shape):
+    """Per-example result dims and, for each spec entry, where its dims sit in the result."""
+    has_arrays = any(e[0] == "a" for e in spec)
+    adv = [j for j, e in enumerate(spec) if has_arrays and e[0] in "ai"]
+    adv_shape = tuple(np.broadcast_shapes(*[arrays_shapes[spec[j][1]] for j in adv if spec[j][0] == "a"])) \
+        if has_arrays else ()
+    adjacent = not adv or adv == list(range(adv[0], adv[-1] + 1))
+    axes = _array_axes(spec, len(x_shape))
+    basic = []  # (entry index, length) for slices and new axes, in order
+    for j, (e, ax) in enumerate(zip(spec, axes)):
+        if e[0] == "s":
+            basic.append((j, len(range(*slice(e[1], e[2], e[3]).indices(x_shape[ax])))))
+        elif e[0] == "n":
+            basic.append((j, 1))
+    pos, dims = {}, []
+    if adv and not adjacent:
+        block_start, dims = 0, list(adv_shape)
+        for j, n in basic:
+            pos[j] = len(dims)
+            dims.append(n)
+    else:
+        block_start = None
+        for j, n in basic:
+            if adv and block_start is None and j > adv[0]:
+                block_start = len(dims)
+                dims.extend(adv_shape)
+            pos[j] = len(dims)
+            dims.append(n)
+        if adv and block_start is None:
+            block_start = len(dims)
+            dims.extend(adv_shape)
+    return tuple(dims), pos, block_start, len(adv_shape)
+
+
+def _batched_full_index(spec, arrays, array_dims, x_shape, size):
+    """All-array index (as described above) for a batched operand of per-example shape ``x_shape``."""
+    from ._batching import bdim_to_front
+    from .shape import broadcast_in_dim
+
+    shapes = [a.shape if d is None else a.shape[:d] + a.shape[d + 1:] for a, d in zip(arrays, array_dims)]
+    result, pos, block_start, block_rank = _result_layout(spec, shapes, x_shape)
+    full = (size,) + result
+    out = [broadcast_in_dim(wrap_ndarray(np.arange(size, dtype=np.int64)), full, (0,))]
+    for e, ax in zip(spec, _array_axes(spec, len(x_shape))):
+        if e[0] == "s":
+            vals = np.arange(*slice(e[1], e[2], e[3]).indices(x_shape[ax]), dtype=np.int64)
+            out.append(broadcast_in_dim(wrap_ndarray(vals), full, (1 + pos[e[-1]],)))
+        elif e[0] == "i":
+            out.append(broadcast_in_dim(wrap_ndarray(np.asarray(e[1], np.int64)), full, ()))
+        elif e[0] == "a":
+            a, d = arrays[e[1]], array_dims[e[1]]
+            shape = shapes[e[1]]
+            first = 1 + block_start + block_rank - len(shape)  # right-aligned inside the block
+            if d is None:
+                bdims = tuple(range(first, first + len(shape)))
+            else:
+                a = bdim_to_front(a, d, size)
+                bdims = (0,) + tuple(range(first, first + len(shape)))
+            from .elementwise import convert_element_type
+
+            a = convert_element_type(a, np.int64)
+            out.append(broadcast_in_dim(a, full, bdims) if a.shape != full else a)
+    return out, full
+
+
+def _distinct(spec):
+    # Entries can repeat (e.g. two identical full slices); make each one unique for pos lookup.
+    return tuple(e + (j,) if e[0] in "sn" else e for j, e in enumerate(spec))
+
+
+def _getitem_batch(vals, dims, spec, mode, fill_value):
+    from ._batching import batch_size, bdim_to_front
+
+    x, *arrays = vals
+    dx, *adims = dims
+    if all(d is None for d in adims) and not arrays:
+        # Basic indexing of a batched operand: keep the batch axis with a full slice.
+        consumed, j = 0, 0
+        while j < len(spec) and (consumed < dx or spec[j][0] == "n"):
+            if spec[j][0] != "n":
+                consumed += 1
+            j += 1
+        new_spec = spec[:j] + (("s", None, None, None),) + spec[j:]
+        out_dim = sum(1 for e in spec[:j] if e[0] in "sn")
+        return getitem_p.bind(x, spec=new_spec, mode=mode, fill_value=fill_value), out_dim
+    size = batch_size(vals, dims)
+    x = bdim_to_front(x, dx, size)
+    idx, _ = _batched_full_index(_distinct(spec), arrays, adims, x.shape[1:], size)
+    new_spec = tuple(("a", k) for k in range(len(idx)))
+    return getitem_p.bind(x, *idx, spec=new_spec, mode=mode, fill_value=fill_value), 0
+
+
+def _index_update_batch(vals, dims, spec, op):
+    from ._batching import batch_size, bdim_to_front
+
+    x, v, *arrays = vals
+    dx, dv, *adims = dims
+    size = batch_size(vals, dims)
+    x = bdim_to_front(x, dx, size)
+    idx, full = _batched_full_index(_distinct(spec), arrays, adims, x.shape[1:], size)
+    v = bdim_to_front(v, dv, size)
+    if v.shape != full:
+        from .shape import broadcast_in_dim
+
+        v = broadcast_in_dim(v, full, tuple(range(len(full) - v.ndim, len(full))))
+    new_spec = tuple(("a", k) for k in range(len(idx)))
+    return index_update_p.bind(x, v, *idx, spec=new_spec, op=op), 0
+
+
+getitem_p.batch = _getitem_batch
+index_update_p.batch = _index_update_batch

@@ -10,6 +10,7 @@ from ..core.errors import ShapeError
 from ..core.primitive import Primitive
 from ..transforms.jvp import deflinear, defjvp
 from .elementwise import convert_element_type, div, eq, mul, select, scalar_like
+from ._batching import shift_axis
 from .shape import broadcast_in_dim
 
 
@@ -54,8 +55,26 @@ def _chooser_jvp(t, ans, x, axes):
     return div(reduce_sum(mul(t, location), axes), counts)
 
 
-reduce_max_p = _reduction("reduce_max", np.max)
-reduce_min_p = _reduction("reduce_min", np.min)
+def _extreme_impl(fn, lowest):
+    # An empty reduction gives the identity (-inf / +inf, or the integer limits), as in JAX;
+    # NumPy raises instead.
+    def impl(x, axis):
+        if x.size:
+            return fn(x, axis=axis)
+        if x.dtype.kind == "f" or x.dtype.kind == "V":
+            init = -np.inf if lowest else np.inf
+        elif x.dtype == np.bool_:
+            init = not lowest
+        else:
+            info = np.iinfo(x.dtype)
+            init = info.min if lowest else info.max
+        return fn(x, axis=axis, initial=init)
+
+    return impl
+
+
+reduce_max_p = _reduction("reduce_max", _extreme_impl(np.max, True))
+reduce_min_p = _reduction("reduce_min", _extreme_impl(np.min, False))
 defjvp(reduce_max_p, _chooser_jvp)
 defjvp(reduce_min_p, _chooser_jvp)
 
@@ -134,9 +153,21 @@ cummin_p = _cumulative("cummin", np.minimum.accumulate)
 
 
 def _cumprod_jvp(t, ans, x, axis, reverse):
-    # out_i * sum_{j<=i} t_j / x_j. Exact for nonzero x; where x_j == 0 the derivative
-    # uses the division form, so it is not defined there (documented limitation).
-    return mul(ans, cumsum(div(t, x), axis, reverse))
+    # Exact at zeros and to every order: the JVP of a Hillis-Steele scan (log2(n) rounds of
+    # multiplying by a copy shifted by 1, 2, 4, ...), which multiplies but never divides.
+    from .elementwise import add
+    from .shape import pad, rev
+
+    if reverse:
+        x, t = rev(x, (axis,)), rev(t, (axis,))
+    y, dy, k = x, t, 1
+    while k < x.shape[axis]:
+        config = [(0, 0, 0)] * x.ndim
+        config[axis] = (k, -k, 0)
+        y_shift, dy_shift = pad(y, scalar_like(x, 1), config), pad(dy, scalar_like(t, 0), config)
+        y, dy = mul(y, y_shift), add(mul(dy, y_shift), mul(y, dy_shift))
+        k *= 2
+    return rev(dy, (axis,)) if reverse else dy
 
 
 def _cumchooser_jvp(t, ans, x, axis, reverse):
@@ -226,3 +257,39 @@ cumsum = _cum(cumsum_p, "cumsum")
 cumprod = _cum(cumprod_p, "cumprod")
 cummax = _cum(cummax_p, "cummax")
 cummin = _cum(cummin_p, "cummin")
+
+
+# -- batching rules --------------------------------------------------------------------------
+
+def _reduce_batch(prim):
+    def rule(vals, dims, axes):
+        (x,), (d,) = vals, dims
+        new_axes = tuple(shift_axis(a, d) for a in axes)
+        return prim.bind(x, axes=new_axes), d - sum(1 for a in new_axes if a < d)
+
+    return rule
+
+
+def _arg_batch(prim):
+    def rule(vals, dims, axis, index_dtype):
+        (x,), (d,) = vals, dims
+        ax = shift_axis(axis, d)
+        return prim.bind(x, axis=ax, index_dtype=index_dtype), d - (1 if ax < d else 0)
+
+    return rule
+
+
+def _cumulative_batch(prim):
+    def rule(vals, dims, axis, reverse):
+        (x,), (d,) = vals, dims
+        return prim.bind(x, axis=shift_axis(axis, d), reverse=reverse), d
+
+    return rule
+
+
+for _p in (reduce_sum_p, reduce_max_p, reduce_min_p, reduce_prod_p, reduce_and_p, reduce_or_p):
+    _p.batch = _reduce_batch(_p)
+for _p in (argmax_p, argmin_p):
+    _p.batch = _arg_batch(_p)
+for _p in (cumsum_p, cumprod_p, cummax_p, cummin_p):
+    _p.batch = _cumulative_batch(_p)

@@ -485,3 +485,133 @@ def dynamic_update_slice_in_dim(operand, update, start_index, axis):
     starts = [0] * operand.ndim
     starts[axis] = start_index
     return dynamic_update_slice(operand, update, starts)
+
+
+# -- batching rules --------------------------------------------------------------------------
+
+def _front(vals, dims):
+    from ._batching import batch_size, bdim_to_front
+
+    size = batch_size(vals, dims)
+    return [bdim_to_front(v, d, size) for v, d in zip(vals, dims)], size
+
+
+def _broadcast_in_dim_batch(vals, dims, shape, broadcast_dimensions):
+    (x,), size = _front(vals, dims)
+    return broadcast_in_dim_p.bind(x, shape=(size,) + tuple(shape),
+                                   broadcast_dimensions=(0,) + tuple(b + 1 for b in broadcast_dimensions)), 0
+
+
+def _reshape_batch(vals, dims, new_sizes):
+    (x,), size = _front(vals, dims)
+    return reshape_p.bind(x, new_sizes=(size,) + tuple(new_sizes)), 0
+
+
+def _transpose_batch(vals, dims, permutation):
+    (x,), _ = _front(vals, dims)
+    return transpose_p.bind(x, permutation=(0,) + tuple(p + 1 for p in permutation)), 0
+
+
+def _squeeze_batch(vals, dims, dimensions):
+    (x,), _ = _front(vals, dims)
+    return squeeze_p.bind(x, dimensions=tuple(d + 1 for d in dimensions)), 0
+
+
+def _rev_batch(vals, dims, dimensions):
+    from ._batching import shift_axis
+
+    (x,), (d,) = vals, dims
+    return rev_p.bind(x, dimensions=tuple(shift_axis(a, d) for a in dimensions)), d
+
+
+def _slice_batch(vals, dims, start_indices, limit_indices, strides):
+    (x,), (d,) = vals, dims
+    start, limit = list(start_indices), list(limit_indices)
+    start.insert(d, 0)
+    limit.insert(d, x.shape[d])
+    st = None if strides is None else tuple(strides[:d]) + (1,) + tuple(strides[d:])
+    return slice_p.bind(x, start_indices=tuple(start), limit_indices=tuple(limit), strides=st), d
+
+
+def _pad_batch(vals, dims, padding_config):
+    x, pv = vals
+    dx, dpv = dims
+    if dpv is None:
+        cfg = list(padding_config)
+        cfg.insert(dx, (0, 0, 0))
+        return pad_p.bind(x, pv, padding_config=tuple(cfg)), dx
+    # A per-example padding value: pad with zeros, then select the padding positions.
+    from .elementwise import select_n_p
+
+    (x, pv), size = _front([x, pv], [dx, dpv])
+    cfg = ((0, 0, 0),) + tuple(padding_config)
+    out = pad_p.bind(x, wrap_ndarray(np.zeros((), x.dtype)), padding_config=cfg)
+    mask = _pad_impl(np.zeros(x.shape, bool), np.array(True), cfg)
+    pv_full = broadcast_in_dim(pv, out.shape, (0,))
+    return select_n_p.bind(wrap_ndarray(mask), out, pv_full), 0
+
+
+def _concatenate_batch(vals, dims, dimension):
+    xs, _ = _front(vals, dims)
+    return concatenate_p.bind(*xs, dimension=dimension + 1), 0
+
+
+def _start_index_arrays(starts, sdims, sizes, shape, size):
+    """Gather-style index arrays (each of shape ``(size, *sizes)``) for per-example, clamped starts."""
+    from ._batching import bdim_to_front
+    from .elementwise import add, clamp, convert_element_type
+
+    full = (size,) + tuple(sizes)
+    arrays = [broadcast_in_dim(wrap_ndarray(np.arange(size, dtype=np.int64)), full, (0,))]
+    for i, (s, sd, k, n) in enumerate(zip(starts, sdims, sizes, shape)):
+        s = clamp(0, convert_element_type(s, np.int64), n - k)
+        if sd is not None:
+            s = broadcast_in_dim(bdim_to_front(s, sd, size), full, (0,))
+        arrays.append(add(s, broadcast_in_dim(wrap_ndarray(np.arange(k, dtype=np.int64)), full, (i + 1,))))
+    return arrays
+
+
+def _dynamic_slice_batch(vals, dims, slice_sizes):
+    from ._batching import batch_size, bdim_to_front
+
+    x, *starts = vals
+    dx, *sdims = dims
+    size = batch_size(vals, dims)
+    x = bdim_to_front(x, dx, size)
+    if all(d is None for d in sdims):
+        zero = wrap_ndarray(np.zeros((), starts[0].dtype if starts else np.int64))
+        return dynamic_slice_p.bind(x, zero, *starts, slice_sizes=(size,) + tuple(slice_sizes)), 0
+    from .indexing import getitem_p
+
+    arrays = _start_index_arrays(starts, sdims, slice_sizes, x.shape[1:], size)
+    spec = tuple(("a", k) for k in range(len(arrays)))
+    return getitem_p.bind(x, *arrays, spec=spec, mode="clip", fill_value=None), 0
+
+
+def _dynamic_update_slice_batch(vals, dims):
+    from ._batching import batch_size, bdim_to_front
+
+    x, u, *starts = vals
+    dx, du, *sdims = dims
+    size = batch_size(vals, dims)
+    x, u = bdim_to_front(x, dx, size), bdim_to_front(u, du, size)
+    if all(d is None for d in sdims):
+        zero = wrap_ndarray(np.zeros((), starts[0].dtype if starts else np.int64))
+        return dynamic_update_slice_p.bind(x, u, zero, *starts), 0
+    from .indexing import index_update_p
+
+    arrays = _start_index_arrays(starts, sdims, u.shape[1:], x.shape[1:], size)
+    spec = tuple(("a", k) for k in range(len(arrays)))
+    return index_update_p.bind(x, u, *arrays, spec=spec, op="set"), 0
+
+
+broadcast_in_dim_p.batch = _broadcast_in_dim_batch
+reshape_p.batch = _reshape_batch
+transpose_p.batch = _transpose_batch
+squeeze_p.batch = _squeeze_batch
+rev_p.batch = _rev_batch
+slice_p.batch = _slice_batch
+pad_p.batch = _pad_batch
+concatenate_p.batch = _concatenate_batch
+dynamic_slice_p.batch = _dynamic_slice_batch
+dynamic_update_slice_p.batch = _dynamic_update_slice_batch

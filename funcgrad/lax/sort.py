@@ -48,7 +48,9 @@ def sort_with_indices(operand, dimension=-1):
 
 def _top_k_impl(x, k):
     # Largest first; among equal values the lower index first (as JAX).
-    perm = np.argsort(-x if x.dtype.kind != "b" else ~x, axis=-1, kind="stable")[..., :k]
+    # (Negating would wrap unsigned and minimum integers: sort the reversed axis ascending instead.)
+    n = x.shape[-1]
+    perm = (n - 1 - np.argsort(x[..., ::-1], axis=-1, kind="stable"))[..., ::-1][..., :k]
     return [np.take_along_axis(x, perm, -1), perm.astype(np.int64)]
 
 
@@ -84,3 +86,23 @@ def top_k(operand, k):
     """
     operand = as_array(operand, "lax.top_k")
     return tuple(top_k_p.bind(operand, k=int(k)))
+
+
+def _sort_batch(vals, dims, dimension):
+    from ._batching import shift_axis
+
+    (x,), (d,) = vals, dims
+    return sort_p.bind(x, dimension=shift_axis(dimension, d)), [d, d]
+
+
+def _top_k_batch(vals, dims, k):
+    from ._batching import bdim_to_front
+
+    (x,), (d,) = vals, dims
+    if d == x.ndim - 1:  # top_k works on the last axis: keep the batch axis elsewhere
+        x, d = bdim_to_front(x, d, None), 0
+    return top_k_p.bind(x, k=k), [d, d]
+
+
+sort_p.batch = _sort_batch
+top_k_p.batch = _top_k_batch

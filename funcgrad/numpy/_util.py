@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core.array import Array, wrap_ndarray
 from ..core.dtypes import canonical_numpy, is_inexact, result_type
-from ..core.errors import ShapeError
+from ..core.errors import AxisError, ShapeError
 from ..core.trace import Tracer
 from ..lax.elementwise import convert_element_type
 from ..lax.shape import broadcast_in_dim
@@ -113,7 +113,7 @@ def canonical_axis(axis, ndim, name):
 def _norm(axis, ndim, name):
     a = int(axis)
     if not -ndim <= a < ndim:
-        raise np.exceptions.AxisError(f"{name}: axis {a} is out of bounds for an array of dimension {ndim} "
+        raise AxisError(f"{name}: axis {a} is out of bounds for an array of dimension {ndim} "
                                       f"(valid range [{-ndim}, {ndim - 1}])")
     return a % ndim
 

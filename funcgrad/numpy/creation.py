@@ -87,7 +87,11 @@ def array(object, dtype=None, copy=True, ndmin=0, **kwargs):
         elif isinstance(object, (np.ndarray, np.generic)):
             v = np.array(object, dtype=dt)
         else:
-            v = np.array(object, dtype=dt)
+            try:
+                v = np.array(object, dtype=dt)
+            except ValueError as e:  # ragged nesting: say so in funcgrad's words
+                raise ValueError(f"array: cannot build an array from {type(object).__name__}: nested sequences "
+                                 f"must be rectangular ({e})") from None
             if dt is None and not _has_numpy_leaf(object):
                 v = canonical_numpy(v)
         if v.dtype == np.object_:
@@ -167,8 +171,14 @@ def full(shape, fill_value, dtype=None, **kwargs):
         fv = fill_value if dtype is None else convert_element_type(fill_value, canonicalize(dtype))
         return broadcast_to_shape(fv, shape)
     fv = np.asarray(fill_value)
-    dt = canonicalize(dtype) if dtype is not None else (
-        python_scalar_dtype(fill_value) if type(fill_value) in _PY else canonical_numpy(fv).dtype)
+    if dtype is not None:
+        dt = canonicalize(dtype)
+    elif type(fill_value) in _PY:
+        dt = python_scalar_dtype(fill_value)
+    elif isinstance(fill_value, (np.ndarray, np.generic)):
+        dt = fv.dtype  # a NumPy-provided dtype is kept (never silently narrowed)
+    else:
+        dt = canonical_numpy(fv).dtype
     return wrap_ndarray(np.full(shape, fv, dt))
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from ..core.array import wrap_ndarray
 from ..core.errors import ConcretizationError
 from ..core.trace import Tracer
-from ..lax import sort as lsort
+from ..lax.sort import argsort as _lax_argsort, sort as _lax_sort  # lax.sort is also a function name
 from ._util import canonical_axis, to_array
 
 
@@ -28,8 +28,8 @@ def sort(a, axis=-1, kind=None, order=None, *, stable=True, descending=False):
     if descending:
         from .shape_ops import flip
 
-        return flip(lsort.sort(flip(x, ax), ax), ax) if stable else flip(lsort.sort(x, ax), ax)
-    return lsort.sort(x, ax)
+        return flip(_lax_sort(flip(x, ax), ax), ax) if stable else flip(_lax_sort(x, ax), ax)
+    return _lax_sort(x, ax)
 
 
 def argsort(a, axis=-1, kind=None, order=None, *, stable=True, descending=False):
@@ -42,8 +42,8 @@ def argsort(a, axis=-1, kind=None, order=None, *, stable=True, descending=False)
         from .shape_ops import flip
 
         n = x.shape[ax]
-        return (n - 1) - flip(lsort.argsort(flip(x, ax), ax), ax)
-    return lsort.argsort(x, ax)
+        return (n - 1) - flip(_lax_argsort(flip(x, ax), ax), ax)
+    return _lax_argsort(x, ax)
 
 
 def searchsorted(a, v, side="left", sorter=None, method=None):

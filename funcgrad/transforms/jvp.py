@@ -179,10 +179,24 @@ def deflinear(prim: Primitive, transpose_rule):
 
 # -- generic primitives owned by the AD machinery ------------------------------------
 
+def _lax_batch_rule(make_rule):
+    """A batching rule built by a helper in ``funcgrad.lax._batching`` (imported when first used,
+    since the AD machinery is imported before lax)."""
+
+    def rule(vals, dims, **params):
+        from ..lax import _batching
+
+        return getattr(_batching, make_rule)(rule.prim)(vals, dims, **params)
+
+    return rule
+
+
 add_any_p = Primitive("add_any")
 add_any_p.impl = lambda a, b: np.add(a, b)
 add_any_p.abstract_eval = lambda a, b: a
 deflinear(add_any_p, lambda ct, a, b: [ct, ct])
+add_any_p.batch = _lax_batch_rule("elementwise_rule")
+add_any_p.batch.prim = add_any_p
 
 
 def _custom_lin_impl(*args, num_res, bwd, out_avals, diff_mask):
@@ -204,6 +218,9 @@ custom_lin_p = Primitive("custom_lin", multiple_results=True)
 custom_lin_p.impl = _custom_lin_impl
 custom_lin_p.abstract_eval = lambda *avals, num_res, bwd, out_avals, diff_mask: list(out_avals)
 custom_lin_p.transpose = _custom_lin_transpose
+custom_lin_p.batch = _lax_batch_rule("vmap_impl_rule")
+custom_lin_p.batch.prim = custom_lin_p
+custom_lin_p.jvp = lambda primals, tangents, **params: _custom_lin_impl(**params)  # the same clear TypeError
 
 
 def _checkpoint_lin_eval(*args, fun, diff_mask, out_avals):
@@ -253,3 +270,5 @@ def _checkpoint_lin_jvp(primals, tangents, fun, diff_mask, out_avals):
 
 
 checkpoint_lin_p.jvp = _checkpoint_lin_jvp
+checkpoint_lin_p.batch = _lax_batch_rule("vmap_impl_rule")
+checkpoint_lin_p.batch.prim = checkpoint_lin_p
