@@ -20,7 +20,7 @@ import numpy as np
 from .core.dtypes import bfloat16, float0, is_inexact
 from .core.pytree import keystr, tree_flatten, tree_flatten_with_path, tree_map, tree_unflatten
 
-__all__ = ["assert_allclose", "check_grads", "check_jvp", "check_vjp", "check_jit", "check_vmap"]
+__all__ = ["assert_allclose", "check_grads", "check_jvp", "check_vjp", "check_jit", "check_vmap", "numerical_jvp"]
 
 # Finite-difference step and comparison tolerance per dtype. The tolerance applies both
 # absolutely and relatively (as in JAX); the step balances truncation against round-off.
@@ -30,6 +30,8 @@ _GRAD_TOL = {"float16": 5e-2, "bfloat16": 1e-1, "float32": 2e-2, "float64": 1e-5
              "complex64": 2e-2, "complex128": 1e-5}
 # The smallest relative tolerance assert_allclose uses per dtype (its resolution).
 _RTOL_FLOOR = {"float16": 1e-3, "bfloat16": 1e-2}
+# vmap/jit run the same computation in another order (fused, batched): only round-off may differ.
+_SAME_PROGRAM_TOL = {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-5}
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -101,7 +103,16 @@ def _inner(xs, ys):
 
 
 def numerical_jvp(f, primals, tangents, eps):
-    """Central finite difference ``(f(x + eps t) - f(x - eps t)) / 2 eps`` (a pytree like f's output)."""
+    """Central finite difference ``(f(x + eps t) - f(x - eps t)) / 2 eps`` (a pytree like f's output).
+
+    Integer leaves of ``primals`` are not perturbed; integer outputs give float0 zeros.
+
+    Example:
+        >>> import numpy as np, funcgrad.numpy as fnp
+        >>> from funcgrad.testing import numerical_jvp
+        >>> numerical_jvp(fnp.square, (np.array([3.0]),), (np.array([1.0]),), eps=1e-4)
+        array([6.])
+    """
     plus = f(*tree_map(lambda x, t: _scaled_add(x, t, eps), primals, tangents))
     minus = f(*tree_map(lambda x, t: _scaled_add(x, t, -eps), primals, tangents))
 
@@ -124,10 +135,6 @@ def _tolerances(args, out, atol, rtol, eps):
             _lowest_precision(in_leaves, _EPS, 1e-4) if eps is None else eps)
 
 
-def _check_close(actual, desired, atol, rtol, err_msg):
-    assert_allclose(actual, desired, rtol=rtol, atol=atol, err_msg=err_msg)
-
-
 # -- gradient checks ------------------------------------------------------------------------------
 
 def check_jvp(f, f_jvp, args, atol=None, rtol=None, eps=None, err_msg="", seed=0):
@@ -143,10 +150,11 @@ def check_jvp(f, f_jvp, args, atol=None, rtol=None, eps=None, err_msg="", seed=0
     atol, rtol, eps = _tolerances(args, v_expected, atol, rtol, eps)
     tangents = tree_map(lambda x: _rand_like(rng, x), args)
     v_out, t_out = f_jvp(args, tree_map(_wrap, tangents))
-    _check_close(v_out, v_expected, atol, rtol, f"{err_msg} primal output of the JVP")
+    assert_allclose(v_out, v_expected, rtol=rtol, atol=atol, err_msg=f"{err_msg} primal output of the JVP")
     t_expected = numerical_jvp(f, args, tangents, eps)
     # Tangents of integer outputs are float0 zeros on both sides; assert_allclose skips them.
-    _check_close(t_out, t_expected, atol, rtol, f"{err_msg} JVP tangent vs central finite differences (eps={eps})")
+    assert_allclose(t_out, t_expected, rtol=rtol, atol=atol,
+                    err_msg=f"{err_msg} JVP tangent vs central finite differences (eps={eps})")
 
 
 def check_vjp(f, f_vjp, args, atol=None, rtol=None, eps=None, err_msg="", seed=0):
@@ -164,7 +172,7 @@ def check_vjp(f, f_vjp, args, atol=None, rtol=None, eps=None, err_msg="", seed=0
     v_expected = f(*args)
     atol, rtol, eps = _tolerances(args, v_expected, atol, rtol, eps)
     v_out, vjp_fn = f_vjp(*args)
-    _check_close(v_out, v_expected, atol, rtol, f"{err_msg} primal output of the VJP")
+    assert_allclose(v_out, v_expected, rtol=rtol, atol=atol, err_msg=f"{err_msg} primal output of the VJP")
     tangents = tree_map(lambda x: _rand_like(rng, x), args)
     t_out = numerical_jvp(f, args, tangents, eps)
     cotangents = tree_map(lambda x: _rand_like(rng, x), v_out)
@@ -304,9 +312,8 @@ def _as_array_data(x, other):
     """Where ``other`` has a single array and ``x`` a (nested) list or tuple of Python numbers, read
     ``x`` as array data, as NumPy does (so ``assert_allclose(y, [1.0, 2.0])`` works, also inside dicts)."""
     if isinstance(x, (list, tuple)) and tree_flatten(other)[1] == _LEAF_DEF:
-        if not hasattr(x, "_fields") and all(isinstance(v, (bool, int, float, complex, np.generic)) for v in tree_flatten(x)[0]):
-            return np.asarray(x)
-        return x
+        numbers = all(isinstance(v, (bool, int, float, complex, np.generic)) for v in tree_flatten(x)[0])
+        return np.asarray(x) if numbers and not hasattr(x, "_fields") else x
     if isinstance(x, dict) and isinstance(other, dict) and set(x) == set(other):
         return {k: _as_array_data(v, other[k]) for k, v in x.items()}
     if type(x) in (list, tuple) and type(other) in (list, tuple) and len(x) == len(other):
@@ -336,7 +343,8 @@ def _transform(name):
 def check_vmap(f, args, in_axes=0, out_axes=0, atol=None, rtol=None):
     """Check ``fg.vmap(f)`` against a Python loop over the mapped axis.
 
-    Raises ``NotImplementedError`` until ``fg.vmap`` exists.
+    ``in_axes`` is an int, None, or one int/None per positional argument (the axis applies to
+    every leaf of that argument). Raises ``NotImplementedError`` until ``fg.vmap`` exists.
 
     Example:
         >>> import numpy as np, funcgrad.numpy as fnp
@@ -367,7 +375,7 @@ def check_vmap(f, args, in_axes=0, out_axes=0, atol=None, rtol=None):
         got = vmap(f, in_axes=in_axes, out_axes=out_axes)(*args)
     except NotImplementedError as e:
         raise NotImplementedError(f"check_vmap arrives with vmap/jit: {e}") from None
-    tol = _lowest_precision(tree_flatten(args)[0], {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-5}, 1e-7)
+    tol = _lowest_precision(tree_flatten(args)[0], _SAME_PROGRAM_TOL, 1e-7)
     assert_allclose(got, expected, rtol=tol if rtol is None else rtol, atol=tol if atol is None else atol,
                     err_msg="check_vmap: vmap(f) vs a loop over f", check_dtypes=True)
 
@@ -391,6 +399,6 @@ def check_jit(f, args, atol=None, rtol=None, **jit_kwargs):
         got = jit(f, **jit_kwargs)(*args)
     except NotImplementedError as e:
         raise NotImplementedError(f"check_jit arrives with vmap/jit: {e}") from None
-    tol = _lowest_precision(tree_flatten(args)[0], {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-5}, 1e-7)
+    tol = _lowest_precision(tree_flatten(args)[0], _SAME_PROGRAM_TOL, 1e-7)
     assert_allclose(got, expected, rtol=tol if rtol is None else rtol, atol=tol if atol is None else atol,
                     err_msg="check_jit: jit(f) vs eager f", check_dtypes=True)

@@ -603,6 +603,9 @@ def test_debug_nans():
             fnp.array([0.0]) / fnp.array([0.0])
         with pytest.raises(FloatingPointError):
             fg.grad(lambda x: fnp.sum(fnp.log(x)))(fnp.array([-1.0]))
+        # a NaN made only by the backward pass (0 * inf in the cotangent of sqrt at 0)
+        with pytest.raises(fg.errors.NaNError, match="div"):
+            fg.grad(lambda x: fnp.sqrt(x) * 0.0)(0.0)
     finally:
         fg.config.update("debug_nans", False)
     assert np.isnan(float(fnp.log(-1.0)))  # off again: NaNs propagate silently

@@ -94,7 +94,7 @@ def D(*shape):
     return gen
 
 
-def I(*shape, high, low=0):
+def IDX(*shape, high, low=0):
     """Integer index array (int64, whatever the row dtype)."""
     def gen(rng, dtype):
         return rng.integers(low, high, size=shape).astype(np.int64)
@@ -192,6 +192,10 @@ op("arccosh", fnp.arccosh, np.arccosh, U(3, 4, lo=1.2, hi=3.0))
 op("invert_int", fnp.invert, np.invert, N(5), dtypes=INT + (BOOL,), diff=False)
 op("round_decimals", lambda x: fnp.round(x, 2), lambda x: np.round(x, 2), N(6), diff=False)
 op("round_int", lambda x: fnp.round(x), lambda x: np.round(x), N(6), dtypes=(I64,), diff=False)
+op("round_int_negative_decimals", lambda x: fnp.round(x, -2), lambda x: np.round(x, -2),
+   K([1234, 1250, 1350, -1250, 49, 51], "row"), dtypes=(I32, I64), diff=False)
+op("round_negative_decimals", lambda x: fnp.round(x, -1), lambda x: np.round(x, -1), K([12.5, 15.0, -25.0, 4.9], "row"),
+   diff=False)
 op("real_of_real", fnp.real, np.real, N(4), linear=True)
 op("imag_of_real", fnp.imag, np.imag, N(4), diff=False)
 op("conj_of_real", fnp.conj, np.conj, N(4), linear=True)
@@ -346,7 +350,7 @@ op("where_int_float", lambda c, x, y: fnp.where(c, x, y.astype(np.int64)),
    lambda c, x, y: np.where(c, x, y.astype(np.int64)).astype(x.dtype), B(4), N(4), N(4), dtypes=(F32,), diff=False)
 op("lax.select", lax.select, np.where, B(3, 4), N(3, 4), N(3, 4), dtypes=NUM, linear=True)
 op("lax.select_n_int", lambda w, a, b, c: lax.select_n(w, a, b, c), lambda w, a, b, c: np.choose(w, [a, b, c]),
-   I(3, 4, high=3), N(3, 4), N(3, 4), N(3, 4), linear=True)
+   IDX(3, 4, high=3), N(3, 4), N(3, 4), N(3, 4), linear=True)
 op("lax.select_n_rank0_pred", lambda w, a, b: lax.select_n(w, a, b), lambda w, a, b: b if w else a,
    K(True, bool), N(3), N(3), linear=True)
 
@@ -513,6 +517,10 @@ op("pad_constant_values", lambda x: fnp.pad(x, (1, 2), constant_values=7.5),
    lambda x: np.pad(x, (1, 2), constant_values=7.5), N(2, 3), diff=True)
 op("pad_constant_per_axis", lambda x: fnp.pad(x, ((1, 0), (0, 2)), constant_values=((1, 2), (3, 4))),
    lambda x: np.pad(x, ((1, 0), (0, 2)), constant_values=((1, 2), (3, 4))), N(2, 3))
+op("pad_traced_constant", lambda x, c: fnp.pad(x, ((0, 1), (2, 1)), constant_values=c),
+   lambda x, c: np.pad(x, ((0, 1), (2, 1)), constant_values=c), N(2, 3), N(), linear=True)
+op("pad_traced_constants_per_axis", lambda x, c: fnp.pad(x, 1, constant_values=c),
+   lambda x, c: np.pad(x, 1, constant_values=c), N(2, 3), N(2, 2), linear=True)
 op("pad_reflect_wide", lambda x: fnp.pad(x, (5, 4), mode="reflect"), lambda x: np.pad(x, (5, 4), mode="reflect"),
    N(3), linear=True)
 op("pad_wrap_wide", lambda x: fnp.pad(x, (5, 7), mode="wrap"), lambda x: np.pad(x, (5, 7), mode="wrap"), N(3),
@@ -626,9 +634,9 @@ for _label, _idx in [
 ]:
     _shape = (4, 3, 2) if _label == "separated_arrays" else (4, 3)
     op(f"getitem[{_label}]", lambda x, _i=_idx: x[_i], lambda x, _i=_idx: x[_i], N(*_shape), dtypes=NUM, linear=True)
-op("getitem_traced_index", lambda x, i: x[i], lambda x, i: x[i], N(5, 2), I(2, 3, high=5), linear=True)
-op("getitem_traced_index_pair", lambda x, i, j: x[i, j], lambda x, i, j: x[i, j], N(3, 4), I(5, high=3),
-   I(5, high=4), linear=True)
+op("getitem_traced_index", lambda x, i: x[i], lambda x, i: x[i], N(5, 2), IDX(2, 3, high=5), linear=True)
+op("getitem_traced_index_pair", lambda x, i, j: x[i, j], lambda x, i, j: x[i, j], N(3, 4), IDX(5, high=3),
+   IDX(5, high=4), linear=True)
 op("getitem_scalar_index_array", lambda x, i: x[i], lambda x, i: x[i], N(4, 2), K(3, np.int64), linear=True)
 op("getitem_bool_mask", lambda x, m: x[m], lambda x, m: x[m], N(3, 4), B(3, 4), dtypes=NUM, trace=False, linear=True)
 op("getitem_bool_rows", lambda x, m: x[m], lambda x, m: x[m], N(3, 4), K([True, False, True]), trace=False,
@@ -643,7 +651,8 @@ op("getitem_clamped", lambda x, i: x[i], lambda x, i: x[np.clip(i, -4, 3)], N(4)
 _UPD = [
     ("set_int", 1, N(3)), ("set_slice", np.s_[1:3], N(2, 3)), ("set_neg_step", np.s_[::-2], N(2, 3)),
     ("set_broadcast_row", np.s_[:, 1], N()), ("set_array", np.array([0, 2]), N(2, 3)),
-    ("set_pairs", (np.array([0, 1, 3]), np.array([2, 0, 1])), N(3)), ("set_ellipsis_none", np.s_[..., None, 0], N(4, 1)),
+    ("set_pairs", (np.array([0, 1, 3]), np.array([2, 0, 1])), N(3)),
+    ("set_ellipsis_none", np.s_[..., None, 0], N(4, 1)),
 ]
 for _label, _idx, _vspec in _UPD:
     def _ref(x, v, _i=_idx):
@@ -671,7 +680,7 @@ op("at.add_scalar_value", lambda x: x.at[np.array([1, 1, 2])].add(1.0),
 op("at.set_repeated_same_value", lambda x: x.at[np.array([1, 1])].set(5.0),
    lambda x: np.where(np.arange(3) == 1, 5.0, x).astype(x.dtype), N(3), linear=False)
 op("at.add_traced_index", lambda x, i, v: x.at[i].add(v), lambda x, i, v: _np_add_at(x, i, v), N(4, 2),
-   I(6, high=4), N(6, 2), linear=True)
+   IDX(6, high=4), N(6, 2), linear=True)
 op("at.set_out_of_range_dropped", lambda x, v: x.at[np.array([1, 7])].set(v),
    lambda x, v: np.where(np.arange(3) == 1, v[0], x), N(3), N(2), linear=True)
 op("at.get", lambda x: x.at[1:, ::2].get(), lambda x: x[1:, ::2], N(3, 4), linear=True)
@@ -683,16 +692,16 @@ def _np_add_at(x, i, v):
     return out
 
 
-op("take_flat", lambda x, i: fnp.take(x, i), lambda x, i: np.take(x, i), N(3, 4), I(2, 3, high=12), dtypes=NUM,
+op("take_flat", lambda x, i: fnp.take(x, i), lambda x, i: np.take(x, i), N(3, 4), IDX(2, 3, high=12), dtypes=NUM,
    linear=True)
-op("take_axis", lambda x, i: fnp.take(x, i, axis=1), lambda x, i: np.take(x, i, axis=1), N(3, 4), I(5, high=4),
+op("take_axis", lambda x, i: fnp.take(x, i, axis=1), lambda x, i: np.take(x, i, axis=1), N(3, 4), IDX(5, high=4),
    linear=True)
 op("take_neg_axis_repeated", lambda x, i: fnp.take(x, i, axis=-1), lambda x, i: np.take(x, i, axis=-1), N(2, 3),
    K([2, 2, 0, 2]), linear=True)
 op("take_along_axis", lambda x, i: fnp.take_along_axis(x, i, 1), lambda x, i: np.take_along_axis(x, i, 1), N(3, 4),
-   I(3, 6, high=4), dtypes=NUM, linear=True)
+   IDX(3, 6, high=4), dtypes=NUM, linear=True)
 op("take_along_axis_broadcast", lambda x, i: fnp.take_along_axis(x, i, 0), lambda x, i: np.take_along_axis(x, i, 0),
-   N(3, 4), I(2, 1, high=3), linear=True)
+   N(3, 4), IDX(2, 1, high=3), linear=True)
 op("take_along_axis_argsort", lambda x: fnp.take_along_axis(x, fnp.argsort(x, axis=0), 0),
    lambda x: np.take_along_axis(x, np.argsort(x, axis=0), 0), D(3, 4))
 
@@ -774,7 +783,8 @@ op("lax.dot_general_outer", lambda x, y: lax.dot_general(x, y, (((), ()), ((), (
    lambda x, y: np.multiply.outer(x, y), N(2, 3), N(4))
 op("lax.dot_general_preferred", lambda x, y: lax.dot_general(x, y, (((1,), (0,)), ((), ())),
                                                                preferred_element_type=np.float64),
-   lambda x, y: (x.astype(np.float64) @ y.astype(np.float64)), N(2, 3), N(3, 2), dtypes=(F32,), diff=False, out_dtype=lambda d: F64)
+   lambda x, y: (x.astype(np.float64) @ y.astype(np.float64)), N(2, 3), N(3, 2), dtypes=(F32,), diff=False,
+   out_dtype=lambda d: F64)
 op("lax.dot", lax.dot, np.dot, N(2, 3), N(3, 4), dtypes=NUM)
 
 

@@ -119,7 +119,8 @@ def test_import_layers_follow_the_dag():
         bad = []
         for layer, _ in layers:
             sub = importlib.import_module("funcgrad." + layer)
-            names = ["funcgrad." + layer] + [m.name for m in pkgutil.walk_packages(sub.__path__, "funcgrad." + layer + ".")]
+            prefix = "funcgrad." + layer + "."
+            names = ["funcgrad." + layer] + [m.name for m in pkgutil.walk_packages(sub.__path__, prefix)]
             for name in names:
                 importlib.import_module(name)
             loaded = [m for m in sys.modules if m.startswith(above[layer])]

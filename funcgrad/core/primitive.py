@@ -22,7 +22,7 @@ from .trace import Tracer, get_current_trace, unexpected_tracer
 
 class Primitive:
     __slots__ = ("name", "multiple_results", "impl", "abstract_eval", "jvp", "transpose",
-                 "batch", "lower", "differentiable", "effectful")
+                 "batch", "lower", "differentiable", "effectful", "partial_eval")
 
     def __init__(self, name: str, multiple_results: bool = False, differentiable: bool = True):
         self.name = name
@@ -38,6 +38,10 @@ class Primitive:
         self.differentiable = differentiable
         # True for primitives with side effects (printing): never removed as dead code.
         self.effectful = False
+        # Optional rule for the linearizing JaxprTrace when some operands are known and some
+        # unknown: partial_eval(trace, args, unknown_mask, params). Primitives with inner
+        # jaxprs (control flow) use it to run their known part now and record only the rest.
+        self.partial_eval = None
 
     def __repr__(self):
         return self.name

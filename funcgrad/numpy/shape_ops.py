@@ -440,12 +440,11 @@ def pad(array, pad_width, mode="constant", **kwargs):
     x = to_array(array, "pad")
     pw = _pad_width(pad_width, x.ndim)
     if mode == "constant":
-        cv = kwargs.get("constant_values", 0)
-        cvs = np.asarray(cv) if not isinstance(cv, Tracer) else None
-        if cvs is not None and cvs.ndim == 0:
-            return ls.pad(x, convert_element_type(to_array(cv), x.dtype), [(int(lo), int(hi), 0) for lo, hi in pw])
+        cv = to_array(kwargs.get("constant_values", 0), "pad")  # may be traced (differentiable)
+        if cv.ndim == 0:
+            return ls.pad(x, convert_element_type(cv, x.dtype), [(int(lo), int(hi), 0) for lo, hi in pw])
         # per-axis (before, after) constants: pad one axis at a time
-        cvs = np.broadcast_to(np.asarray(cv), (x.ndim, 2))
+        cvs = broadcast_to(cv, (x.ndim, 2))
         out = x
         for ax in range(x.ndim):
             lo, hi = pw[ax]
@@ -453,7 +452,7 @@ def pad(array, pad_width, mode="constant", **kwargs):
                 if width:
                     cfg = [(0, 0, 0)] * x.ndim
                     cfg[ax] = (int(width), 0, 0) if side == 0 else (0, int(width), 0)
-                    out = ls.pad(out, convert_element_type(to_array(cvs[ax, side]), x.dtype), cfg)
+                    out = ls.pad(out, convert_element_type(cvs[ax, side], x.dtype), cfg)
         return out
     if mode not in ("edge", "reflect", "symmetric", "wrap"):
         raise NotImplementedError(f"pad: mode={mode!r} is not supported (constant, edge, reflect, symmetric, wrap)")

@@ -239,7 +239,12 @@ def round(a, decimals=0):
     """
     a = to_array(a, "round")
     if not is_inexact(a.dtype):
-        return a
+        if decimals >= 0:
+            return a
+        # NumPy rounds integers to a multiple of 10**-decimals (half to even), keeping the dtype.
+        scale = lx.scalar_like(lx.convert_element_type(a, np.float64), 10.0 ** -decimals)
+        rounded = lx.mul_p.bind(lx.round_p.bind(lx.div_p.bind(lx.convert_element_type(a, np.float64), scale)), scale)
+        return lx.convert_element_type(rounded, a.dtype)
     if decimals == 0:
         return lx.round_p.bind(a)
     scale = lx.scalar_like(a, 10.0 ** decimals)

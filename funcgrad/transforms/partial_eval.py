@@ -87,9 +87,17 @@ class JaxprTrace(Trace):
         return var
 
     def process_primitive(self, prim, args, params):
-        if self.fold_known and not any(isinstance(a, JaxprTracer) and a._trace is self for a in args):
-            with set_current_trace(self.parent):
-                return prim.bind(*args, **params)
+        if self.fold_known:
+            unknown = [isinstance(a, JaxprTracer) and a._trace is self for a in args]
+            if not any(unknown):
+                with set_current_trace(self.parent):
+                    return prim.bind(*args, **params)
+            if prim.partial_eval is not None and not all(unknown):
+                return prim.partial_eval(self, args, unknown, params)
+        return self.record(prim, args, params)
+
+    def record(self, prim, args, params):
+        """Record ``prim(*args)`` as an equation of the jaxpr being built; returns its tracers."""
         atoms = [self.to_atom(a) for a in args]
         out_avals = prim.abstract_eval(*[a.aval for a in atoms], **params)
         if prim.multiple_results:
