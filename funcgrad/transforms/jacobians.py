@@ -1,7 +1,8 @@
 """Jacobians and Hessians: ``jacrev`` (reverse mode), ``jacfwd`` (forward mode), ``hessian``.
 
-Each Jacobian leaf has shape ``out.shape + in.shape``, as in JAX. The basis vectors are
-pushed (pulled) through one at a time.
+Each Jacobian leaf has shape ``out.shape + in.shape``, as in JAX. The standard basis is
+pushed (pulled) through all at once with ``vmap``: one batched JVP (VJP) per input (output)
+leaf rather than one per element.
 """
 
 from __future__ import annotations
@@ -13,28 +14,27 @@ import numpy as np
 from ..core.array import as_array, wrap_ndarray
 from ..core.pytree import tree_flatten, tree_unflatten
 from .autodiff import _check_grad_inputs, finish_aux, _split_args, _split_aux, jvp_flat, vjp_flat
+from .batching import vmap_flat
 from .jvp import instantiate
 
 
-def _stack(rows, out_shape, in_shape, dtype):
-    """Stack per-basis-vector results into a Jacobian block of shape out_shape + in_shape."""
-    from ..numpy import reshape, stack
-
-    if not rows:
-        return wrap_ndarray(np.zeros(tuple(out_shape) + tuple(in_shape), dtype))
-    return reshape(stack(rows), tuple(out_shape) + tuple(in_shape))
-
-
 def _basis(aval):
+    """The standard basis of ``aval``'s space, stacked: shape ``(size, *aval.shape)``."""
     n = int(np.prod(aval.shape, dtype=np.int64))
-    for k in range(n):
-        e = np.zeros(n, aval.dtype)
-        e[k] = 1
-        yield wrap_ndarray(e.reshape(aval.shape))
+    return wrap_ndarray(np.eye(n, dtype=aval.dtype).reshape((n,) + tuple(aval.shape)))
+
+
+def _block(batched, lead_shape, trail_shape, dtype):
+    """Reshape a ``(size, *trail_shape)`` stack of basis responses to ``lead_shape + trail_shape``."""
+    from ..numpy import reshape
+
+    if batched is None:
+        return wrap_ndarray(np.zeros(tuple(lead_shape) + tuple(trail_shape), dtype))
+    return reshape(batched, tuple(lead_shape) + tuple(trail_shape))
 
 
 def jacrev(fun, argnums=0, has_aux=False):
-    """Jacobian by reverse mode: one VJP per output element.
+    """Jacobian by reverse mode: the VJP of every output basis vector, batched with vmap.
 
     Example:
         >>> import funcgrad as fg, funcgrad.numpy as fnp
@@ -62,12 +62,12 @@ def jacrev(fun, argnums=0, has_aux=False):
         out_tree = cell[0]
         blocks = []  # blocks[i][j] = d out_i / d in_j
         for i, o in enumerate(outs):
-            rows = [[] for _ in flat]
-            for e in _basis(o.aval):
-                cts = [e if k == i else None for k in range(len(outs))]
-                for j, ct in enumerate(pullback(cts)):
-                    rows[j].append(ct)
-            blocks.append([_stack(rows[j], o.shape, x.shape, x.dtype) for j, x in enumerate(flat)])
+            if o.size == 0:
+                blocks.append([_block(None, o.shape, x.shape, x.dtype) for x in flat])
+                continue
+            rows = vmap_flat(lambda e, i=i: pullback([e if k == i else None for k in range(len(outs))]),
+                             [_basis(o.aval)], [0], o.size)
+            blocks.append([_block(r, o.shape, x.shape, x.dtype) for r, x in zip(rows, flat)])
         jac = _assemble(blocks, out_tree, tree, single)
         return (jac, finish_aux(cell[1])) if has_aux else jac
 
@@ -75,7 +75,7 @@ def jacrev(fun, argnums=0, has_aux=False):
 
 
 def jacfwd(fun, argnums=0, has_aux=False):
-    """Jacobian by forward mode: one JVP per input element.
+    """Jacobian by forward mode: the JVP of every input basis vector, batched with vmap.
 
     Example:
         >>> import funcgrad as fg, funcgrad.numpy as fnp
@@ -97,24 +97,26 @@ def jacfwd(fun, argnums=0, has_aux=False):
             o_flat, cell["tree"] = tree_flatten(out)
             return [as_array(o, "jacfwd") for o in o_flat]
 
-        cols = [[] for _ in flat]  # cols[j] = list over basis of [tangent_out_i]
-        outs = None
-        for j, x in enumerate(flat):
-            for e in _basis(x.aval):
-                tangents = [e if k == j else None for k in range(len(flat))]
-                outs, touts = jvp_flat(f, flat, tangents)
-                cols[j].append([instantiate(t, o) for t, o in zip(touts, outs)])
-        if outs is None:  # no input elements at all: evaluate once for the output structure
-            outs = f(*flat)
+        outs = f(*flat)
         out_tree = cell["tree"]
-        blocks = []
+        cols = []  # cols[j][i] = stacked d out_i / d in_j, shape (in_j.size, *out_i.shape)
+        for j, x in enumerate(flat):
+            if x.size == 0:
+                cols.append([None] * len(outs))
+                continue
+
+            def push(t, j=j):
+                res, touts = jvp_flat(f, flat, [t if k == j else None for k in range(len(flat))])
+                return [instantiate(tt, o) for tt, o in zip(touts, res)]
+
+            cols.append(vmap_flat(push, [_basis(x.aval)], [0], x.size))
         from ..numpy import moveaxis
 
+        blocks = []
         for i, o in enumerate(outs):
             row = []
             for j, x in enumerate(flat):
-                col = [c[i] for c in cols[j]]
-                block = _stack(col, x.shape, o.shape, o.dtype)  # in_shape + out_shape
+                block = _block(cols[j][i], x.shape, o.shape, o.dtype)  # in_shape + out_shape
                 nin = len(x.shape)
                 row.append(moveaxis(block, tuple(range(nin)), tuple(range(-nin, 0))) if nin else block)
             blocks.append(row)
