@@ -40,7 +40,9 @@ def _dot_general_impl(lhs, rhs, dimension_numbers, preferred_element_type):
     K = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
     L = np.transpose(lhs, list(lb) + lf + list(lc)).reshape(B, M, K)
     R = np.transpose(rhs, list(rb) + list(rc) + rf).reshape(B, K, N)
-    out = np.matmul(L, R)
+    # With nothing to contract (outer products, e.g. per-example weight gradients) a broadcast
+    # multiply is an order of magnitude faster than a batched matmul with K = 1.
+    out = L * R if K == 1 else np.matmul(L, R)
     shape = bshape + [lhs.shape[d] for d in lf] + [rhs.shape[d] for d in rf]
     return out.reshape(shape).astype(out_dtype, copy=False)
 
