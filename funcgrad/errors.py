@@ -1,5 +1,5 @@
 """``fg.errors``: funcgrad's exception classes (see ``funcgrad.core.errors``)."""
 
 from .core.errors import (  # noqa: F401
-    AxisError, ConcretizationError, DTypeError, FuncgradError, NaNError, ShapeError, UnexpectedTracerError,
+    AxisError, ConcretizationError, TracerArrayConversionError, DTypeError, FuncgradError, NaNError, ShapeError, UnexpectedTracerError,
 )

@@ -688,3 +688,30 @@ def test_check_vmap_and_check_jit():
     else:
         with pytest.raises(NotImplementedError, match="arrives with vmap/jit"):
             check_jit(fnp.sin, (x,))
+
+
+def test_vmap_composes_with_autodiff(rng):
+    if not _available(fg.vmap, fnp.ones((2, 2))):
+        with pytest.raises(NotImplementedError):
+            fg.vmap(fnp.sin)(fnp.ones(2))
+        return
+    w = f64(rng.standard_normal((3, 2)))
+    xs = f64(rng.standard_normal((4, 3)))
+
+    def f(w, x):
+        return fnp.sum(fnp.tanh(x @ w) ** 2)
+
+    per_example = fg.vmap(fg.grad(f), in_axes=(None, 0))(w, xs)
+    loop = fnp.stack([fg.grad(f)(w, x) for x in xs])
+    assert_allclose(per_example, loop, rtol=1e-12)
+    total = fg.grad(lambda w: fnp.sum(fg.vmap(f, in_axes=(None, 0))(w, xs)))(w)
+    assert_allclose(total, fnp.sum(loop, axis=0), rtol=1e-12)
+    hess = fg.vmap(fg.hessian(lambda x: f(w, x)))(xs)
+    assert_allclose(hess, fnp.stack([fg.hessian(lambda x: f(w, x))(x) for x in xs]), rtol=1e-12)
+    t = f64(rng.standard_normal((4, 3)))
+    _, jv = fg.jvp(lambda xs: fg.vmap(lambda x: f(w, x))(xs), (xs,), (t,))
+    vj = fg.vmap(lambda x, tx: fg.jvp(lambda x: f(w, x), (x,), (tx,))[1])(xs, t)
+    assert_allclose(jv, vj, rtol=1e-12)
+    jac = fg.jacrev(lambda xs: fg.vmap(lambda x: f(w, x))(xs))(xs)
+    assert_allclose(jac, np.einsum("ij,ik->ijk", np.eye(4), np.asarray(fg.vmap(fg.grad(lambda x: f(w, x)))(xs))),
+                    rtol=1e-12, atol=1e-15)

@@ -14,6 +14,7 @@ from funcgrad import errors, lax
 
 BUILTIN_OF = {
     "ConcretizationError": TypeError,
+    "TracerArrayConversionError": TypeError,
     "UnexpectedTracerError": RuntimeError,
     "ShapeError": ValueError,
     "DTypeError": TypeError,

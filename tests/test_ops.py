@@ -1189,3 +1189,27 @@ def test_eager_primitives_return_read_only_arrays():
     for out in (fnp.sin(fnp.ones(3)), fnp.ones(3) + 1, fnp.sort(fnp.ones(3)), fnp.arange(3)[::-1]):
         v = np.asarray(out)
         assert not v.flags.writeable
+
+
+# -- vmap: the table's rows against a Python loop, for several batch-dim placements ---------------------------
+
+VMAP_PLACEMENTS = ("all_first", "all_last", "first_only")
+
+
+@pytest.mark.parametrize("placement", VMAP_PLACEMENTS)
+@pytest.mark.parametrize("row", [pytest.param(o, id=o.name) for o in OPS if o.trace])
+def test_vmap(row, placement):
+    from funcgrad.testing import check_vmap
+
+    dtype = row.dtypes[0]
+    examples = [row.args(dtype, seed=s) for s in range(3)]
+    n = len(examples[0])
+    if placement == "all_first":
+        axes = (0,) * n
+    elif placement == "all_last":
+        axes = tuple(a.ndim for a in examples[0])
+    else:
+        axes = (0,) + (None,) * (n - 1)
+    batched = tuple(np.stack([ex[k] for ex in examples], axis=ax) if ax is not None else examples[0][k]
+                    for k, ax in enumerate(axes))
+    check_vmap(row.fn, batched, in_axes=axes)

@@ -20,6 +20,10 @@ class ConcretizationError(FuncgradError, TypeError):
     """
 
 
+class TracerArrayConversionError(ConcretizationError):
+    """A traced value was handed to NumPy (``np.asarray``, a NumPy function or ufunc)."""
+
+
 class UnexpectedTracerError(FuncgradError, RuntimeError):
     """A tracer escaped the transformation that created it and was used later."""
 

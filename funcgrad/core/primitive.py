@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .abstract import aval_of_value
 from .array import Array, wrap_ndarray
 from .config import config
 from .errors import NaNError
@@ -59,7 +60,13 @@ class Primitive:
                 unexpected_tracer(a, f"primitive '{self.name}'")
             else:
                 vals.append(a)
-        out = self.impl(*vals, **params)
+        try:
+            out = self.impl(*vals, **params)
+        except Exception:
+            # Eager evaluation skips abstract evaluation for speed; on failure, run it so that
+            # invalid operands get funcgrad's error naming the primitive and the shapes.
+            self.abstract_eval(*[aval_of_value(v) for v in vals], **params)
+            raise
         if self.multiple_results:
             outs = [wrap_ndarray(o) for o in out]
             if config.debug_nans:

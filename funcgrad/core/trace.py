@@ -13,7 +13,7 @@ import contextvars
 from contextlib import contextmanager
 
 from .array import ArrayOps
-from .errors import ConcretizationError, UnexpectedTracerError
+from .errors import ConcretizationError, TracerArrayConversionError, UnexpectedTracerError
 
 
 class Trace:
@@ -64,8 +64,13 @@ class Tracer(ArrayOps):
         )
 
     def __array__(self, dtype=None, copy=None):
-        self.to_concrete("converting a tracer to a NumPy array (np.asarray)")
-        raise AssertionError("unreachable")
+        # Even where the value is concrete (under grad), handing it to NumPy would silently
+        # drop its derivative: refuse, and point to the funcgrad function.
+        raise TracerArrayConversionError(
+            f"a traced value {self.aval.str_short()} inside {self._trace.name} was passed to NumPy "
+            "(np.asarray, a NumPy function or a NumPy ufunc). NumPy cannot follow transformations: use the "
+            "funcgrad.numpy function of the same name (import funcgrad.numpy as fnp), or fg.stop_gradient "
+            "and take the value outside the transformation.")
 
     def _concrete(self, what):
         return self.to_concrete(what)

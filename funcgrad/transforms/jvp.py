@@ -193,7 +193,13 @@ def _lax_batch_rule(make_rule):
 
 add_any_p = Primitive("add_any")
 add_any_p.impl = lambda a, b: np.add(a, b)
-add_any_p.abstract_eval = lambda a, b: a
+def _add_any_abstract(a, b):
+    if a != b:  # a rule produced a mistyped (co)tangent: fail where it happens
+        raise TypeError(f"add_any: (co)tangents to accumulate differ in type: {a} and {b}")
+    return a
+
+
+add_any_p.abstract_eval = _add_any_abstract
 deflinear(add_any_p, lambda ct, a, b: [ct, ct])
 add_any_p.batch = _lax_batch_rule("elementwise_rule")
 add_any_p.batch.prim = add_any_p
