@@ -125,6 +125,17 @@ threefry2x32_p.impl = lambda k1, k2, x1, x2: list(_threefry2x32_numpy(k1, k2, x1
 threefry2x32_p.abstract_eval = _threefry2x32_abstract_eval
 
 
+def _threefry2x32_batch(vals, dims):
+    # Elementwise in all four operands: the single-output elementwise rule, applied to both outputs.
+    from .lax._batching import elementwise_rule
+
+    outs, d = elementwise_rule(threefry2x32_p)(vals, dims)
+    return outs, [d, d]
+
+
+threefry2x32_p.batch = _threefry2x32_batch
+
+
 def threefry_2x32(keypair, count):
     """Apply the Threefry-2x32 hash to ``count`` (JAX's ``jax.random.threefry_2x32``).
 

@@ -183,9 +183,39 @@ def _fmt_param(v):
     return repr(v)
 
 
-def pp_jaxpr(jaxpr: Jaxpr) -> str:
-    names = {}
-    gen = _names()
+def _is_jaxpr_param(v) -> bool:
+    if isinstance(v, (Jaxpr, ClosedJaxpr)):
+        return True
+    return isinstance(v, tuple) and len(v) > 0 and all(isinstance(j, (Jaxpr, ClosedJaxpr)) for j in v)
+
+
+def pp_jaxpr(jaxpr) -> str:
+    """Readable text of a jaxpr; jaxpr-valued parameters (control flow) print as nested jaxprs.
+
+    Example (``fg.make_jaxpr`` of a function calling ``lax.cond``)::
+
+        { lambda ; a:f32[] b:f32[]. let
+            c:i32[] = convert_element_type[new_dtype=int32] a
+            d:f32[] = cond[
+              branches=(
+                { lambda ; e:f32[]. let
+                    f:f32[] = cos e
+                  in (f) }
+                { lambda ; g:f32[]. let
+                    h:f32[] = sin g
+                  in (h) }
+              )
+            ] c b
+          in (d) }
+    """
+    if isinstance(jaxpr, ClosedJaxpr):
+        jaxpr = jaxpr.jaxpr
+    return _pp_jaxpr(jaxpr, {}, _names(), 0)
+
+
+def _pp_jaxpr(jaxpr: Jaxpr, names, gen, indent: int) -> str:
+    # ``names``/``gen`` are shared with nested jaxprs, so every variable has one unique name.
+    pad = " " * indent
 
     def name(v):
         if type(v) is Literal:
@@ -200,13 +230,31 @@ def pp_jaxpr(jaxpr: Jaxpr) -> str:
 
     consts = " ".join(decl(v) for v in jaxpr.constvars)
     ins = " ".join(decl(v) for v in jaxpr.invars)
-    lines = []
+    lines = [f"{{ lambda {consts}; {ins}. let"]
     for eqn in jaxpr.eqns:
         lhs = " ".join(decl(v) for v in eqn.outvars)
-        params = ", ".join(f"{k}={_fmt_param(p)}" for k, p in sorted(eqn.params.items()))
-        params = f"[{params}]" if params else ""
         rhs = " ".join(name(a) for a in eqn.invars)
-        lines.append(f"    {lhs} = {eqn.primitive.name}{params} {rhs}")
+        items = sorted(eqn.params.items())
+        if not any(_is_jaxpr_param(p) for _, p in items):
+            params = ", ".join(f"{k}={_fmt_param(p)}" for k, p in items)
+            params = f"[{params}]" if params else ""
+            lines.append(f"{pad}    {lhs} = {eqn.primitive.name}{params} {rhs}")
+            continue
+        # One parameter per line; nested jaxprs indented below their parameter name.
+        lines.append(f"{pad}    {lhs} = {eqn.primitive.name}[")
+        for k, p in items:
+            if isinstance(p, (Jaxpr, ClosedJaxpr)):
+                inner = p.jaxpr if isinstance(p, ClosedJaxpr) else p
+                lines.append(f"{pad}      {k}=" + _pp_jaxpr(inner, names, gen, indent + 6))
+            elif _is_jaxpr_param(p):
+                lines.append(f"{pad}      {k}=(")
+                for j in p:
+                    inner = j.jaxpr if isinstance(j, ClosedJaxpr) else j
+                    lines.append(f"{pad}        " + _pp_jaxpr(inner, names, gen, indent + 8))
+                lines.append(f"{pad}      )")
+            else:
+                lines.append(f"{pad}      {k}={_fmt_param(p)}")
+        lines.append(f"{pad}    ] {rhs}")
     outs = " ".join(name(a) for a in jaxpr.outvars)
-    head = f"{{ lambda {consts}; {ins}. let"
-    return "\n".join([head] + lines + [f"  in ({outs}) }}"])
+    lines.append(f"{pad}  in ({outs}) }}")
+    return "\n".join(lines)

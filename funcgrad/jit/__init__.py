@@ -1,7 +1,6 @@
-"""``fg.jit``: compilation of jaxprs to numba kernels (not built yet).
+"""``fg.jit``: trace a function to a jaxpr once per signature and run compiled code.
 
-``fg.jit`` raises ``NotImplementedError`` until the numba lowering lands;
-``fg.disable_jit()`` already exists so code can be written against it.
+See ``api.py`` (the transformation and its cache) and ``executor.py`` (code generation).
 """
 
 from __future__ import annotations
@@ -9,13 +8,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from ..core.config import config
-
-
-def jit(fun=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), backend=None):
-    """Compile ``fun`` (not implemented yet: raises ``NotImplementedError``)."""
-    raise NotImplementedError(
-        "fg.jit is not implemented yet: the numba lowering of jaxprs is still being built. "
-        "Run the function eagerly (transformations such as grad, jacrev and hessian work without jit).")
+from .api import JittedFunction, Lowered, jit, jit_p  # noqa: F401
 
 
 @contextmanager

@@ -451,6 +451,68 @@ conv_general_dilated_p.jvp = _conv_jvp
 conv_general_dilated_p.transpose = _conv_transpose
 
 
+def _conv_batch(vals, dims, *, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                feature_group_count, batch_group_count, preferred_element_type):
+    """vmap rule (JAX's ``_conv_general_dilated_batch_rule``): fold the vmapped axis into an existing one.
+
+    A batched input folds into the batch dimension N; a batched kernel folds into the output
+    features O; both batched become feature (or batch) groups, one per example, so every case
+    is a single convolution.
+    """
+    lhs, rhs = vals
+    lhs_bdim, rhs_bdim = dims
+    lhs_spec, rhs_spec, out_spec = dimension_numbers
+    g, b = feature_group_count, batch_group_count
+
+    def conv(new_lhs, new_rhs, fgc=g, bgc=b):
+        return conv_general_dilated_p.bind(
+            new_lhs, new_rhs, window_strides=window_strides, padding=padding, lhs_dilation=lhs_dilation,
+            rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers, feature_group_count=fgc,
+            batch_group_count=bgc, preferred_element_type=preferred_element_type)
+
+    if lhs_bdim is not None and rhs_bdim is not None:
+        size = lhs.shape[lhs_bdim]
+        if b > 1:
+            new_lhs = _reshape_axis_into(lhs_bdim, lhs_spec[0], lhs)
+            b *= size
+        else:
+            new_lhs = _reshape_axis_into(lhs_bdim, lhs_spec[1], lhs)
+            g *= size
+        new_rhs = _reshape_axis_into(rhs_bdim, rhs_spec[0], rhs)
+        out = conv(new_lhs, new_rhs, g, b)
+        return _reshape_axis_out_of(out_spec[1], size, out), out_spec[1]
+    if lhs_bdim is not None:
+        size = lhs.shape[lhs_bdim]
+        if b == 1:
+            out = conv(_reshape_axis_into(lhs_bdim, lhs_spec[0], lhs), rhs)
+        else:
+            # Batch groups must stay outermost in N: split them out, put the vmapped axis
+            # inside each group, and merge again.
+            new_lhs = _reshape_axis_out_of(lhs_spec[0] + int(lhs_bdim <= lhs_spec[0]), b, lhs)
+            new_lhs = _reshape_axis_into(lhs_bdim + int(lhs_spec[0] < lhs_bdim), lhs_spec[0] + 1, new_lhs)
+            new_lhs = _reshape_axis_into(lhs_spec[0], lhs_spec[0], new_lhs)
+            out = conv(new_lhs, rhs)
+        return _reshape_axis_out_of(out_spec[0], size, out), out_spec[0]
+    size = rhs.shape[rhs_bdim]
+    if g == 1 and b == 1:
+        out = conv(lhs, _reshape_axis_into(rhs_bdim, rhs_spec[0], rhs))
+        return _reshape_axis_out_of(out_spec[1], size, out), out_spec[1]
+    # Groups must stay outermost in O: factor them out of the kernel's output features, fold
+    # the vmapped axis into what remains, put the groups back; undo the same on the output.
+    q = max(g, b)
+    new_rhs = _reshape_axis_out_of(rhs_spec[0] + int(rhs_bdim <= rhs_spec[0]), q, rhs)
+    new_rhs = _reshape_axis_into(rhs_bdim + int(rhs_spec[0] < rhs_bdim), rhs_spec[0] + 1, new_rhs)
+    new_rhs = _reshape_axis_into(rhs_spec[0], rhs_spec[0], new_rhs)
+    out = conv(lhs, new_rhs)
+    out = _reshape_axis_out_of(out_spec[1], q, out)
+    out = _reshape_axis_out_of(out_spec[1] + 1, size, out)
+    out = _reshape_axis_into(out_spec[1], out_spec[1] + 1, out)
+    return out, out_spec[1]
+
+
+conv_general_dilated_p.batch = _conv_batch
+
+
 # -- public API ----------------------------------------------------------------------------------
 
 def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding, lhs_dilation=None, rhs_dilation=None,

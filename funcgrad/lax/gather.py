@@ -541,6 +541,87 @@ scatter_p.jvp = _scatter_jvp(scatter_p)
 scatter_p.transpose = _scatter_transpose
 
 
+
+# -- batching rules ------------------------------------------------------------------------------
+# As JAX's: the vmapped axis becomes a full-size slice axis (operand only), one more index batch
+# axis (indices only) or a pair of operand/indices batching dims (both): one gather or scatter.
+
+def _plus1(dims):
+    return tuple(d + 1 for d in dims)
+
+
+def _gather_batch(vals, dims, *, dimension_numbers, slice_sizes, mode, fill_value, indices_are_sorted,
+                  unique_indices):
+    from ._batching import bdim_to_front
+
+    operand, indices = vals
+    operand_bdim, indices_bdim = dims
+    dn = dimension_numbers
+    params = dict(mode=mode, fill_value=fill_value)
+    if indices_bdim is None:
+        operand = bdim_to_front(operand, operand_bdim, None)
+        dnums = GatherDimensionNumbers(
+            offset_dims=(0,) + _plus1(dn.offset_dims), collapsed_slice_dims=_plus1(dn.collapsed_slice_dims),
+            start_index_map=_plus1(dn.start_index_map), operand_batching_dims=_plus1(dn.operand_batching_dims),
+            start_indices_batching_dims=dn.start_indices_batching_dims)
+        return gather_p.bind(operand, indices, dimension_numbers=dnums, slice_sizes=(operand.shape[0],) + slice_sizes,
+                             indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, **params), 0
+    indices = bdim_to_front(indices, indices_bdim, None)
+    if operand_bdim is None:
+        dnums = GatherDimensionNumbers(
+            offset_dims=_plus1(dn.offset_dims), collapsed_slice_dims=dn.collapsed_slice_dims,
+            start_index_map=dn.start_index_map, operand_batching_dims=dn.operand_batching_dims,
+            start_indices_batching_dims=_plus1(dn.start_indices_batching_dims))
+        # Different examples may read the same positions: the hints no longer hold.
+        return gather_p.bind(operand, indices, dimension_numbers=dnums, slice_sizes=slice_sizes,
+                             indices_are_sorted=False, unique_indices=False, **params), 0
+    operand = bdim_to_front(operand, operand_bdim, None)
+    dnums = GatherDimensionNumbers(
+        offset_dims=_plus1(dn.offset_dims), collapsed_slice_dims=_plus1(dn.collapsed_slice_dims),
+        start_index_map=_plus1(dn.start_index_map), operand_batching_dims=(0,) + _plus1(dn.operand_batching_dims),
+        start_indices_batching_dims=(0,) + _plus1(dn.start_indices_batching_dims))
+    return gather_p.bind(operand, indices, dimension_numbers=dnums, slice_sizes=(1,) + slice_sizes,
+                         indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, **params), 0
+
+
+gather_p.batch = _gather_batch
+
+
+def _scatter_batch(prim):
+    def rule(vals, dims, *, dimension_numbers, mode, indices_are_sorted, unique_indices):
+        from ._batching import batch_size, bdim_to_front
+
+        operand, indices, updates = vals
+        operand_bdim, indices_bdim, updates_bdim = dims
+        dn = dimension_numbers
+        size = batch_size(vals, dims)
+        # The operand always gets a batch axis in front, so that each example has its own copy to write into.
+        operand = bdim_to_front(operand, operand_bdim, size)
+        updates = bdim_to_front(updates, updates_bdim, size)
+        if indices_bdim is None:
+            dnums = ScatterDimensionNumbers(
+                update_window_dims=(0,) + _plus1(dn.update_window_dims),
+                inserted_window_dims=_plus1(dn.inserted_window_dims),
+                scatter_dims_to_operand_dims=_plus1(dn.scatter_dims_to_operand_dims),
+                operand_batching_dims=_plus1(dn.operand_batching_dims),
+                scatter_indices_batching_dims=dn.scatter_indices_batching_dims)
+        else:
+            indices = bdim_to_front(indices, indices_bdim, size)
+            dnums = ScatterDimensionNumbers(
+                update_window_dims=_plus1(dn.update_window_dims),
+                inserted_window_dims=_plus1(dn.inserted_window_dims),
+                scatter_dims_to_operand_dims=_plus1(dn.scatter_dims_to_operand_dims),
+                operand_batching_dims=(0,) + _plus1(dn.operand_batching_dims),
+                scatter_indices_batching_dims=(0,) + _plus1(dn.scatter_indices_batching_dims))
+        return prim.bind(operand, indices, updates, dimension_numbers=dnums, mode=mode,
+                         indices_are_sorted=indices_are_sorted, unique_indices=unique_indices), 0
+
+    return rule
+
+
+scatter_add_p.batch = _scatter_batch(scatter_add_p)
+scatter_p.batch = _scatter_batch(scatter_p)
+
 def _scatter_bind(prim, where, operand, scatter_indices, updates, dimension_numbers, indices_are_sorted,
                   unique_indices, mode):
     operand = as_array(operand, where)

@@ -27,6 +27,7 @@ from ..core.errors import DTypeError, ShapeError
 from ..core.primitive import Primitive
 from ..transforms.jvp import add_tangents
 from ..transforms.transpose import is_undefined
+from ._batching import move_bdim, multi_output_front_rule
 from .dot import dot_general_p
 from .elementwise import (
     add, conj, convert_element_type, div, eq, integer_pow, mul, neg, real, sub,
@@ -772,3 +773,59 @@ def pinv(a, rcond=1e-15):
     a = as_array(a, "pinv")
     _pinv_abstract(a.aval, rcond=rcond)
     return pinv_p.bind(a, rcond=float(rcond))
+
+
+# -- batching rules ----------------------------------------------------------------------------------
+# Every primitive already treats leading axes as batch axes: move the vmapped axis to the
+# front (broadcasting an unbatched operand). A solve with a shared matrix and per-example
+# right-hand sides instead folds the vmapped axis into b's columns (rows for a right-side
+# triangular solve), so the matrix is factored once.
+
+def _fold_rhs_batch(vals, dims, bind, fold_rows):
+    """``a`` unbatched, ``b`` batched: solve one wider system and unfold the result."""
+    from .shape import reshape
+
+    a, b = vals
+    d = dims[1]
+    size = b.shape[d]
+    nd = b.ndim  # batched rank; per-example b is (..., M, K)
+    dst = nd - 3 if fold_rows else nd - 2  # the vmapped axis sits just before the axis it merges into
+    b = move_bdim(b, d, dst, size)
+    shape = b.shape
+    merged = shape[:dst] + (shape[dst] * shape[dst + 1],) + shape[dst + 2:]
+    out = bind(a, reshape(b, merged))
+    return reshape(out, shape), dst
+
+
+def _triangular_solve_batch(vals, dims, **params):
+    if dims[0] is None:
+        return _fold_rhs_batch(vals, dims, lambda a, b: triangular_solve_p.bind(a, b, **params),
+                               fold_rows=not params["left_side"])
+    return multi_output_front_rule(triangular_solve_p, 1)(vals, dims, **params)
+
+
+def _solve_batch(vals, dims):
+    if dims[0] is None:
+        return _fold_rhs_batch(vals, dims, solve_p.bind, fold_rows=False)
+    return multi_output_front_rule(solve_p, 1)(vals, dims)
+
+
+triangular_solve_p.batch = _triangular_solve_batch
+solve_p.batch = _solve_batch
+det_p.batch = multi_output_front_rule(det_p, 1)
+slogdet_p.batch = multi_output_front_rule(slogdet_p, 2)
+cholesky_p.batch = multi_output_front_rule(cholesky_p, 1)
+qr_p.batch = multi_output_front_rule(qr_p, 2)
+eigh_p.batch = multi_output_front_rule(eigh_p, 2)
+pinv_p.batch = multi_output_front_rule(pinv_p, 1)
+
+
+def _svd_batch(vals, dims, *, full_matrices, compute_uv):
+    from ._batching import bdim_to_front
+
+    (a,), (d,) = vals, dims
+    outs = svd_p.bind(bdim_to_front(a, d, None), full_matrices=full_matrices, compute_uv=compute_uv)
+    return outs, [0] * len(outs)
+
+
+svd_p.batch = _svd_batch

@@ -178,6 +178,52 @@ reduce_window_max_p.jvp = _chooser_jvp("max")
 reduce_window_min_p.jvp = _chooser_jvp("min")
 
 
+# -- batching rules ------------------------------------------------------------------------------
+
+def _batched_window(d, window_dimensions, window_strides, padding, base_dilation, window_dilation):
+    """Window parameters for an operand with a batch axis at ``d``: a window of 1, stride 1 there."""
+
+    def ins(v, x):
+        v = list(v)
+        v.insert(d, x)
+        return tuple(v)
+
+    return dict(window_dimensions=ins(window_dimensions, 1), window_strides=ins(window_strides, 1),
+                padding=ins(padding, (0, 0)), base_dilation=ins(base_dilation, 1),
+                window_dilation=ins(window_dilation, 1))
+
+
+def _reduce_window_batch(prim):
+    def rule(vals, dims, **params):
+        (x,), (d,) = vals, dims
+        return prim.bind(x, **_batched_window(d, **params)), d
+
+    return rule
+
+
+for _p in (reduce_window_sum_p, reduce_window_max_p, reduce_window_min_p):
+    _p.batch = _reduce_window_batch(_p)
+
+
+def _winner_batch(vals, dims, *, kind, **params):
+    # Run on the whole batch (batch axis first), then turn flat indices into the batched
+    # operand into per-example flat indices; the padding sentinel becomes the example's size.
+    from . import elementwise as ew
+    from ._batching import bdim_to_front
+
+    (x,), (d,) = vals, dims
+    x = bdim_to_front(x, d, None)
+    size, per = x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))
+    idx = reduce_window_winner_p.bind(x, kind=kind, **_batched_window(0, **params))
+    offsets = np.broadcast_to((np.arange(size, dtype=np.int64) * per).reshape((size,) + (1,) * (idx.ndim - 1)),
+                              idx.shape)
+    local = ew.sub(idx, wrap_ndarray(np.ascontiguousarray(offsets)))
+    return ew.min(local, wrap_ndarray(np.asarray(per, np.int64))), 0
+
+
+reduce_window_winner_p.batch = _winner_batch
+
+
 # -- public API ----------------------------------------------------------------------------------
 
 def _window_params(operand, window_dimensions, window_strides, padding, base_dilation, window_dilation, where):

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 
-from ..core.array import as_array
+import numpy as np
+
+from ..core.array import as_array, wrap_ndarray
 from ..core.errors import ConcretizationError
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.trace import Trace, Tracer, check_alive, get_current_trace, set_current_trace
@@ -122,11 +124,24 @@ class BatchTrace(Trace):
 
             def bwd_b(res, cts):
                 n_res = len(res)
-                return vmap_flat(lambda *xs: bwd(list(xs[:n_res]), list(xs[n_res:])), list(res) + list(cts),
-                                 [0] * (n_res + len(cts)), self.axis_size)
+                in_cts = vmap_flat(lambda *xs: bwd(list(xs[:n_res]), list(xs[n_res:])), list(res) + list(cts),
+                                   [0] * (n_res + len(cts)), self.axis_size)
+                # An unbatched input was shared by every example: its cotangent is the sum over the batch.
+                return [c if d is not None else _unbroadcast_front(c) for c, d in zip(in_cts, dims)]
 
             outs = self.parent.process_custom_vjp_call(fun_b, fwd_b, bwd_b, vals, out_avals_cell)
         return [self.wrap(o, 0) for o in outs]
+
+
+def _unbroadcast_front(c):
+    """Sum a cotangent over its leading batch axis (zeros for float0 / integer cotangents)."""
+    from ..core.dtypes import is_inexact
+
+    if is_inexact(c.dtype):
+        from ..lax.reductions import reduce_sum
+
+        return reduce_sum(c, (0,))
+    return wrap_ndarray(np.zeros(c.shape[1:], c.dtype))
 
 
 def _flat_pair(res):
@@ -181,13 +196,13 @@ def _node(x):
     return list(children), aux
 
 
-def _describe_sizes(args, axes_per_arg):
+def _describe_sizes(args, axes_per_arg, names):
     lines = []
-    for i, (a, axes) in enumerate(zip(args, axes_per_arg)):
+    for name, a, axes in zip(names, args, axes_per_arg):
         leaves = tree_flatten(a)[0]
         sizes = sorted({as_array(x).shape[ax] for x, ax in zip(leaves, axes) if ax is not None})
         if sizes:
-            lines.append(f"argument {i} has mapped size{'s' if len(sizes) > 1 else ''} "
+            lines.append(f"{name} has mapped size{'s' if len(sizes) > 1 else ''} "
                          f"{', '.join(map(str, sizes))}")
     return "; ".join(lines)
 
@@ -203,6 +218,8 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
             depend on the batch, or a prefix of the output structure).
         axis_size: the batch size when no argument is mapped.
 
+    Keyword arguments are always mapped over their leading axis, as in JAX.
+
     Example:
         >>> import funcgrad as fg, funcgrad.numpy as fnp
         >>> fg.vmap(lambda x, w: fnp.dot(x, w), in_axes=(0, None))(fnp.ones((4, 3)), fnp.ones(3))
@@ -213,9 +230,6 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
 
     @functools.wraps(fun)
     def vmapped(*args, **kwargs):
-        if kwargs:
-            raise TypeError("vmap: keyword arguments are not mapped; pass them positionally, or close over them "
-                            "with functools.partial")
         if isinstance(in_axes, tuple):
             if len(in_axes) != len(args):
                 raise ValueError(f"vmap: in_axes {in_axes!r} has {len(in_axes)} entries but the function was "
@@ -226,17 +240,23 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
         else:
             raise TypeError(f"vmap: in_axes must be an int, None, or a tuple with one entry per positional "
                             f"argument, got {type(in_axes).__name__}")
-        leaves, in_tree = tree_flatten(list(args))
+        # As in JAX, keyword arguments are always mapped over their leading axis.
+        kw_names = sorted(kwargs)
+        per_arg += [_prefix_axes(0, kwargs[k], "in_axes") for k in kw_names]
+        all_args = list(args) + [kwargs[k] for k in kw_names]
+        names = [f"argument {i}" for i in range(len(args))] + [f"keyword argument {k!r}" for k in kw_names]
+        leaves, in_tree = tree_flatten(all_args)
         leaves = [as_array(x, "vmap") for x in leaves]
         axes = [ax for per in per_arg for ax in per]
+        owner = [n for n, per in zip(names, per_arg) for _ in per]
         sizes = set()
         dims = []
-        for x, ax in zip(leaves, axes):
+        for x, ax, who in zip(leaves, axes, owner):
             if ax is None:
                 dims.append(None)
                 continue
             if not -x.ndim <= ax < max(x.ndim, 1) or x.ndim == 0:
-                raise ValueError(f"vmap: in_axes={ax} is out of range for an argument of shape {x.shape} "
+                raise ValueError(f"vmap: in_axes={ax} is out of range for {who} of shape {x.shape} "
                                  f"(rank {x.ndim})")
             d = ax % x.ndim
             dims.append(d)
@@ -246,14 +266,16 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
         if not sizes:
             raise ValueError("vmap must have at least one non-None value in in_axes, or be given axis_size")
         if len(sizes) > 1:
-            raise ValueError(f"vmap got inconsistent sizes for the mapped axes: {_describe_sizes(args, per_arg)}"
+            raise ValueError(f"vmap got inconsistent sizes for the mapped axes: "
+                             f"{_describe_sizes(all_args, per_arg, names)}"
                              + (f"; axis_size={axis_size}" if axis_size is not None else ""))
         size = sizes.pop()
         trace = BatchTrace(get_current_trace(), size)
         try:
             with set_current_trace(trace):
                 ins = [x if d is None else BatchTracer(trace, x, d) for x, d in zip(leaves, dims)]
-                out = fun(*tree_unflatten(in_tree, ins))
+                call_args = tree_unflatten(in_tree, ins)
+                out = fun(*call_args[:len(args)], **dict(zip(kw_names, call_args[len(args):])))
         finally:
             trace.alive = False
         out_leaves, out_tree = tree_flatten(out)
