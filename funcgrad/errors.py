@@ -1,5 +1,6 @@
 """``fg.errors``: funcgrad's exception classes (see ``funcgrad.core.errors``)."""
 
 from .core.errors import (  # noqa: F401
-    AxisError, ConcretizationError, TracerArrayConversionError, DTypeError, FuncgradError, NaNError, ShapeError, UnexpectedTracerError,
+    AxisError, ConcretizationError, DTypeError, FuncgradError, IndexOutOfRangeError, InvalidArgumentError,
+    InvalidValueError, NaNError, ShapeError, TracerArrayConversionError, UnexpectedTracerError,
 )

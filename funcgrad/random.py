@@ -57,7 +57,7 @@ from .core.abstract import ShapedArray
 from .core.array import Array, wrap_ndarray
 from .core.config import config
 from .core.dtypes import bfloat16, canonical_numpy, canonicalize
-from .core.errors import DTypeError, ShapeError
+from .core.errors import DTypeError, InvalidArgumentError, InvalidValueError, ShapeError
 from .core.primitive import Primitive
 from .core.trace import Tracer
 
@@ -445,17 +445,17 @@ def _key_value(key, name, arg="key"):
         elif isinstance(key, (np.ndarray, np.generic)):
             value = np.asarray(key)
         elif isinstance(key, (bool, int, np.integer)):
-            raise TypeError(f"{_fn(name)}: argument '{arg}' must be a PRNG key, got the integer {key!r}; "
+            raise InvalidArgumentError(f"{_fn(name)}: argument '{arg}' must be a PRNG key, got the integer {key!r}; "
                             f"create a key with random.key({key!r}) and pass that")
         elif hasattr(key, "__array__") and hasattr(key, "dtype") and hasattr(key, "shape"):
             try:
                 value = np.asarray(key)
             except Exception:
-                raise TypeError(f"{_fn(name)}: argument '{arg}' must be a raw uint32 key array of shape (2,), "
+                raise InvalidArgumentError(f"{_fn(name)}: argument '{arg}' must be a raw uint32 key array of shape (2,), "
                                 f"got {type(key).__name__} with dtype {key.dtype} (for a JAX typed key, pass "
                                 "jax.random.key_data(key))") from None
         else:
-            raise TypeError(f"{_fn(name)}: argument '{arg}' must be a PRNG key (a uint32 array of shape (2,) "
+            raise InvalidArgumentError(f"{_fn(name)}: argument '{arg}' must be a PRNG key (a uint32 array of shape (2,) "
                             f"from random.key / random.PRNGKey / random.split), got {type(key).__name__}")
         dtype, shape = value.dtype, value.shape
     if dtype != _U32:
@@ -472,18 +472,18 @@ def _key_value(key, name, arg="key"):
 def _shape_arg(shape, name, arg="shape"):
     """A tuple of non-negative Python ints."""
     if isinstance(shape, (bool, np.bool_)) or isinstance(shape, (int, np.integer)):
-        raise TypeError(f"{_fn(name)}: {arg} must be a tuple of ints, got the int {shape!r}; "
+        raise InvalidArgumentError(f"{_fn(name)}: {arg} must be a tuple of ints, got the int {shape!r}; "
                         f"write ({int(shape)},) for a 1-D result")
     if (isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, np.ndarray))
             or (isinstance(shape, np.ndarray) and shape.ndim != 1)):
-        raise TypeError(f"{_fn(name)}: {arg} must be a tuple of ints, got {type(shape).__name__} {shape!r}")
+        raise InvalidArgumentError(f"{_fn(name)}: {arg} must be a tuple of ints, got {type(shape).__name__} {shape!r}")
     dims = []
     for d in shape:
         if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
-            raise TypeError(f"{_fn(name)}: {arg} must be a tuple of ints, got {tuple(shape)!r} "
+            raise InvalidArgumentError(f"{_fn(name)}: {arg} must be a tuple of ints, got {tuple(shape)!r} "
                             f"(element {d!r} of type {type(d).__name__})")
         if d < 0:
-            raise ValueError(f"{_fn(name)}: {arg} must contain non-negative sizes, got {tuple(shape)!r}")
+            raise InvalidValueError(f"{_fn(name)}: {arg} must contain non-negative sizes, got {tuple(shape)!r}")
         dims.append(int(d))
     return tuple(dims)
 
@@ -846,7 +846,7 @@ def _first_key(xp, keys):
 def _seed_words(seed, name):
     """(hi, lo) uint32 words of an integer seed, as JAX's threefry_seed with x64."""
     if isinstance(seed, Tracer):
-        raise TypeError(f"{_fn(name)}: the seed must be a concrete integer, got a traced value "
+        raise InvalidArgumentError(f"{_fn(name)}: the seed must be a concrete integer, got a traced value "
                         f"{seed.aval.str_short()}; create keys outside the transformation (or pass a key "
                         "and use random.fold_in)")
     if isinstance(seed, (bool, np.bool_)):
@@ -859,18 +859,18 @@ def _seed_words(seed, name):
     if isinstance(seed, (Array, np.ndarray, np.generic)) or (hasattr(seed, "__array__") and hasattr(seed, "dtype")):
         arr = np.asarray(seed)
         if arr.ndim:
-            raise TypeError(f"{_fn(name)}: the seed must be a scalar integer, got an array of shape {arr.shape}; "
+            raise InvalidArgumentError(f"{_fn(name)}: the seed must be a scalar integer, got an array of shape {arr.shape}; "
                             "split one key with random.split or use random.fold_in for several streams")
         if arr.dtype == np.bool_:
             return 0, int(arr)
         if arr.dtype.kind not in "iu":
-            raise TypeError(f"{_fn(name)}: the seed must be an integer, got dtype {arr.dtype}")
+            raise InvalidArgumentError(f"{_fn(name)}: the seed must be an integer, got dtype {arr.dtype}")
         if arr.dtype.itemsize == 8:
             v = int(arr) % 2 ** 64
             return v >> 32, v & 0xFFFFFFFF
         # 8-, 16- and 32-bit seeds: a logical shift by 32 gives 0; the low word wraps.
         return 0, int(arr) % 2 ** 32
-    raise TypeError(f"{_fn(name)}: the seed must be an integer, got {type(seed).__name__} {seed!r}")
+    raise InvalidArgumentError(f"{_fn(name)}: the seed must be an integer, got {type(seed).__name__} {seed!r}")
 
 
 def PRNGKey(seed) -> Array:
@@ -942,7 +942,7 @@ def key_data(keys) -> Array:
     else:
         v = wrap_ndarray(np.array(keys))
     if v.dtype != _U32 or not v.shape or v.shape[-1] != 2:
-        raise TypeError(f"random.key_data: expected uint32 keys with a last axis of size 2, "
+        raise InvalidArgumentError(f"random.key_data: expected uint32 keys with a last axis of size 2, "
                         f"got {v.dtype}{list(v.shape)}")
     return v
 
@@ -971,9 +971,9 @@ def split(key, num=2) -> Array:
         shape = _shape_arg(num, "split", "num")
     else:
         if isinstance(num, (bool, np.bool_)) or not isinstance(num, (int, np.integer)):
-            raise TypeError(f"random.split: num must be an int or a tuple of ints, got {type(num).__name__} {num!r}")
+            raise InvalidArgumentError(f"random.split: num must be an int or a tuple of ints, got {type(num).__name__} {num!r}")
         if num < 0:
-            raise ValueError(f"random.split: num must be non-negative, got {num}")
+            raise InvalidValueError(f"random.split: num must be non-negative, got {num}")
         shape = (int(num),)
     xp = _ops(k)
     with xp.errstate():
@@ -1007,7 +1007,7 @@ def fold_in(key, data) -> Array:
         if data.shape != ():
             raise ShapeError(f"random.fold_in: data must be a scalar, got shape {data.shape}")
         if data.dtype.kind not in "iub":
-            raise TypeError(f"random.fold_in: data must be an integer, got dtype {data.dtype}")
+            raise InvalidArgumentError(f"random.fold_in: data must be an integer, got dtype {data.dtype}")
         xp = _ops(k, data)
         d = xp.convert(data, np.dtype(np.uint64)) if data.dtype.kind == "i" else data
         d = xp.convert(d, _U32)
@@ -1021,7 +1021,7 @@ def fold_in(key, data) -> Array:
             if arr.ndim:
                 raise ShapeError(f"random.fold_in: data must be a scalar integer, got an array of shape {arr.shape}")
             if arr.dtype.kind not in "iub":
-                raise TypeError(f"random.fold_in: data must be an integer, got dtype {arr.dtype}")
+                raise InvalidArgumentError(f"random.fold_in: data must be an integer, got dtype {arr.dtype}")
             v = int(arr) % 2 ** 32
         xp = _ops(k)
         d = xp.const(v, _U32)
@@ -1233,7 +1233,7 @@ def _prob_arg(xp, p, name):
         return xp.asarray(p)
     arr = np.asarray(p)
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"random.{name}: p must be a real number or array, got {type(p).__name__}")
+        raise InvalidArgumentError(f"random.{name}: p must be a real number or array, got {type(p).__name__}")
     return xp.asarray(arr.astype(config.default_float_dtype))
 
 
@@ -1366,7 +1366,7 @@ def categorical(key, logits, axis=-1, shape=None, replace=True) -> Array:
         if nd == 0:
             raise ShapeError("random.categorical: logits must have at least one dimension (the classes)")
         if not -nd <= axis < nd:
-            raise ValueError(f"random.categorical: axis {axis} is out of bounds for logits of rank {nd}")
+            raise InvalidValueError(f"random.categorical: axis {axis} is out of bounds for logits of rank {nd}")
         axis = axis % nd
         batch_shape = tuple(np.delete(np.array(logits.shape, dtype=np.int64), axis).tolist())
         shape = batch_shape if shape is None else _shape_arg(shape, "categorical")
@@ -1383,7 +1383,7 @@ def categorical(key, logits, axis=-1, shape=None, replace=True) -> Array:
         else:
             n = math.prod(prefix)
             if n > logits.shape[axis]:
-                raise ValueError(f"random.categorical: number of samples without replacement ({n}) cannot "
+                raise InvalidValueError(f"random.categorical: number of samples without replacement ({n}) cannot "
                                  f"exceed the number of categories ({logits.shape[axis]})")
             g = logits + _gumbel_impl(xp, k, tuple(logits.shape), dtype)
             idx = xp.top_k_indices(xp.moveaxis(g, axis, -1), n)  # batch_shape + (n,)
@@ -1433,7 +1433,7 @@ def permutation(key, x, axis=0, independent=False) -> Array:
             if not isinstance(arr, Tracer) and type(arr) is not Array:
                 arr = np.array(arr)  # never alias (and later freeze) the caller's buffer
         elif isinstance(x, (bool, np.bool_)):
-            raise TypeError("random.permutation: x must be an integer or an array, got a bool")
+            raise InvalidArgumentError("random.permutation: x must be an integer or an array, got a bool")
         elif isinstance(x, int):
             arr = None
         else:
@@ -1441,22 +1441,22 @@ def permutation(key, x, axis=0, independent=False) -> Array:
         if arr is None or len(arr.shape) == 0:
             if arr is not None:
                 if arr.dtype.kind not in "iu":
-                    raise TypeError(f"random.permutation: x must be an integer or at least 1-dimensional, "
+                    raise InvalidArgumentError(f"random.permutation: x must be an integer or at least 1-dimensional, "
                                     f"got a scalar of dtype {arr.dtype}")
                 if isinstance(arr, Tracer):
-                    raise TypeError("random.permutation: the size n must be concrete, got a traced value")
+                    raise InvalidArgumentError("random.permutation: the size n must be concrete, got a traced value")
                 n = int(np.asarray(arr._value if type(arr) is Array else arr))
             else:
                 n = x
             if n < 0:
-                raise ValueError(f"random.permutation: n must be non-negative, got {n}")
+                raise InvalidValueError(f"random.permutation: n must be non-negative, got {n}")
             if axis not in (0, -1):
-                raise ValueError(f"random.permutation: axis {axis} is out of bounds for a 1-D range")
+                raise InvalidValueError(f"random.permutation: axis {axis} is out of bounds for a 1-D range")
             out = _shuffle(xp, k, xp.const(np.arange(n, dtype=np.int64), np.int64), 0)
             return xp.wrap(out, np.dtype(np.int64))
         nd = len(arr.shape)
         if not -nd <= axis < nd:
-            raise ValueError(f"random.permutation: axis {axis} is out of bounds for an array of rank {nd}")
+            raise InvalidValueError(f"random.permutation: axis {axis} is out of bounds for an array of rank {nd}")
         axis = axis % nd
         if independent or nd == 1:
             out = _shuffle(xp, k, arr, axis)
@@ -1493,7 +1493,7 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0) -> Array:
     xp = _ops(k, a, p)
     with xp.errstate():
         if isinstance(a, (bool, np.bool_)):
-            raise TypeError("random.choice: a must be an integer or an array, got a bool")
+            raise InvalidArgumentError("random.choice: a must be an integer or an array, got a bool")
         if isinstance(a, int):
             arr = None
             n_inputs = a
@@ -1503,16 +1503,16 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0) -> Array:
                 arr = np.array(arr)
             if len(arr.shape) == 0:
                 if isinstance(arr, Tracer):
-                    raise TypeError("random.choice: the population size a must be concrete, got a traced value")
+                    raise InvalidArgumentError("random.choice: the population size a must be concrete, got a traced value")
                 if arr.dtype.kind not in "iu":
-                    raise TypeError("random.choice: a must be an integer or an array, "
+                    raise InvalidArgumentError("random.choice: a must be an integer or an array, "
                                     f"got a scalar of dtype {arr.dtype}")
                 n_inputs = int(np.asarray(arr._value if type(arr) is Array else arr))
                 arr = None
             else:
                 nd = len(arr.shape)
                 if not -nd <= axis < nd:
-                    raise ValueError(f"random.choice: axis {axis} is out of bounds for an array of rank {nd}")
+                    raise InvalidValueError(f"random.choice: axis {axis} is out of bounds for an array of rank {nd}")
                 axis = axis % nd
                 n_inputs = arr.shape[axis]
         n_draws = math.prod(shape)
@@ -1525,9 +1525,9 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0) -> Array:
         if n_draws == 0:
             return xp.wrap(xp.const(np.zeros(out_shape, out_dtype), out_dtype))
         if n_inputs <= 0:
-            raise ValueError("random.choice: a must be greater than 0 unless no samples are taken")
+            raise InvalidValueError("random.choice: a must be greater than 0 unless no samples are taken")
         if not replace and n_draws > n_inputs:
-            raise ValueError(f"random.choice: cannot take a larger sample (size {n_draws}) than the "
+            raise InvalidValueError(f"random.choice: cannot take a larger sample (size {n_draws}) than the "
                              f"population (size {n_inputs}) when replace=False")
         if p is None:
             if replace:

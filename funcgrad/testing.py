@@ -19,6 +19,7 @@ import numpy as np
 
 from .core.dtypes import bfloat16, float0, is_inexact
 from .core.pytree import keystr, tree_flatten, tree_flatten_with_path, tree_map, tree_unflatten
+from .core.errors import InvalidArgumentError, InvalidValueError
 
 __all__ = ["assert_allclose", "check_grads", "check_jvp", "check_vjp", "check_jit", "check_vmap", "numerical_jvp"]
 
@@ -219,10 +220,10 @@ def check_grads(f, args, order=2, modes=("fwd", "rev"), atol=None, rtol=None, ep
     from .transforms.autodiff import jvp, vjp
 
     if not isinstance(args, (tuple, list)):
-        raise TypeError(f"check_grads: args must be a tuple of arguments, got {type(args).__name__}")
+        raise InvalidArgumentError(f"check_grads: args must be a tuple of arguments, got {type(args).__name__}")
     unknown = set(modes) - {"fwd", "rev"}
     if unknown:
-        raise ValueError(f"check_grads: unknown modes {sorted(unknown)}; use 'fwd' and/or 'rev'")
+        raise InvalidValueError(f"check_grads: unknown modes {sorted(unknown)}; use 'fwd' and/or 'rev'")
     args = tuple(_as_arrays(tuple(args)))
 
     def _check(f, args, order, msg, tol):
@@ -360,7 +361,7 @@ def check_vmap(f, args, in_axes=0, out_axes=0, atol=None, rtol=None):
     axes = in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
     sizes = {tree_flatten(a)[0][0].shape[ax] for a, ax in zip(args, axes) if ax is not None}
     if len(sizes) != 1:
-        raise ValueError(f"check_vmap: mapped axes have inconsistent sizes {sorted(sizes)}")
+        raise InvalidValueError(f"check_vmap: mapped axes have inconsistent sizes {sorted(sizes)}")
     n = sizes.pop()
 
     def slice_arg(a, ax, i):

@@ -15,6 +15,9 @@ from funcgrad import errors, lax
 BUILTIN_OF = {
     "ConcretizationError": TypeError,
     "TracerArrayConversionError": TypeError,
+    "InvalidArgumentError": TypeError,
+    "InvalidValueError": ValueError,
+    "IndexOutOfRangeError": IndexError,
     "UnexpectedTracerError": RuntimeError,
     "ShapeError": ValueError,
     "DTypeError": TypeError,

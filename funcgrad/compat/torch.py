@@ -30,7 +30,9 @@ import numpy as np
 from .. import numpy as fnp
 from ..core.array import Array
 from ..core.dtypes import is_inexact, result_type
-from ..core.errors import ConcretizationError, DTypeError, FuncgradError, ShapeError
+from ..core.errors import (
+    ConcretizationError, DTypeError, IndexOutOfRangeError, InvalidArgumentError, InvalidValueError, ShapeError,
+)
 from ..core.trace import Tracer
 from ..lax import shape as ls
 from ..numpy._util import canonical_axis, to_array
@@ -43,8 +45,6 @@ __all__ = [
 ]
 
 
-class IndexOutOfRangeError(FuncgradError, IndexError):
-    """An index is outside the valid range of the dimension it indexes (PyTorch raises here too)."""
 
 
 # PyTorch's torch.return_types.max / min / sort: namedtuples (so also pytrees).
@@ -63,7 +63,7 @@ def _arr(x, name):
 
 def _dim(dim, ndim, name):
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"{name}: dim must be an int, got {type(dim).__name__}")
+        raise InvalidArgumentError(f"{name}: dim must be an int, got {type(dim).__name__}")
     return canonical_axis(dim, ndim, name)
 
 
@@ -103,7 +103,7 @@ def _sizes_arg(sizes, name):
     out = []
     for s in sizes:
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)):
-            raise TypeError(f"{name}: sizes must be ints, got {s!r}")
+            raise InvalidArgumentError(f"{name}: sizes must be ints, got {s!r}")
         out.append(int(s))
     return tuple(out)
 
@@ -206,10 +206,10 @@ def scatter(input, dim, index, src=None, reduce=None, *, value=None):
     """
     if src is None:
         if value is None:
-            raise TypeError("scatter: give src (an array or a number) or value=")
+            raise InvalidArgumentError("scatter: give src (an array or a number) or value=")
         src = value
     if reduce not in (None, "add", "multiply"):
-        raise ValueError(f"scatter: reduce must be None, 'add' or 'multiply', got {reduce!r} "
+        raise InvalidValueError(f"scatter: reduce must be None, 'add' or 'multiply', got {reduce!r} "
                          "(use scatter_reduce for 'sum', 'prod', 'mean', 'amax', 'amin')")
     x, d, idx, v = _scatter_operands(input, dim, index, src, "scatter")
     ref = x.at[_covering_index(idx, d)]
@@ -240,7 +240,7 @@ def scatter_reduce(input, dim, index, src, reduce, *, include_self=True):
     """
     ops = {"sum": "add", "prod": "multiply", "mean": "add", "amax": "max", "amin": "min"}
     if reduce not in ops:
-        raise ValueError(f"scatter_reduce: reduce must be one of {sorted(ops)}, got {reduce!r}")
+        raise InvalidValueError(f"scatter_reduce: reduce must be one of {sorted(ops)}, got {reduce!r}")
     x, d, idx, v = _scatter_operands(input, dim, index, src, "scatter_reduce")
     where = _covering_index(idx, d)
     base = x
@@ -397,7 +397,7 @@ def chunk(input, chunks, dim=0):
     """
     x = _arr(input, "chunk")
     if isinstance(chunks, bool) or not isinstance(chunks, (int, np.integer)) or chunks <= 0:
-        raise ValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
+        raise InvalidValueError(f"chunk: chunks must be a positive int, got {chunks!r}")
     if x.ndim == 0:
         raise ShapeError("chunk: expects at least a 1-dimensional array, got shape ()")
     d = _dim(dim, x.ndim, "chunk")
@@ -426,16 +426,16 @@ def split(tensor, split_size_or_sections, dim=0):
     if isinstance(split_size_or_sections, (int, np.integer)) and not isinstance(split_size_or_sections, bool):
         size = int(split_size_or_sections)
         if size < 0 or (size == 0 and n > 0):
-            raise ValueError(f"split: split_size must be a positive int (dimension {d} has size {n}), got {size}")
+            raise InvalidValueError(f"split: split_size must be a positive int (dimension {d} has size {n}), got {size}")
         if n == 0:
             return (x,)
         sizes = [size] * (n // size) + ([n % size] if n % size else [])
         return _pieces(x, d, sizes)
     sizes = [int(s) for s in np.asarray(split_size_or_sections).reshape(-1)]
     if any(s < 0 for s in sizes):
-        raise ValueError(f"split: section lengths must be non-negative, got {sizes}")
+        raise InvalidValueError(f"split: section lengths must be non-negative, got {sizes}")
     if sum(sizes) != n:
-        raise ValueError(f"split: section lengths {sizes} sum to {sum(sizes)}, but dimension {d} has size {n} "
+        raise InvalidValueError(f"split: section lengths {sizes} sum to {sum(sizes)}, but dimension {d} has size {n} "
                          f"(input shape {x.shape})")
     return _pieces(x, d, sizes)
 
@@ -464,7 +464,7 @@ def tensor_split(input, indices_or_sections, dim=0):
             raise ShapeError(f"tensor_split: indices_or_sections must be 0-d or 1-D, got shape {v.shape}")
         ios = int(v) if v.ndim == 0 else [int(i) for i in v]
     if isinstance(ios, (int, np.integer)) and ios <= 0:
-        raise ValueError(f"tensor_split: number of sections must be a positive int, got {ios}")
+        raise InvalidValueError(f"tensor_split: number of sections must be a positive int, got {ios}")
     return tuple(fnp.array_split(x, ios, axis=d))
 
 
@@ -480,7 +480,7 @@ def cat(tensors, dim=0):
     """
     xs = [_arr(t, "cat") for t in tensors]
     if not xs:
-        raise ValueError("cat: expected a non-empty sequence of arrays")
+        raise InvalidValueError("cat: expected a non-empty sequence of arrays")
     kept = [t for t in xs if not (t.ndim == 1 and t.shape[0] == 0)]
     if not kept:
         return fnp.concatenate(xs, axis=0)
@@ -500,7 +500,7 @@ def stack(tensors, dim=0):
     """
     xs = list(tensors)
     if not xs:
-        raise ValueError("stack: expected a non-empty sequence of arrays")
+        raise InvalidValueError("stack: expected a non-empty sequence of arrays")
     return fnp.stack(xs, axis=dim)
 
 
@@ -542,15 +542,15 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
         v = _concrete_value(reps)
         if v is not None:
             if v.size and v.min() < 0:
-                raise ValueError("repeat_interleave: repeats may not be negative")
+                raise InvalidValueError("repeat_interleave: repeats may not be negative")
             total = int(v.sum()) * (n if v.ndim == 0 else 1)
             if output_size is not None and int(output_size) != total:
-                raise ValueError(f"repeat_interleave: output_size={output_size} but the repeats give {total} elements")
+                raise InvalidValueError(f"repeat_interleave: output_size={output_size} but the repeats give {total} elements")
             repeats = int(v) if v.ndim == 0 else fnp.asarray(v)
         else:
             repeats = reps
     elif repeats < 0:
-        raise ValueError(f"repeat_interleave: repeats may not be negative, got {repeats}")
+        raise InvalidValueError(f"repeat_interleave: repeats may not be negative, got {repeats}")
     return fnp.repeat(x, repeats, axis=d, total_repeat_length=output_size)
 
 
@@ -572,10 +572,10 @@ def narrow(input, dim, start, length):
     n = x.shape[d]
     length = int(length)
     if length < 0:
-        raise ValueError(f"narrow: length must be non-negative, got {length}")
+        raise InvalidValueError(f"narrow: length must be non-negative, got {length}")
     if isinstance(start, Tracer) and _concrete_value(start) is None:
         if length > n:
-            raise ValueError(f"narrow: length ({length}) exceeds dimension size ({n})")
+            raise InvalidValueError(f"narrow: length ({length}) exceeds dimension size ({n})")
         return ls.dynamic_slice_in_dim(x, start, length, d)
     start = int(_concrete_value(start)) if isinstance(start, (Array, Tracer)) else int(start)
     if not -n <= start <= n:
@@ -584,7 +584,7 @@ def narrow(input, dim, start, length):
     if start < 0:
         start += n
     if start + length > n:
-        raise ValueError(f"narrow: start ({start}) + length ({length}) exceeds dimension size ({n})")
+        raise InvalidValueError(f"narrow: start ({start}) + length ({length}) exceeds dimension size ({n})")
     return ls.slice_in_dim(x, start, start + length, 1, d)
 
 
@@ -640,7 +640,7 @@ def flatten(input, start_dim=0, end_dim=-1):
     s = _dim(start_dim, x.ndim, "flatten")
     e = _dim(end_dim, x.ndim, "flatten")
     if s > e:
-        raise ValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim}) "
+        raise InvalidValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim}) "
                          f"for an input of shape {x.shape}")
     merged = math.prod(x.shape[s:e + 1])
     return x.reshape(x.shape[:s] + (merged,) + x.shape[e + 1:])
@@ -657,11 +657,11 @@ def permute(input, *dims):
     x = _arr(input, "permute")
     perm = _sizes_arg(dims, "permute")
     if len(perm) != x.ndim:
-        raise ValueError(f"permute: the number of dims ({len(perm)}) must equal the number of dimensions of the "
+        raise InvalidValueError(f"permute: the number of dims ({len(perm)}) must equal the number of dimensions of the "
                          f"input ({x.ndim}, shape {x.shape})")
     axes = tuple(_dim(p, x.ndim, "permute") for p in perm) if x.ndim else ()
     if len(set(axes)) != len(axes):
-        raise ValueError(f"permute: repeated dim in {perm}")
+        raise InvalidValueError(f"permute: repeated dim in {perm}")
     return fnp.transpose(x, axes)
 
 
@@ -726,7 +726,7 @@ def clamp(input, min=None, max=None):
         Array([0. , 0.5, 2. ], dtype=float32)
     """
     if min is None and max is None:
-        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+        raise InvalidValueError("clamp: at least one of 'min' or 'max' must not be None")
     out = _arr(input, "clamp")
     if min is not None:
         out = fnp.where(fnp.less(out, min), min, out)
@@ -762,7 +762,7 @@ def sub(input, other, *, alpha=1):
 
 def _scaled(input, other, alpha, name):
     if isinstance(alpha, float) and not is_inexact(result_type(input, other)):
-        raise TypeError(f"{name}: for integer inputs alpha must be an integer, got {alpha!r}")
+        raise InvalidArgumentError(f"{name}: for integer inputs alpha must be an integer, got {alpha!r}")
     return other if (type(alpha) in (int, bool) and alpha == 1) else fnp.multiply(alpha, other)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .device import cpu_device
+from .errors import InvalidArgumentError, InvalidValueError
 
 _fnp = None  # funcgrad.numpy, set by funcgrad/numpy/__init__.py (avoids an import cycle)
 
@@ -62,7 +63,7 @@ class ArrayOps:
     def __getitem__(self, idx): return _fnp.getitem(self, idx)
 
     def __setitem__(self, idx, value):
-        raise TypeError(
+        raise InvalidArgumentError(
             "funcgrad arrays are immutable and do not support item assignment "
             f"(x[{_fmt_index(idx)}] = ...). Use the functional form x = x.at[{_fmt_index(idx)}].set(value) "
             "(or .add / .multiply / .min / .max), which returns a new array."
@@ -81,12 +82,12 @@ class ArrayOps:
 
     def __len__(self):
         if not self.shape:
-            raise TypeError("len() of unsized object (a 0-d array)")
+            raise InvalidArgumentError("len() of unsized object (a 0-d array)")
         return self.shape[0]
 
     def __iter__(self):
         if not self.shape:
-            raise TypeError("iteration over a 0-d array")
+            raise InvalidArgumentError("iteration over a 0-d array")
         return (self[i] for i in range(self.shape[0]))
 
     # -- conversion to Python -------------------------------------------------------
@@ -98,14 +99,14 @@ class ArrayOps:
     def __index__(self):
         v = self._concrete("using an array as an index (__index__)")
         if v.dtype.kind not in "iub" or v.ndim:
-            raise TypeError(f"only integer scalar arrays can be used as an index, got {v.dtype}{list(v.shape)}")
+            raise InvalidArgumentError(f"only integer scalar arrays can be used as an index, got {v.dtype}{list(v.shape)}")
         return int(v)
 
     def item(self):
         """The single element as a Python scalar (the array must have exactly one element)."""
         v = self._concrete("item()")
         if v.size != 1:
-            raise ValueError(f"item(): can only convert an array of size 1 to a Python scalar, got shape {v.shape}")
+            raise InvalidValueError(f"item(): can only convert an array of size 1 to a Python scalar, got shape {v.shape}")
         return v.item()
 
     def tolist(self):
@@ -317,8 +318,8 @@ def as_array(x, where: str = "funcgrad"):
         return wrap_ndarray(np.asarray(x, python_scalar_dtype(x)))
     if isinstance(x, (np.ndarray, np.generic)):
         if x.dtype == object:
-            raise TypeError(f"{where}: object arrays are not supported")
+            raise InvalidArgumentError(f"{where}: object arrays are not supported")
         return wrap_ndarray(np.array(x))
     if isinstance(x, Array):
         return x
-    raise TypeError(f"{where}: expected an array, a NumPy array or a Python scalar, got {t.__name__}")
+    raise InvalidArgumentError(f"{where}: expected an array, a NumPy array or a Python scalar, got {t.__name__}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from .errors import InvalidValueError
 
 _OPTIONS = {
     # name: (default, validator returning the normalised value)
@@ -16,7 +17,7 @@ _OPTIONS = {
 def _check_float_dtype(value):
     dtype = np.dtype(value)
     if dtype not in (np.dtype("float32"), np.dtype("float64")):
-        raise ValueError(
+        raise InvalidValueError(
             f"config.update('default_float_dtype', ...): expected float32 or float64, got {value!r}"
         )
     return dtype

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 
 from .config import config
-from .errors import DTypeError
+from .errors import DTypeError, InvalidArgumentError
 
 try:  # bfloat16 is provided by ml_dtypes (an optional dependency, installed with jax).
     import ml_dtypes as _ml_dtypes
@@ -86,7 +86,7 @@ def python_scalar_dtype(x) -> np.dtype:
         return config.default_float_dtype
     if isinstance(x, complex):
         return config.default_complex_dtype
-    raise TypeError(f"not a Python scalar: {type(x).__name__}")
+    raise InvalidArgumentError(f"not a Python scalar: {type(x).__name__}")
 
 
 def _float_of_complex(dtype):

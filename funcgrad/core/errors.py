@@ -11,6 +11,18 @@ class FuncgradError(Exception):
     """Base class of every funcgrad error."""
 
 
+class InvalidArgumentError(FuncgradError, TypeError):
+    """An argument has the wrong type or kind (a funcgrad ``TypeError``)."""
+
+
+class InvalidValueError(FuncgradError, ValueError):
+    """An argument has an invalid value (a funcgrad ``ValueError``)."""
+
+
+class IndexOutOfRangeError(FuncgradError, IndexError):
+    """An index is invalid or out of range (a funcgrad ``IndexError``)."""
+
+
 class ConcretizationError(FuncgradError, TypeError):
     """A concrete Python value was needed from a traced (abstract) value.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 from typing import Any, Callable, NamedTuple
+from .errors import InvalidValueError
 
 
 class SequenceKey(NamedTuple):
@@ -74,7 +75,7 @@ def register_pytree_node(nodetype, flatten_func, unflatten_func, flatten_with_ke
         [1, 2]
     """
     if nodetype in _registry:
-        raise ValueError(f"register_pytree_node: {nodetype.__name__} is already registered")
+        raise InvalidValueError(f"register_pytree_node: {nodetype.__name__} is already registered")
     _registry[nodetype] = _NodeType(flatten_func, unflatten_func, flatten_with_keys_func)
 
 
@@ -175,7 +176,7 @@ class PyTreeDef:
     def unflatten(self, leaves):
         leaves = list(leaves)
         if len(leaves) != self.num_leaves:
-            raise ValueError(f"tree_unflatten: structure {self} has {self.num_leaves} leaves, got {len(leaves)}")
+            raise InvalidValueError(f"tree_unflatten: structure {self} has {self.num_leaves} leaves, got {len(leaves)}")
         it = iter(leaves)
         return self._build(it)
 
@@ -279,7 +280,7 @@ def tree_map(f, tree, *rest, is_leaf=None):
     for r in rest:
         r_leaves, r_def = tree_flatten(r, is_leaf)
         if r_def != treedef:
-            raise ValueError(f"tree_map: pytree structures differ: {treedef} vs {r_def}")
+            raise InvalidValueError(f"tree_map: pytree structures differ: {treedef} vs {r_def}")
         others.append(r_leaves)
     return treedef.unflatten([f(*xs) for xs in zip(leaves, *others)])
 

@@ -7,6 +7,7 @@ the batch dimension of ``vals[i]`` or None when that operand is the same for eve
 from __future__ import annotations
 
 import numpy as np
+from ..core.errors import InvalidValueError
 
 
 def batch_size(vals, dims):
@@ -19,7 +20,7 @@ def move_bdim(x, src, dst, size):
 
     if src is None:
         if size is None:
-            raise ValueError("move_bdim: an unbatched value needs the batch size")
+            raise InvalidValueError("move_bdim: an unbatched value needs the batch size")
         shape = list(x.shape)
         shape.insert(dst, size)
         return broadcast_in_dim(x, tuple(shape), tuple(i for i in range(len(shape)) if i != dst))

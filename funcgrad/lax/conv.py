@@ -27,7 +27,7 @@ import numpy as np
 from ..core.abstract import ShapedArray
 from ..core.array import as_array
 from ..core.dtypes import bfloat16, float16
-from ..core.errors import DTypeError, ShapeError
+from ..core.errors import DTypeError, InvalidArgumentError, InvalidValueError, ShapeError
 from ..core.primitive import Primitive
 from ..transforms.jvp import add_tangents
 from ..transforms.transpose import is_undefined
@@ -59,14 +59,14 @@ def _conv_general_permutations(specs):
     charpairs = (("N", "C"), ("O", "I"), ("N", "C"))
     for name, spec, (a, b) in zip(("lhs", "rhs", "out"), specs, charpairs):
         if not isinstance(spec, str):
-            raise TypeError(f"{_NAME}: dimension_numbers must be a ConvDimensionNumbers or three layout strings, "
+            raise InvalidArgumentError(f"{_NAME}: dimension_numbers must be a ConvDimensionNumbers or three layout strings, "
                             f"got {specs!r}")
         if spec.count(a) != 1 or spec.count(b) != 1:
-            raise TypeError(f"{_NAME}: the {name} layout {spec!r} must contain '{a}' and '{b}' exactly once")
+            raise InvalidArgumentError(f"{_NAME}: the {name} layout {spec!r} must contain '{a}' and '{b}' exactly once")
         if len(spec) != len(set(spec)):
-            raise TypeError(f"{_NAME}: the {name} layout {spec!r} repeats a dimension")
+            raise InvalidArgumentError(f"{_NAME}: the {name} layout {spec!r} repeats a dimension")
     if not set(lhs_spec) - {"N", "C"} == set(rhs_spec) - {"O", "I"} == set(out_spec) - {"N", "C"}:
-        raise TypeError(f"{_NAME}: the spatial dimensions of the layouts {specs!r} do not match")
+        raise InvalidArgumentError(f"{_NAME}: the spatial dimensions of the layouts {specs!r} do not match")
 
     def perm(spec, pair):
         spatial = [i for i, c in enumerate(spec) if c not in pair]
@@ -104,7 +104,7 @@ def conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers) -> ConvDimen
         try:
             dn = ConvDimensionNumbers(*(tuple(int(i) for i in s) for s in dimension_numbers))
         except (TypeError, ValueError):
-            raise TypeError(f"{_NAME}: dimension_numbers must be None, a ConvDimensionNumbers or three layout "
+            raise InvalidArgumentError(f"{_NAME}: dimension_numbers must be None, a ConvDimensionNumbers or three layout "
                             f"strings, got {dimension_numbers!r}") from None
         for name, spec in zip(("lhs_spec", "rhs_spec", "out_spec"), dn):
             if sorted(spec) != list(range(nd)):
@@ -112,7 +112,7 @@ def conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers) -> ConvDimen
                                  f"of lhs shape {lhs_shape} / rhs shape {rhs_shape}")
         return dn
     if not isinstance(dimension_numbers, (tuple, list)) or len(dimension_numbers) != 3:
-        raise TypeError(f"{_NAME}: dimension_numbers must be None, a ConvDimensionNumbers or three layout strings, "
+        raise InvalidArgumentError(f"{_NAME}: dimension_numbers must be None, a ConvDimensionNumbers or three layout strings, "
                         f"got {dimension_numbers!r}")
     for name, spec in zip(("lhs", "rhs", "out"), dimension_numbers):
         if isinstance(spec, str) and len(spec) != nd:
@@ -147,7 +147,7 @@ def padtype_to_pads(in_shape, window_shape, window_strides, padding):
             lo, hi = total // 2, total - total // 2
             pads.append((lo, hi) if kind == "SAME" else (hi, lo))
         return pads
-    raise ValueError(f"padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) pairs, "
+    raise InvalidValueError(f"padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) pairs, "
                      f"got {padding!r}")
 
 
@@ -155,10 +155,10 @@ def _explicit_padding(padding, nsp, where):
     try:
         pads = [(int(lo), int(hi)) for lo, hi in padding]
     except (TypeError, ValueError):
-        raise ValueError(f"{where}: padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) "
+        raise InvalidValueError(f"{where}: padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) "
                          f"pairs, got {padding!r}") from None
     if len(pads) != nsp:
-        raise ValueError(f"{where}: padding {padding!r} needs {nsp} (low, high) pairs, one per spatial dimension")
+        raise InvalidValueError(f"{where}: padding {padding!r} needs {nsp} (low, high) pairs, one per spatial dimension")
     return tuple(pads)
 
 
@@ -169,9 +169,9 @@ def _int_tuple(values, n, default, what, where):
         values = (values,) * n
     out = tuple(int(v) for v in values)
     if len(out) != n:
-        raise ValueError(f"{where}: {what} {tuple(values)} needs {n} entries, one per spatial dimension")
+        raise InvalidValueError(f"{where}: {what} {tuple(values)} needs {n} entries, one per spatial dimension")
     if any(v < 1 for v in out):
-        raise ValueError(f"{where}: {what} must be positive, got {out}")
+        raise InvalidValueError(f"{where}: {what} must be positive, got {out}")
     return out
 
 
@@ -278,9 +278,9 @@ def _conv_shape(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation, rhs
             raise ShapeError(f"{_NAME}: {what} {tuple(v)} needs {nsp} entries, one per spatial dimension ({shapes})")
     g, b = feature_group_count, batch_group_count
     if g < 1 or b < 1:
-        raise ValueError(f"{_NAME}: feature_group_count and batch_group_count must be positive, got {g} and {b}")
+        raise InvalidValueError(f"{_NAME}: feature_group_count and batch_group_count must be positive, got {g} and {b}")
     if g > 1 and b > 1:
-        raise ValueError(f"{_NAME}: at most one of feature_group_count ({g}) and batch_group_count ({b}) may "
+        raise InvalidValueError(f"{_NAME}: at most one of feature_group_count ({g}) and batch_group_count ({b}) may "
                          "exceed 1")
     n, c = lhs_shape[lhs_spec[0]], lhs_shape[lhs_spec[1]]
     o, i = rhs_shape[rhs_spec[0]], rhs_shape[rhs_spec[1]]
@@ -434,7 +434,7 @@ def _conv_transpose_rhs(g, lhs, rhs_aval, *, window_strides, padding, lhs_dilati
 
 def _conv_transpose(ct, lhs, rhs, **params):
     if is_undefined(lhs) and is_undefined(rhs):
-        raise TypeError(f"{_NAME}: cannot transpose a convolution of two linear values (it is bilinear, not linear)")
+        raise InvalidArgumentError(f"{_NAME}: cannot transpose a convolution of two linear values (it is bilinear, not linear)")
     if is_undefined(lhs):
         return [_conv_transpose_lhs(ct, rhs, lhs.aval, **params), None]
     if 0 in ct.shape:
@@ -565,7 +565,7 @@ def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding, lhs_d
             pads = padtype_to_pads([lhs.shape[d] for d in dn.lhs_spec[2:]], _dilate_shape(rhs_sp, rhs_dil), strides,
                                    padding)
         except ValueError as e:
-            raise ValueError(f"{_NAME}: {e} (lhs shape {lhs.shape}, rhs shape {rhs.shape})") from None
+            raise InvalidValueError(f"{_NAME}: {e} (lhs shape {lhs.shape}, rhs shape {rhs.shape})") from None
         pads = tuple(pads)
     else:
         pads = _explicit_padding(padding, nsp, _NAME)
@@ -624,7 +624,7 @@ def _conv_transpose_padding(k, s, padding):
         pad_len = k + s - 2 + max(k - s, 0)
         pad_a = k - 1
     else:
-        raise ValueError(f"lax.conv_transpose: padding must be 'SAME', 'VALID' or (low, high) pairs, got {padding!r}")
+        raise InvalidValueError(f"lax.conv_transpose: padding must be 'SAME', 'VALID' or (low, high) pairs, got {padding!r}")
     return pad_a, pad_len - pad_a
 
 
@@ -650,7 +650,7 @@ def conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numb
         defaults = {2: ("NC", "IO", "NC"), 3: ("NHC", "HIO", "NHC"), 4: ("NHWC", "HWIO", "NHWC"),
                     5: ("NHWDC", "HWDIO", "NHWDC")}
         if nd not in defaults or rhs.ndim != nd:
-            raise ValueError(f"{where}: no default dimension_numbers for lhs shape {lhs.shape} and rhs shape "
+            raise InvalidValueError(f"{where}: no default dimension_numbers for lhs shape {lhs.shape} and rhs shape "
                              f"{rhs.shape}; pass dimension_numbers")
         dimension_numbers = defaults[nd]
     dn = conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)

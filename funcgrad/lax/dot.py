@@ -12,7 +12,7 @@ import numpy as np
 from ..core.abstract import ShapedArray
 from ..core.array import as_array
 from ..core.dtypes import bfloat16, float16
-from ..core.errors import ShapeError
+from ..core.errors import InvalidArgumentError, ShapeError
 from ..core.primitive import Primitive
 from ..transforms.jvp import add_tangents
 from ..transforms.transpose import is_undefined
@@ -57,7 +57,7 @@ def _dot_general_abstract(lhs, rhs, dimension_numbers, preferred_element_type):
                 raise ShapeError(f"lax.dot_general: {what} dimensions {a} of lhs {lhs.shape} and {b} of rhs "
                                  f"{rhs.shape} do not match")
     if lhs.dtype != rhs.dtype:
-        raise TypeError(f"lax.dot_general: operands must have equal dtypes, got {lhs.dtype} and {rhs.dtype}")
+        raise InvalidArgumentError(f"lax.dot_general: operands must have equal dtypes, got {lhs.dtype} and {rhs.dtype}")
     lf, rf = _free(lhs.ndim, lc, lb), _free(rhs.ndim, rc, rb)
     shape = [lhs.shape[d] for d in lb] + [lhs.shape[d] for d in lf] + [rhs.shape[d] for d in rf]
     return ShapedArray(tuple(shape), preferred_element_type or lhs.dtype)
@@ -90,7 +90,7 @@ def _dot_general_transpose(ct, x, y, dimension_numbers, preferred_element_type):
     x_ndim = x.aval.ndim if is_undefined(x) else x.ndim
     y_ndim = y.aval.ndim if is_undefined(y) else y.ndim
     if is_undefined(x) and is_undefined(y):
-        raise TypeError("lax.dot_general: transpose of a product of two linear values (not linear)")
+        raise InvalidArgumentError("lax.dot_general: transpose of a product of two linear values (not linear)")
     if is_undefined(x):
         out = _transpose_lhs(ct, y, x_ndim, y_ndim, dimension_numbers, preferred_element_type)
         return [out.astype(x.aval.dtype) if out.dtype != x.aval.dtype else out, None]

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..core.abstract import ShapedArray
 from ..core.array import as_array, wrap_ndarray
-from ..core.errors import DTypeError, ShapeError
+from ..core.errors import DTypeError, InvalidArgumentError, InvalidValueError, ShapeError
 from ..core.primitive import Primitive
 from ..transforms.jvp import instantiate
 from ..transforms.transpose import is_undefined
@@ -108,7 +108,7 @@ class GatherScatterMode(enum.Enum):
             return GatherScatterMode.CLIP
         if s == "promise_in_bounds":
             return GatherScatterMode.PROMISE_IN_BOUNDS
-        raise ValueError(f"unknown gather/scatter mode {s!r}: use 'clip', 'fill', 'drop' or 'promise_in_bounds'")
+        raise InvalidValueError(f"unknown gather/scatter mode {s!r}: use 'clip', 'fill', 'drop' or 'promise_in_bounds'")
 
 
 def _ints(v):
@@ -122,7 +122,7 @@ def _gather_dnums(dn, where):
         return GatherDimensionNumbers(**{k: _ints(v) for k, v in dn.items()})
     if hasattr(dn, "offset_dims"):  # e.g. jax.lax.GatherDimensionNumbers
         return GatherDimensionNumbers(*(_ints(getattr(dn, f)) for f in GatherDimensionNumbers._fields))
-    raise TypeError(f"{where}: dimension_numbers must be a lax.GatherDimensionNumbers, got {type(dn).__name__}")
+    raise InvalidArgumentError(f"{where}: dimension_numbers must be a lax.GatherDimensionNumbers, got {type(dn).__name__}")
 
 
 def _scatter_dnums(dn, where):
@@ -132,7 +132,7 @@ def _scatter_dnums(dn, where):
         return ScatterDimensionNumbers(**{k: _ints(v) for k, v in dn.items()})
     if hasattr(dn, "update_window_dims"):
         return ScatterDimensionNumbers(*(_ints(getattr(dn, f)) for f in ScatterDimensionNumbers._fields))
-    raise TypeError(f"{where}: dimension_numbers must be a lax.ScatterDimensionNumbers, got {type(dn).__name__}")
+    raise InvalidArgumentError(f"{where}: dimension_numbers must be a lax.ScatterDimensionNumbers, got {type(dn).__name__}")
 
 
 # -- index construction (shared by gather and scatter) ---------------------------------------------

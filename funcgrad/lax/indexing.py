@@ -19,6 +19,7 @@ from ..core.array import wrap_ndarray
 from ..core.primitive import Primitive
 from ..transforms.jvp import instantiate
 from ..transforms.transpose import is_undefined
+from ..core.errors import IndexOutOfRangeError, InvalidArgumentError, InvalidValueError
 
 
 def _array_axes(spec, ndim):
@@ -92,7 +93,7 @@ def _getitem_impl(x, *arrays, spec, mode, fill_value):
 def _getitem_abstract(x, *arrays, spec, mode, fill_value):
     for a in arrays:
         if a.dtype.kind not in "iu":
-            raise IndexError(f"indexing: index arrays must be integers, got {a.dtype}")
+            raise IndexOutOfRangeError(f"indexing: index arrays must be integers, got {a.dtype}")
     probe = np.broadcast_to(np.zeros((), np.int8), tuple(max(s, 1) for s in x.shape))
     dummies = [np.zeros(a.shape, np.int64) for a in arrays]
     out_shape = probe[_np_index(spec, dummies, x.shape, None)].shape
@@ -165,9 +166,9 @@ def _apply_update(out, idx, v, op, may_repeat):
 def _index_update_abstract(x, v, *arrays, spec, op):
     target = _getitem_abstract(x, *arrays, spec=spec, mode="clip", fill_value=None)
     if v.shape != target.shape:
-        raise ValueError(f"x.at[...].{op}: update of shape {v.shape} does not match the indexed shape {target.shape}")
+        raise InvalidValueError(f"x.at[...].{op}: update of shape {v.shape} does not match the indexed shape {target.shape}")
     if v.dtype != x.dtype:
-        raise TypeError(f"x.at[...].{op}: update dtype {v.dtype} differs from the array dtype {x.dtype}")
+        raise InvalidArgumentError(f"x.at[...].{op}: update dtype {v.dtype} differs from the array dtype {x.dtype}")
     return ShapedArray(x.shape, x.dtype)
 
 
@@ -218,7 +219,7 @@ def _index_update_transpose(ct, x, v, *arrays, spec, op):
         # x -> x.at[idx].multiply(v) scales each element by a constant: it is its own transpose.
         return [_update(ct, v, arrays, spec, "mul"), None] + [None] * len(arrays)
     if op not in ("set", "add"):
-        raise TypeError(f"x.at[...].{op} is not linear and cannot be transposed")
+        raise InvalidArgumentError(f"x.at[...].{op} is not linear and cannot be transposed")
     out = []
     if is_undefined(x):
         if op == "add":

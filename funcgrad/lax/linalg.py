@@ -23,7 +23,7 @@ import numpy as np
 from ..core.abstract import ShapedArray
 from ..core.array import as_array, wrap_ndarray
 from ..core.dtypes import bfloat16, float16, is_inexact
-from ..core.errors import DTypeError, ShapeError
+from ..core.errors import DTypeError, InvalidArgumentError, ShapeError
 from ..core.primitive import Primitive
 from ..transforms.jvp import add_tangents
 from ..transforms.transpose import is_undefined
@@ -236,7 +236,7 @@ def _triangular_solve_jvp_a(g_a, ans, a, *, left_side, lower, transpose_a, conju
 def _triangular_solve_transpose(ct, a, b, *, left_side, lower, transpose_a, conjugate_a, unit_diagonal):
     # Linear in b only (like div in its numerator): the transpose solves with op(A)^T.
     if is_undefined(a):
-        raise TypeError("lax.linalg.triangular_solve: transpose with respect to the matrix a "
+        raise InvalidArgumentError("lax.linalg.triangular_solve: transpose with respect to the matrix a "
                         "(the solve is linear only in b)")
     ct_b = triangular_solve_p.bind(a, ct, left_side=left_side, lower=lower, transpose_a=not transpose_a,
                                    conjugate_a=conjugate_a, unit_diagonal=unit_diagonal)
@@ -312,7 +312,7 @@ def _solve_jvp(primals, tangents):
 
 def _solve_transpose(ct, a, b):
     if is_undefined(a):
-        raise TypeError("solve: transpose with respect to the matrix a (the solve is linear only in b)")
+        raise InvalidArgumentError("solve: transpose with respect to the matrix a (the solve is linear only in b)")
     # The transpose of b -> A^-1 b is (A^-1)^T = (A^T)^-1 (a plain transpose, no conjugation).
     return [None, solve_p.bind(_T(a), ct)]
 

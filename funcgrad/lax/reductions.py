@@ -6,7 +6,7 @@ import numpy as np
 
 from ..core.abstract import ShapedArray
 from ..core.array import as_array, wrap_ndarray
-from ..core.errors import ShapeError
+from ..core.errors import InvalidValueError, ShapeError
 from ..core.primitive import Primitive
 from ..transforms.jvp import deflinear, defjvp
 from .elementwise import convert_element_type, div, eq, mul, select, scalar_like
@@ -114,7 +114,7 @@ def _arg_reduction(name, impl):
     def abstract(x, axis, index_dtype):
         _check_axes(x, (axis,), name)
         if x.shape[axis] == 0:
-            raise ValueError(f"lax.{name}: attempt to get {name} of an empty axis (shape {x.shape})")
+            raise InvalidValueError(f"lax.{name}: attempt to get {name} of an empty axis (shape {x.shape})")
         return ShapedArray(_reduced_shape(x.shape, (axis,)), index_dtype)
 
     p.abstract_eval = abstract

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..core.abstract import ShapedArray
 from ..core.array import as_array, wrap_ndarray
-from ..core.errors import ShapeError
+from ..core.errors import InvalidArgumentError, ShapeError
 from ..core.primitive import Primitive
 from ..transforms.jvp import deflinear, instantiate
 from ..transforms.transpose import is_undefined
@@ -325,7 +325,7 @@ def _concat_abstract(*xs, dimension):
             raise ShapeError(f"lax.concatenate: all operands must have equal shapes except along axis {dimension}, "
                              f"got {', '.join(str(x.shape) for x in xs)}")
         if x.dtype != ref.dtype:
-            raise TypeError(f"lax.concatenate: operands must have equal dtypes, got "
+            raise InvalidArgumentError(f"lax.concatenate: operands must have equal dtypes, got "
                             f"{', '.join(x.dtype.name for x in xs)}")
     shape = list(ref.shape)
     shape[dimension] = sum(x.shape[dimension] for x in xs)
@@ -373,7 +373,7 @@ def _dynamic_slice_abstract(x, *starts, slice_sizes):
                          f"slice sizes, got {len(starts)} and {slice_sizes}")
     for s in starts:
         if s.shape != () or s.dtype.kind not in "iu":
-            raise TypeError(f"lax.dynamic_slice: start indices must be integer scalars, got {s.str_short()}")
+            raise InvalidArgumentError(f"lax.dynamic_slice: start indices must be integer scalars, got {s.str_short()}")
     if any(k > n or k < 0 for k, n in zip(slice_sizes, x.shape)):
         raise ShapeError(f"lax.dynamic_slice: slice_sizes {slice_sizes} exceed the operand shape {x.shape}")
     return ShapedArray(tuple(slice_sizes), x.dtype)
@@ -413,7 +413,7 @@ def _dus_abstract(x, update, *starts):
         raise ShapeError(f"lax.dynamic_update_slice: update of shape {update.shape} does not fit the operand "
                          f"shape {x.shape} (with {len(starts)} start indices)")
     if update.dtype != x.dtype:
-        raise TypeError(f"lax.dynamic_update_slice: update dtype {update.dtype} differs from operand dtype {x.dtype}")
+        raise InvalidArgumentError(f"lax.dynamic_update_slice: update dtype {update.dtype} differs from operand dtype {x.dtype}")
     return ShapedArray(x.shape, x.dtype)
 
 
@@ -452,7 +452,7 @@ def _index_scalars(start_indices, where):
     for s in start_indices:
         s = as_array(s, where)
         if s.shape != () or not is_integer(s.dtype):
-            raise TypeError(f"{where}: start indices must be integer scalars, got {s.dtype}{list(s.shape)}")
+            raise InvalidArgumentError(f"{where}: start indices must be integer scalars, got {s.dtype}{list(s.shape)}")
         out.append(s)
     return out
 

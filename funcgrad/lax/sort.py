@@ -8,6 +8,7 @@ from ..core.abstract import ShapedArray
 from ..core.array import as_array
 from ..core.primitive import Primitive
 from .indexing import take_along_axis_index
+from ..core.errors import InvalidValueError
 
 
 def _sort_impl(x, dimension):
@@ -56,7 +57,7 @@ def _top_k_impl(x, k):
 
 def _top_k_abstract(x, k):
     if x.ndim == 0 or not 0 <= k <= x.shape[-1]:
-        raise ValueError(f"lax.top_k: k={k} must be between 0 and the last axis size of shape {x.shape}")
+        raise InvalidValueError(f"lax.top_k: k={k} must be between 0 and the last axis size of shape {x.shape}")
     shape = x.shape[:-1] + (k,)
     return [ShapedArray(shape, x.dtype), ShapedArray(shape, np.int64)]
 

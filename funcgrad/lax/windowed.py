@@ -21,7 +21,7 @@ import numpy as np
 
 from ..core.abstract import ShapedArray
 from ..core.array import as_array, wrap_ndarray
-from ..core.errors import ShapeError
+from ..core.errors import InvalidValueError, ShapeError
 from ..core.primitive import Primitive
 from ..transforms.jvp import deflinear
 from .conv import _dilate_shape, _vjp_lhs_padding, dilate_pad_np, padtype_to_pads, windows_np
@@ -236,7 +236,7 @@ def _window_params(operand, window_dimensions, window_strides, padding, base_dil
         if len(out) != nd:
             raise ShapeError(f"{where}: {what} {out} needs {nd} entries for an operand of shape {operand.shape}")
         if what != "window_dimensions" and any(i < 1 for i in out):
-            raise ValueError(f"{where}: {what} must be positive, got {out}")
+            raise InvalidValueError(f"{where}: {what} must be positive, got {out}")
         return out
 
     dims = ints(window_dimensions, "window_dimensions", 1)
@@ -248,12 +248,12 @@ def _window_params(operand, window_dimensions, window_strides, padding, base_dil
             # As JAX: the dilated window, the undilated operand.
             pads = tuple(padtype_to_pads(operand.shape, _dilate_shape(dims, wdil), strides, padding))
         except ValueError as e:
-            raise ValueError(f"{where}: {e} (operand shape {operand.shape})") from None
+            raise InvalidValueError(f"{where}: {e} (operand shape {operand.shape})") from None
     else:
         try:
             pads = tuple((int(lo), int(hi)) for lo, hi in padding)
         except (TypeError, ValueError):
-            raise ValueError(f"{where}: padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) "
+            raise InvalidValueError(f"{where}: padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) "
                              f"pairs, got {padding!r}") from None
         if len(pads) != nd:
             raise ShapeError(f"{where}: padding {padding!r} needs {nd} (low, high) pairs for an operand of shape "

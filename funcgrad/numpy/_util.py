@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core.array import Array, wrap_ndarray
 from ..core.dtypes import canonical_numpy, is_inexact, result_type
-from ..core.errors import AxisError, ShapeError
+from ..core.errors import AxisError, InvalidArgumentError, InvalidValueError, ShapeError
 from ..core.trace import Tracer
 from ..lax.elementwise import convert_element_type
 from ..lax.shape import broadcast_in_dim
@@ -27,7 +27,7 @@ def to_array(x, name="funcgrad.numpy"):
         return _weak_to_array(x, result_type(x))
     if isinstance(x, (np.ndarray, np.generic)):
         if x.dtype == object:
-            raise TypeError(f"{name}: object arrays are not supported")
+            raise InvalidArgumentError(f"{name}: object arrays are not supported")
         return wrap_ndarray(np.array(x))
     if isinstance(x, Array):
         return x
@@ -37,7 +37,7 @@ def to_array(x, name="funcgrad.numpy"):
         return array(x)
     if hasattr(x, "__array__") or hasattr(x, "__array_interface__"):
         return wrap_ndarray(np.array(x))
-    raise TypeError(f"{name}: expected an array-like, got {t.__name__}")
+    raise InvalidArgumentError(f"{name}: expected an array-like, got {t.__name__}")
 
 
 def _weak_to_array(x, dtype):
@@ -107,7 +107,7 @@ def canonical_axis(axis, ndim, name):
     try:
         return _norm(axis, ndim, name)
     except TypeError:
-        raise TypeError(f"{name}: axis must be an integer, got {axis!r}") from None
+        raise InvalidArgumentError(f"{name}: axis must be an integer, got {axis!r}") from None
 
 
 def _norm(axis, ndim, name):
@@ -125,7 +125,7 @@ def canonical_axes(axis, ndim, name):
     if isinstance(axis, (tuple, list)):
         axes = tuple(_norm(a, ndim, name) for a in axis)
         if len(set(axes)) != len(axes):
-            raise ValueError(f"{name}: repeated axis in {axis}")
+            raise InvalidValueError(f"{name}: repeated axis in {axis}")
         return tuple(sorted(axes))
     return (_norm(axis, ndim, name),)
 

@@ -10,6 +10,7 @@ from ..core.dtypes import canonical_numpy, canonicalize, python_scalar_dtype
 from ..core.trace import Tracer
 from ..lax.elementwise import convert_element_type
 from ._util import to_array
+from ..core.errors import InvalidArgumentError, InvalidValueError
 
 _PY = (bool, int, float, complex)
 
@@ -28,7 +29,7 @@ def _reject_torch_kwargs(name, kwargs):
         "pin_memory": "funcgrad has no pinned memory",
     }
     hint = hints.get(key, "")
-    raise TypeError(f"{name}() got an unexpected keyword argument {key!r}" + (f"; {hint}" if hint else ""))
+    raise InvalidArgumentError(f"{name}() got an unexpected keyword argument {key!r}" + (f"; {hint}" if hint else ""))
 
 
 def _shape(shape, name):
@@ -37,9 +38,9 @@ def _shape(shape, name):
     try:
         shape = tuple(int(s) for s in shape)
     except TypeError:
-        raise TypeError(f"{name}: shape must be an int or a sequence of ints, got {shape!r}") from None
+        raise InvalidArgumentError(f"{name}: shape must be an int or a sequence of ints, got {shape!r}") from None
     if any(s < 0 for s in shape):
-        raise ValueError(f"{name}: negative dimensions are not allowed, got shape {shape}")
+        raise InvalidValueError(f"{name}: negative dimensions are not allowed, got shape {shape}")
     return shape
 
 
@@ -90,15 +91,15 @@ def array(object, dtype=None, copy=True, ndmin=0, **kwargs):
             try:
                 v = np.array(object, dtype=dt)
             except ValueError as e:  # ragged nesting: say so in funcgrad's words
-                raise ValueError(f"array: cannot build an array from {type(object).__name__}: nested sequences "
+                raise InvalidValueError(f"array: cannot build an array from {type(object).__name__}: nested sequences "
                                  f"must be rectangular ({e})") from None
             if dt is None and not _has_numpy_leaf(object):
                 v = canonical_numpy(v)
         if v.dtype == np.object_:
-            raise TypeError(f"array: cannot build an array from {type(object).__name__} "
+            raise InvalidArgumentError(f"array: cannot build an array from {type(object).__name__} "
                             "(ragged nested sequences or non-numeric data)")
         if v.dtype.kind in "US":
-            raise TypeError(f"array: string data is not supported (dtype {v.dtype})")
+            raise InvalidArgumentError(f"array: string data is not supported (dtype {v.dtype})")
         out = wrap_ndarray(v)
     while out.ndim < ndmin:
         from ..lax.shape import expand_dims
@@ -222,7 +223,7 @@ def arange(start, stop=None, step=None, dtype=None, **kwargs):
     _reject_torch_kwargs("arange", kwargs)
     for v in (start, stop, step):
         if isinstance(v, Tracer):
-            raise TypeError("arange: start/stop/step must be concrete (the length of the result depends on them)")
+            raise InvalidArgumentError("arange: start/stop/step must be concrete (the length of the result depends on them)")
     vals = [np.asarray(v) for v in (start, stop, step) if v is not None]
     if dtype is None:
         is_int = all(v.dtype.kind in "iub" for v in vals)
@@ -230,7 +231,7 @@ def arange(start, stop=None, step=None, dtype=None, **kwargs):
     else:
         dt = canonicalize(dtype)
     if step is not None and np.asarray(step) == 0:
-        raise ValueError("arange: step must not be zero")
+        raise InvalidValueError("arange: step must not be zero")
     args = [start] + ([stop] if stop is not None else []) + ([step] if step is not None else [])
     if stop is None and step is not None:
         args = [0, start, step]
@@ -248,7 +249,7 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     """
     num = int(num)
     if num < 0:
-        raise ValueError(f"linspace: number of samples {num} must be non-negative")
+        raise InvalidValueError(f"linspace: number of samples {num} must be non-negative")
     from ._util import operands
 
     dt = _dtype_or_default(dtype) if dtype is not None else None
@@ -332,7 +333,7 @@ def tril(m, k=0):
 
     m = to_array(m, "tril")
     if m.ndim < 2:
-        raise ValueError(f"tril: input must be at least 2-D, got shape {m.shape}")
+        raise InvalidValueError(f"tril: input must be at least 2-D, got shape {m.shape}")
     return where(_tri_mask(m, k, True), m, 0)
 
 
@@ -342,7 +343,7 @@ def triu(m, k=0):
 
     m = to_array(m, "triu")
     if m.ndim < 2:
-        raise ValueError(f"triu: input must be at least 2-D, got shape {m.shape}")
+        raise InvalidValueError(f"triu: input must be at least 2-D, got shape {m.shape}")
     return where(_tri_mask(m, k, False), m, 0)
 
 
@@ -361,7 +362,7 @@ def diag(v, k=0):
     if v.ndim == 2:
         return diagonal(v, k)
     if v.ndim != 1:
-        raise ValueError(f"diag: input must be 1-D or 2-D, got shape {v.shape}")
+        raise InvalidValueError(f"diag: input must be 1-D or 2-D, got shape {v.shape}")
     n = v.shape[0] + abs(k)
     rows = np.arange(v.shape[0]) + max(-k, 0)
     cols = np.arange(v.shape[0]) + max(k, 0)
@@ -374,7 +375,7 @@ def meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
     from .shape_ops import reshape
 
     if indexing not in ("xy", "ij"):
-        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+        raise InvalidValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
     xs = [to_array(x, "meshgrid").reshape(-1) for x in xi]
     nd = len(xs)
     out = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.array import Array, wrap_ndarray
-from ..core.errors import ConcretizationError
+from ..core.errors import ConcretizationError, IndexOutOfRangeError, InvalidValueError
 from ..core.trace import Tracer
 from ..lax import elementwise as lx
 from ..lax.indexing import along_axis_index, getitem_p, index_update_p
@@ -19,7 +19,7 @@ def _is_int_scalar(i):
 def _static_int(i, n, axis):
     i = int(i)
     if not -n <= i < n:
-        raise IndexError(f"index {i} is out of bounds for axis {axis} with size {n}")
+        raise IndexOutOfRangeError(f"index {i} is out of bounds for axis {axis} with size {n}")
     return i % n
 
 
@@ -32,7 +32,7 @@ def _slice_part(v, what):
         raise ConcretizationError(
             f"indexing: slice {what} must be a concrete integer, got a traced value {v.aval.str_short()}; "
             "use lax.dynamic_slice(x, start_indices, slice_sizes) for traced start positions")
-    raise IndexError(f"indexing: slice {what} must be an integer or None, got {type(v).__name__}")
+    raise IndexOutOfRangeError(f"indexing: slice {what} must be an integer or None, got {type(v).__name__}")
 
 
 def normalize_index(x, idx, name="indexing"):
@@ -56,10 +56,10 @@ def normalize_index(x, idx, name="indexing"):
 
     n_ell = sum(1 for e in items if e is Ellipsis)
     if n_ell > 1:
-        raise IndexError("an index can only have a single ellipsis ('...')")
+        raise IndexOutOfRangeError("an index can only have a single ellipsis ('...')")
     used = sum(consumed(e) for e in items)
     if used > x.ndim:
-        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional, but {used} were indexed")
+        raise IndexOutOfRangeError(f"too many indices for array: array is {x.ndim}-dimensional, but {used} were indexed")
     if n_ell:
         k = items.index(Ellipsis)
         items = items[:k] + [slice(None)] * (x.ndim - used) + items[k + 1:]
@@ -70,10 +70,10 @@ def normalize_index(x, idx, name="indexing"):
         elif isinstance(e, slice):
             spec.append(("s", _slice_part(e.start, "start"), _slice_part(e.stop, "stop"), _slice_part(e.step, "step")))
             if spec[-1][3] == 0:
-                raise ValueError("slice step cannot be zero")
+                raise InvalidValueError("slice step cannot be zero")
             axis += 1
         elif isinstance(e, (bool, np.bool_)):
-            raise IndexError("indexing with a Python bool is not supported; use a boolean array mask")
+            raise IndexOutOfRangeError("indexing with a Python bool is not supported; use a boolean array mask")
         elif _is_int_scalar(e):
             spec.append(("i", _static_int(e, x.shape[axis], axis)))
             axis += 1
@@ -91,10 +91,10 @@ def normalize_index(x, idx, name="indexing"):
                     mask = e._value
                 expected = x.shape[axis:axis + mask.ndim]
                 if mask.shape != expected:
-                    raise IndexError(f"boolean index of shape {mask.shape} does not match the indexed array "
+                    raise IndexOutOfRangeError(f"boolean index of shape {mask.shape} does not match the indexed array "
                                      f"dimensions {expected} (array shape {x.shape})")
                 if mask.ndim == 0:
-                    raise IndexError("0-d boolean indices are not supported")
+                    raise IndexOutOfRangeError("0-d boolean indices are not supported")
                 for nz in np.nonzero(mask):
                     spec.append(("a", len(arrays)))
                     arrays.append(wrap_ndarray(nz.astype(np.int64)))
@@ -104,9 +104,9 @@ def normalize_index(x, idx, name="indexing"):
                 arrays.append(e)
                 axis += 1
             else:
-                raise IndexError(f"{name}: arrays used as indices must be of integer or boolean type, got {e.dtype}")
+                raise IndexOutOfRangeError(f"{name}: arrays used as indices must be of integer or boolean type, got {e.dtype}")
         else:
-            raise IndexError(f"{name}: only integers, slices (':'), ellipsis ('...'), None and integer or boolean "
+            raise IndexOutOfRangeError(f"{name}: only integers, slices (':'), ellipsis ('...'), None and integer or boolean "
                              f"arrays are valid indices, got {type(e).__name__}")
     while axis < x.ndim:
         spec.append(("s", None, None, None))
@@ -127,12 +127,12 @@ def getitem(x, idx, mode=None, fill_value=None):
     x = to_array(x, "indexing")
     if x.ndim == 0 and idx != () and idx is not Ellipsis and idx is not None:
         if not (isinstance(idx, tuple) and all(e is None or e is Ellipsis for e in idx)):
-            raise IndexError("too many indices for array: array is 0-dimensional")
+            raise IndexOutOfRangeError("too many indices for array: array is 0-dimensional")
     spec, arrays = normalize_index(x, idx)
     if _is_identity(spec):
         return x
     if mode not in (None, "clip", "fill", "promise_in_bounds"):
-        raise ValueError(f"indexing: mode must be 'clip' or 'fill', got {mode!r}")
+        raise InvalidValueError(f"indexing: mode must be 'clip' or 'fill', got {mode!r}")
     return getitem_p.bind(x, *arrays, spec=spec, mode="fill" if mode == "fill" else "clip", fill_value=fill_value)
 
 
@@ -149,7 +149,7 @@ def index_update(x, idx, values, op, mode=None):
             shape = tuple(np.broadcast_shapes(v.shape, target.shape))
             assert shape == target.shape
         except (ValueError, AssertionError):
-            raise ValueError(f"x.at[...].{op}: values of shape {v.shape} cannot be broadcast to the indexed shape "
+            raise InvalidValueError(f"x.at[...].{op}: values of shape {v.shape} cannot be broadcast to the indexed shape "
                              f"{target.shape}") from None
         v = broadcast_to_shape(v, target.shape)
     return index_update_p.bind(x, v, *arrays, spec=spec, op=op)
@@ -166,7 +166,7 @@ def where(condition, x=None, y=None, /, *, size=None, fill_value=None):
     if x is None and y is None:
         return nonzero(condition, size=size, fill_value=fill_value)
     if x is None or y is None:
-        raise ValueError("where: either both or neither of x and y must be given")
+        raise InvalidValueError("where: either both or neither of x and y must be given")
     c = to_array(condition, "where")
     if c.dtype != np.bool_:
         c = lx.ne(c, lx.scalar_like(c, 0))
@@ -195,7 +195,7 @@ def take(a, indices, axis=None, mode=None, fill_value=None, unique_indices=False
     ax = canonical_axis(axis, x.ndim, "take")
     idx = to_array(indices, "take")
     if idx.dtype.kind not in "iu":
-        raise IndexError(f"take: indices must be integers, got {idx.dtype}")
+        raise IndexOutOfRangeError(f"take: indices must be integers, got {idx.dtype}")
     spec = tuple(("s", None, None, None) if d != ax else ("a", 0) for d in range(x.ndim))
     return getitem_p.bind(x, idx, spec=spec, mode="fill" if mode == "fill" else "clip", fill_value=fill_value)
 
@@ -203,10 +203,10 @@ def take(a, indices, axis=None, mode=None, fill_value=None, unique_indices=False
 def _along_axis_index(arr, indices, axis, name):
     idx = to_array(indices, name)
     if idx.ndim != arr.ndim:
-        raise ValueError(f"{name}: indices (shape {idx.shape}) must have the same number of dimensions as the "
+        raise InvalidValueError(f"{name}: indices (shape {idx.shape}) must have the same number of dimensions as the "
                          f"array (shape {arr.shape})")
     if idx.dtype.kind not in "iu":
-        raise IndexError(f"{name}: indices must be integers, got {idx.dtype}")
+        raise IndexOutOfRangeError(f"{name}: indices must be integers, got {idx.dtype}")
     return along_axis_index(idx, axis, arr.shape)
 
 
@@ -232,7 +232,7 @@ def take_along_axis(arr, indices, axis, mode=None, fill_value=None):
 def put_along_axis(arr, indices, values, axis, inplace=False, mode=None):
     """A new array with ``values`` written at ``indices`` along ``axis`` (functional ``np.put_along_axis``)."""
     if inplace:
-        raise ValueError("put_along_axis: inplace=True is impossible for immutable arrays; the result is returned")
+        raise InvalidValueError("put_along_axis: inplace=True is impossible for immutable arrays; the result is returned")
     x = to_array(arr, "put_along_axis")
     ax = canonical_axis(axis, x.ndim, "put_along_axis")
     spec, arrays = _along_axis_index(x, indices, ax, "put_along_axis")
@@ -255,7 +255,7 @@ def nonzero(a, *, size=None, fill_value=None):
     """
     x = to_array(a, "nonzero")
     if x.ndim == 0:
-        raise ValueError("nonzero: calling nonzero on 0-d arrays is not allowed; use fnp.atleast_1d(x).nonzero()")
+        raise InvalidValueError("nonzero: calling nonzero on 0-d arrays is not allowed; use fnp.atleast_1d(x).nonzero()")
     try:
         v = np.asarray(x._concrete("nonzero")) if isinstance(x, Tracer) else x._value
     except ConcretizationError:

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..core.config import config
 from ..core.dtypes import is_inexact, result_type
-from ..core.errors import ShapeError
+from ..core.errors import InvalidArgumentError, InvalidValueError, ShapeError
 from ..lax import elementwise as lx
 from ..lax import linalg as ll
 from ..lax.shape import broadcast_in_dim, squeeze
@@ -228,7 +228,7 @@ def qr(a, mode="reduced"):
         ((3, 2), (2, 2))
     """
     if mode not in ("reduced", "complete", "r"):
-        raise ValueError(f"linalg.qr: unsupported mode {mode!r} (use 'reduced', 'complete' or 'r'; 'raw' and "
+        raise InvalidValueError(f"linalg.qr: unsupported mode {mode!r} (use 'reduced', 'complete' or 'r'; 'raw' and "
                          "'economic' are not supported)")
     x = _matrix(a, "qr")
     m, n = x.shape[-2:]
@@ -259,7 +259,7 @@ def eigh(a, UPLO=None, symmetrize_input=True):
     if UPLO is None:
         UPLO = "L"
     if UPLO not in ("L", "U"):
-        raise ValueError(f"linalg.eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
+        raise InvalidValueError(f"linalg.eigh: UPLO must be 'L' or 'U', got {UPLO!r}")
     x = _matrix(a, "eigh", square=True)
     v, w = ll.eigh(x, lower=UPLO == "L", symmetrize_input=symmetrize_input)
     return EighResult(w, v)
@@ -359,7 +359,7 @@ def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False):
         raise ShapeError(f"linalg.solve_triangular: a must be square matrices (..., M, M), got shape {a.shape}")
     trans = {0: 0, 1: 1, 2: 2, "N": 0, "T": 1, "C": 2}.get(trans)
     if trans is None:
-        raise ValueError("linalg.solve_triangular: trans must be 0, 1, 2, 'N', 'T' or 'C'")
+        raise InvalidValueError("linalg.solve_triangular: trans must be 0, 1, 2, 'N', 'T' or 'C'")
     vector = b.ndim == a.ndim - 1
     m = a.shape[-1]
     if b.ndim == 0 or (b.shape[-1] if vector else b.shape[-2] if b.ndim >= 2 else -1) != m:
@@ -388,7 +388,7 @@ def matrix_power(a, n):
     try:
         n = operator.index(n)
     except TypeError:
-        raise TypeError(f"linalg.matrix_power: exponent must be an integer, got {type(n).__name__}") from None
+        raise InvalidArgumentError(f"linalg.matrix_power: exponent must be an integer, got {type(n).__name__}") from None
     x = to_array(a, "matrix_power")
     if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
         raise ShapeError(f"linalg.matrix_power: a must be square matrices (..., M, M), got shape {x.shape}")
@@ -423,7 +423,7 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=_NO_VALUE):
     """
     x = _matrix(a, "pinv")
     if rcond is not None and rtol is not _NO_VALUE:
-        raise ValueError("linalg.pinv: rtol and rcond can't both be set")
+        raise InvalidValueError("linalg.pinv: rtol and rcond can't both be set")
     if rcond is None:
         if rtol is _NO_VALUE:
             rcond = 1e-15
@@ -434,7 +434,7 @@ def pinv(a, rcond=None, hermitian=False, *, rtol=_NO_VALUE):
     try:
         rcond = float(rcond)
     except TypeError:
-        raise TypeError("linalg.pinv: rcond/rtol must be a Python number (one for all matrices)") from None
+        raise InvalidArgumentError("linalg.pinv: rcond/rtol must be a Python number (one for all matrices)") from None
     return ll.pinv_p.bind(x, rcond=rcond)
 
 
@@ -530,10 +530,10 @@ def multi_dot(arrays, *, out=None):
     from .products import matmul
 
     if out is not None:
-        raise TypeError("linalg.multi_dot: out= is not supported (arrays are immutable)")
+        raise InvalidArgumentError("linalg.multi_dot: out= is not supported (arrays are immutable)")
     xs = [to_array(x, "multi_dot") for x in arrays]
     if len(xs) < 2:
-        raise ValueError("linalg.multi_dot: expecting at least two arrays")
+        raise InvalidValueError("linalg.multi_dot: expecting at least two arrays")
     first_vec, last_vec = xs[0].ndim == 1, xs[-1].ndim == 1
     if first_vec:
         xs[0] = xs[0][None, :]
@@ -581,7 +581,7 @@ def tensorinv(a, ind=2):
     """
     x = _float(to_array(a, "tensorinv"))
     if ind <= 0:
-        raise ValueError(f"linalg.tensorinv: ind must be a positive integer, got {ind}")
+        raise InvalidValueError(f"linalg.tensorinv: ind must be a positive integer, got {ind}")
     inv_shape = x.shape[ind:] + x.shape[:ind]
     rows = int(np.prod(x.shape[:ind]))
     cols = int(np.prod(x.shape[ind:]))
@@ -631,7 +631,7 @@ def _vector_norm(x, ord, axes, keepdims):
     if ord is None or ord == 2:
         return sqrt(sum_(_abs2(x), axis=axes, keepdims=keepdims))
     if isinstance(ord, str):
-        raise ValueError(f"linalg.norm: invalid norm order {ord!r} for vectors")
+        raise InvalidValueError(f"linalg.norm: invalid norm order {ord!r} for vectors")
     if ord == np.inf:
         return max_(_abs(x), axis=axes, keepdims=keepdims)
     if ord == -np.inf:
@@ -650,7 +650,7 @@ def _matrix_norm(x, ord, row, col, keepdims):
     from .ufuncs import sqrt
 
     if row == col:
-        raise ValueError("linalg.norm: duplicate axes given")
+        raise InvalidValueError("linalg.norm: duplicate axes given")
     if ord in (2, -2, "nuc"):
         s = svdvals(moveaxis(x, (row, col), (-2, -1)))
         if ord == 2:
@@ -670,7 +670,7 @@ def _matrix_norm(x, ord, row, col, keepdims):
         if not keepdims:
             out = out.reshape(tuple(s for i, s in enumerate(out.shape) if i not in (row, col)))
         return out
-    raise ValueError(f"linalg.norm: invalid norm order {ord!r} for matrices")
+    raise InvalidValueError(f"linalg.norm: invalid norm order {ord!r} for matrices")
 
 
 def norm(x, ord=None, axis=None, keepdims=False):
@@ -700,7 +700,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
             out = _vector_norm(x.reshape(-1), None, 0, False)
             return out.reshape((1,) * nd) if keepdims else out
         if nd not in (1, 2):
-            raise ValueError(f"linalg.norm: improper number of dimensions to norm: ord={ord!r} with axis=None needs "
+            raise InvalidValueError(f"linalg.norm: improper number of dimensions to norm: ord={ord!r} with axis=None needs "
                              f"a 1-D or 2-D array, got shape {x.shape}")
         axis = tuple(range(nd))
     elif not isinstance(axis, (tuple, list)):
@@ -710,7 +710,7 @@ def norm(x, ord=None, axis=None, keepdims=False):
         return _vector_norm(x, ord, axis, keepdims)
     if len(axis) == 2:
         return _matrix_norm(x, ord, axis[0], axis[1], keepdims)
-    raise ValueError(f"linalg.norm: improper number of dimensions to norm: axis={axis}")
+    raise InvalidValueError(f"linalg.norm: improper number of dimensions to norm: axis={axis}")
 
 
 def vector_norm(x, /, *, axis=None, keepdims=False, ord=2):

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..core.array import wrap_ndarray
 from ..core.dtypes import result_type
-from ..core.errors import ShapeError
+from ..core.errors import InvalidValueError, ShapeError
 from ..lax import elementwise as lx
 from ..lax.dot import dot_general_p
 from ..lax.indexing import getitem_p
@@ -42,7 +42,7 @@ def matmul(a, b, /):
     """
     x, y = _promote2(a, b, "matmul")
     if x.ndim == 0 or y.ndim == 0:
-        raise ValueError(f"matmul: input operands must not be scalars (got shapes {x.shape} and {y.shape}); use *")
+        raise InvalidValueError(f"matmul: input operands must not be scalars (got shapes {x.shape} and {y.shape}); use *")
     xv, yv = x.ndim == 1, y.ndim == 1
     if xv:
         x = expand_dims(x, (0,))
@@ -147,10 +147,10 @@ def diagonal(a, offset=0, axis1=0, axis2=1):
     """The diagonal over ``axis1``/``axis2``, appended as the last axis (NumPy semantics)."""
     x = to_array(a, "diagonal")
     if x.ndim < 2:
-        raise ValueError(f"diagonal: array must be at least 2-D, got shape {x.shape}")
+        raise InvalidValueError(f"diagonal: array must be at least 2-D, got shape {x.shape}")
     a1, a2 = canonical_axis(axis1, x.ndim, "diagonal"), canonical_axis(axis2, x.ndim, "diagonal")
     if a1 == a2:
-        raise ValueError("diagonal: axis1 and axis2 cannot be the same")
+        raise InvalidValueError("diagonal: axis1 and axis2 cannot be the same")
     rest = [d for d in range(x.ndim) if d not in (a1, a2)]
     x = transpose(x, tuple(rest) + (a1, a2))
     n, m = x.shape[-2:]
@@ -183,7 +183,7 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
 
     x, y = _promote2(a, b, "cross")
     if x.shape[-1] != 3 or y.shape[-1] != 3:
-        raise ValueError(f"cross: vectors must have 3 components along the last axis, got {x.shape} and {y.shape}")
+        raise InvalidValueError(f"cross: vectors must have 3 components along the last axis, got {x.shape} and {y.shape}")
     x0, x1, x2 = x[..., 0], x[..., 1], x[..., 2]
     y0, y1, y2 = y[..., 0], y[..., 1], y[..., 2]
     return stack([x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0], -1)
@@ -200,7 +200,7 @@ def _parse_einsum(subscripts, operands):
         ins, out, explicit = subscripts, None, False
     terms = ins.split(",")
     if len(terms) != len(operands):
-        raise ValueError(f"einsum: {len(terms)} operand subscripts in {subscripts!r} but {len(operands)} operands given")
+        raise InvalidValueError(f"einsum: {len(terms)} operand subscripts in {subscripts!r} but {len(operands)} operands given")
     used = set(c for c in subscripts if c.isalpha())
     pool = [c for c in string.ascii_letters if c not in used]
     n_ell = 0
@@ -212,12 +212,12 @@ def _parse_einsum(subscripts, operands):
     for t, op in zip(terms, operands):
         for c in t.replace("...", ""):
             if not c.isalpha():
-                raise ValueError(f"einsum: invalid subscript character {c!r} in {subscripts!r}")
+                raise InvalidValueError(f"einsum: invalid subscript character {c!r} in {subscripts!r}")
         if "..." in t:
             k = op.ndim - len(t.replace("...", ""))
             t = t.replace("...", ell[n_ell - k:] if k else "")
         if len(t) != op.ndim:
-            raise ValueError(f"einsum: operand of shape {op.shape} has {op.ndim} dims but subscripts {t!r}")
+            raise InvalidValueError(f"einsum: operand of shape {op.shape} has {op.ndim} dims but subscripts {t!r}")
         parsed.append(t)
     if out is None:
         counts = {}
@@ -229,7 +229,7 @@ def _parse_einsum(subscripts, operands):
         out = out.replace("...", ell)
         for c in out:
             if not any(c in t for t in parsed):
-                raise ValueError(f"einsum: output subscript {c!r} does not appear in the inputs of {subscripts!r}")
+                raise InvalidValueError(f"einsum: output subscript {c!r} does not appear in the inputs of {subscripts!r}")
     return parsed, out
 
 
@@ -266,7 +266,7 @@ def einsum(subscripts, *operands, optimize="auto", precision=None, preferred_ele
         operands = tuple(operands[0])
     ops = [to_array(o, "einsum") for o in operands]
     if not ops:
-        raise ValueError("einsum: at least one operand is required")
+        raise InvalidValueError("einsum: at least one operand is required")
     dt = result_type(*ops)
     ops = [lx.convert_element_type(o, dt) for o in ops]
     terms, out = _parse_einsum(subscripts, ops)

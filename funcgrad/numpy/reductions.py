@@ -12,6 +12,7 @@ from ..lax import elementwise as lx
 from ..lax import reductions as lr
 from ..lax.shape import reshape
 from ._util import canonical_axes, canonical_axis, to_array
+from ..core.errors import InvalidArgumentError, InvalidValueError
 
 
 def _keep(out, x, axes, keepdims):
@@ -78,10 +79,10 @@ def _extreme(name, reducer, ident_sign):
         axes = canonical_axes(axis, x.ndim, name)
         if where is not None:
             if initial is None:
-                raise ValueError(f"{name}: reduction with where= needs an initial value")
+                raise InvalidValueError(f"{name}: reduction with where= needs an initial value")
             x = _apply_where(x, where, initial)
         if builtins.any(x.shape[i] == 0 for i in axes) and initial is None:
-            raise ValueError(f"{name}: zero-size array to reduction operation {name} which has no identity "
+            raise InvalidValueError(f"{name}: zero-size array to reduction operation {name} which has no identity "
                              f"(shape {x.shape}, axis {axis})")
         res = reducer(x, axes)
         if initial is not None:
@@ -185,7 +186,7 @@ def _arg(name, prim_fn):
             return reshape(res, (1,) * x.ndim) if keepdims else res
         ax = canonical_axis(axis, x.ndim, name)
         if x.shape[ax] == 0:
-            raise ValueError(f"{name}: attempt to get {name} of an empty sequence (shape {x.shape}, axis {axis})")
+            raise InvalidValueError(f"{name}: attempt to get {name} of an empty sequence (shape {x.shape}, axis {axis})")
         return _keep(prim_fn(x, ax), x, (ax,), keepdims)
 
     f.__name__ = name
@@ -263,7 +264,7 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
         from ._util import broadcast_to_shape
 
         if axis is None or w.ndim != 1:
-            raise ValueError(f"average: weights of shape {w.shape} must match a of shape {x.shape} or be 1-D "
+            raise InvalidValueError(f"average: weights of shape {w.shape} must match a of shape {x.shape} or be 1-D "
                              "along the given axis")
         ax = canonical_axis(axis, x.ndim, "average")
         shape = [1] * x.ndim
@@ -276,4 +277,4 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
 
 def _no_out(out, name):
     if out is not None:
-        raise TypeError(f"{name}: out= is not supported (funcgrad arrays are immutable); use the return value")
+        raise InvalidArgumentError(f"{name}: out= is not supported (funcgrad arrays are immutable); use the return value")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.dtypes import result_type
-from ..core.errors import ShapeError
+from ..core.errors import InvalidArgumentError, InvalidValueError, ShapeError
 from ..core.trace import Tracer
 from ..lax import shape as ls
 from ..lax.elementwise import convert_element_type
@@ -28,7 +28,7 @@ def reshape(a, shape=None, order="C", *, newshape=None):
         shape = (int(shape),)
     shape = [int(s) for s in shape]
     if shape.count(-1) > 1:
-        raise ValueError(f"reshape: can only specify one unknown dimension (-1), got {tuple(shape)}")
+        raise InvalidValueError(f"reshape: can only specify one unknown dimension (-1), got {tuple(shape)}")
     if -1 in shape:
         known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
         if known == 0 or x.size % known:
@@ -60,7 +60,7 @@ def transpose(a, axes=None):
     else:
         perm = tuple(canonical_axis(ax, x.ndim, "transpose") for ax in axes)
         if sorted(perm) != list(range(x.ndim)):
-            raise ValueError(f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes of shape {x.shape}")
+            raise InvalidValueError(f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes of shape {x.shape}")
     return ls.transpose(x, perm)
 
 
@@ -74,7 +74,7 @@ def moveaxis(a, source, destination):
     src = [source] if isinstance(source, int) else list(source)
     dst = [destination] if isinstance(destination, int) else list(destination)
     if len(src) != len(dst):
-        raise ValueError("moveaxis: source and destination must have the same number of elements")
+        raise InvalidValueError("moveaxis: source and destination must have the same number of elements")
     src = [canonical_axis(s, x.ndim, "moveaxis") for s in src]
     dst = [canonical_axis(d, x.ndim, "moveaxis") for d in dst]
     order = [n for n in range(x.ndim) if n not in src]
@@ -124,7 +124,7 @@ def squeeze(a, axis=None):
         axes = tuple(canonical_axis(ax, x.ndim, "squeeze") for ax in ([axis] if isinstance(axis, int) else axis))
         for ax in axes:
             if x.shape[ax] != 1:
-                raise ValueError(f"squeeze: cannot select an axis to squeeze out which has size not equal to one "
+                raise InvalidValueError(f"squeeze: cannot select an axis to squeeze out which has size not equal to one "
                                  f"(axis {ax} of shape {x.shape})")
     return ls.squeeze(x, axes)
 
@@ -158,7 +158,7 @@ def broadcast_arrays(*args):
 def _promote_all(xs, name):
     xs = [to_array(x, name) for x in xs]
     if not xs:
-        raise ValueError(f"{name}: need at least one array")
+        raise InvalidValueError(f"{name}: need at least one array")
     dt = result_type(*xs)
     return [convert_element_type(x, dt) for x in xs]
 
@@ -178,7 +178,7 @@ def concatenate(arrays, axis=0, dtype=None):
         xs = [ravel(x) for x in xs]
         axis = 0
     if xs[0].ndim == 0:
-        raise ValueError("concatenate: zero-dimensional arrays cannot be concatenated")
+        raise InvalidValueError("concatenate: zero-dimensional arrays cannot be concatenated")
     ax = canonical_axis(axis, xs[0].ndim, "concatenate")
     for x in xs:
         if x.ndim != xs[0].ndim or any(a != b for i, (a, b) in enumerate(zip(x.shape, xs[0].shape)) if i != ax):
@@ -253,15 +253,15 @@ def _split_points(n, indices_or_sections, name, even):
     if isinstance(indices_or_sections, (int, np.integer)):
         k = int(indices_or_sections)
         if k <= 0:
-            raise ValueError(f"{name}: number of sections must be larger than 0, got {k}")
+            raise InvalidValueError(f"{name}: number of sections must be larger than 0, got {k}")
         if even and n % k:
-            raise ValueError(f"{name}: array of size {n} along the axis does not divide into {k} equal sections "
+            raise InvalidValueError(f"{name}: array of size {n} along the axis does not divide into {k} equal sections "
                              "(use array_split)")
         q, r = divmod(n, k)
         sizes = [q + 1] * r + [q] * (k - r)
         return list(np.cumsum(sizes)[:-1])
     if isinstance(indices_or_sections, Tracer):
-        raise TypeError(f"{name}: split indices must be concrete")
+        raise InvalidArgumentError(f"{name}: split indices must be concrete")
     return [int(i) for i in np.asarray(indices_or_sections)]
 
 
@@ -339,7 +339,7 @@ def repeat(a, repeats, axis=None, *, total_repeat_length=None):
     n = x.shape[ax]
     if isinstance(repeats, (int, np.integer)):
         if repeats < 0:
-            raise ValueError(f"repeat: repeats may not be negative, got {repeats}")
+            raise InvalidValueError(f"repeat: repeats may not be negative, got {repeats}")
         shape = x.shape[:ax + 1] + (int(repeats),) + x.shape[ax + 1:]
         expanded = ls.broadcast_in_dim(x, shape, tuple(i if i <= ax else i + 1 for i in range(x.ndim)))
         return reshape(expanded, x.shape[:ax] + (n * int(repeats),) + x.shape[ax + 1:])
@@ -347,10 +347,10 @@ def repeat(a, repeats, axis=None, *, total_repeat_length=None):
     if reps.ndim == 0:
         return repeat(x, int(reps), ax)
     if reps.shape != (n,):
-        raise ValueError(f"repeat: repeats of shape {reps.shape} must have one entry per element along axis {ax} ({n})")
+        raise InvalidValueError(f"repeat: repeats of shape {reps.shape} must have one entry per element along axis {ax} ({n})")
     if isinstance(reps, Tracer):
         if total_repeat_length is None:
-            raise TypeError("repeat: traced per-element repeats need total_repeat_length= (the output length)")
+            raise InvalidArgumentError("repeat: traced per-element repeats need total_repeat_length= (the output length)")
         from .indexing import take
         from .sorting import searchsorted
         from .reductions import cumsum
@@ -423,9 +423,9 @@ def _pad_width(pad_width, ndim):
     elif pw.shape == (1,):
         pw = np.full((ndim, 2), int(pw[0]))
     if pw.shape != (ndim, 2):
-        raise ValueError(f"pad: pad_width {pad_width!r} does not fit an array of rank {ndim}")
+        raise InvalidValueError(f"pad: pad_width {pad_width!r} does not fit an array of rank {ndim}")
     if (pw < 0).any():
-        raise ValueError(f"pad: pad widths must be non-negative, got {pad_width!r}")
+        raise InvalidValueError(f"pad: pad widths must be non-negative, got {pad_width!r}")
     return pw
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.array import wrap_ndarray
-from ..core.errors import ConcretizationError
+from ..core.errors import ConcretizationError, InvalidValueError
 from ..core.trace import Tracer
 from ..lax.sort import argsort as _lax_argsort, sort as _lax_sort  # lax.sort is also a function name
 from ._util import canonical_axis, to_array
@@ -60,13 +60,13 @@ def searchsorted(a, v, side="left", sorter=None, method=None):
 
     x = to_array(a, "searchsorted")
     if x.ndim != 1:
-        raise ValueError(f"searchsorted: a must be 1-D, got shape {x.shape}")
+        raise InvalidValueError(f"searchsorted: a must be 1-D, got shape {x.shape}")
     if sorter is not None:
         x = take(x, sorter)
     vals = to_array(v, "searchsorted")
     cmp = less if side == "left" else less_equal
     if side not in ("left", "right"):
-        raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+        raise InvalidValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
     return sum_(cmp(x, vals[..., None]), axis=-1, dtype=np.int64)
 
 

@@ -8,6 +8,7 @@ from ..core.config import config
 from ..core.dtypes import is_inexact
 from ..lax import elementwise as lx
 from ._util import inexact_operand, operands, to_array
+from ..core.errors import InvalidArgumentError, InvalidValueError
 
 
 def _unary(name, prim, float_only=True, int_passthrough=False):
@@ -33,7 +34,7 @@ def _binary(name, prim, float_only=False, kinds=None):
         if float_only and not is_inexact(x.dtype):
             x, y = lx.convert_element_type(x, config.default_float_dtype), lx.convert_element_type(y, config.default_float_dtype)
         if kinds is not None and x.dtype.kind not in kinds:
-            raise TypeError(f"{name}: not supported for dtype {x.dtype} (only {'integer' if 'i' in kinds else kinds} "
+            raise InvalidArgumentError(f"{name}: not supported for dtype {x.dtype} (only {'integer' if 'i' in kinds else kinds} "
                             "and bool arrays)")
         return prim.bind(x, y)
 
@@ -113,7 +114,7 @@ def invert(x, /):
     """Bitwise NOT (logical NOT for bool)."""
     x = to_array(x, "invert")
     if x.dtype.kind not in "iub":
-        raise TypeError(f"invert (~): not supported for dtype {x.dtype}; use fnp.logical_not or -x")
+        raise InvalidArgumentError(f"invert (~): not supported for dtype {x.dtype}; use fnp.logical_not or -x")
     return lx.not_p.bind(x)
 
 
@@ -177,7 +178,7 @@ def power(x1, x2, /):
     if type(x2) is int and not isinstance(x1, (int, float, complex)):
         x = to_array(x1, "power")
         if x2 < 0 and x.dtype.kind in "iub":
-            raise ValueError("power: integers to negative integer powers are not allowed")
+            raise InvalidValueError("power: integers to negative integer powers are not allowed")
         if x.dtype == np.bool_:
             x = lx.convert_element_type(x, np.int64)
         return lx.integer_pow(x, x2)

@@ -13,7 +13,7 @@ import numpy as np
 from ..core.abstract import ShapedArray
 from ..core.array import as_array, wrap_ndarray
 from ..core.dtypes import float0, is_inexact
-from ..core.errors import DTypeError, ShapeError
+from ..core.errors import DTypeError, InvalidArgumentError, InvalidValueError, ShapeError
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.trace import Tracer, get_current_trace, set_current_trace
 from .jvp import JVPTrace, JVPTracer, instantiate, zeros_like_aval, tangent_aval
@@ -25,7 +25,7 @@ def _flat_outputs(outs, where):
     try:
         return [as_array(o, where) for o in outs]
     except TypeError as e:
-        raise TypeError(f"{where}: the function must return arrays (or pytrees of arrays): {e}") from None
+        raise InvalidArgumentError(f"{where}: the function must return arrays (or pytrees of arrays): {e}") from None
 
 
 # -- flat cores (lists of arrays in, lists of arrays out) --------------------------------
@@ -109,9 +109,9 @@ def _argnums_tuple(argnums, nargs, where):
     nums = (argnums,) if single else tuple(argnums)
     for a in nums:
         if not isinstance(a, int):
-            raise TypeError(f"{where}: argnums must be an int or a tuple of ints, got {argnums!r}")
+            raise InvalidArgumentError(f"{where}: argnums must be an int or a tuple of ints, got {argnums!r}")
         if not -nargs <= a < nargs:
-            raise ValueError(f"{where}: argnums={argnums!r} is out of range for a function called with {nargs} "
+            raise InvalidValueError(f"{where}: argnums={argnums!r} is out of range for a function called with {nargs} "
                              "positional arguments")
     return single, tuple(a % nargs for a in nums)
 
@@ -159,12 +159,12 @@ def jvp(fun, primals, tangents, has_aux=False):
         (Array(0., dtype=float32), Array(1., dtype=float32))
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
-        raise TypeError("jvp: primals and tangents must be tuples (or lists) of arguments, "
+        raise InvalidArgumentError("jvp: primals and tangents must be tuples (or lists) of arguments, "
                         f"got {type(primals).__name__} and {type(tangents).__name__}")
     p_flat, p_tree = _flatten_args(tuple(primals), "jvp")
     t_flat, t_tree = _flatten_args(tuple(tangents), "jvp")
     if p_tree != t_tree:
-        raise TypeError(f"jvp: primals and tangents must have the same structure, got {p_tree} and {t_tree}")
+        raise InvalidArgumentError(f"jvp: primals and tangents must have the same structure, got {p_tree} and {t_tree}")
     tans = []
     for p, t in zip(p_flat, t_flat):
         if p.shape != t.shape:
@@ -195,7 +195,7 @@ def jvp(fun, primals, tangents, has_aux=False):
 
 def _split_aux(out, where):
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
-        raise TypeError(f"{where} with has_aux=True: the function must return a pair (output, aux), "
+        raise InvalidArgumentError(f"{where} with has_aux=True: the function must return a pair (output, aux), "
                         f"got {type(out).__name__}")
     return out[0], out[1]
 
@@ -237,7 +237,7 @@ def linearize(fun, *primals):
     def f_jvp(*tangents):
         t_flat, t_tree = _flatten_args(tangents, "linearize f_jvp")
         if t_tree != tree:
-            raise TypeError(f"linearize: tangents must have the primals' structure {tree}, got {t_tree}")
+            raise InvalidArgumentError(f"linearize: tangents must have the primals' structure {tree}, got {t_tree}")
         lin_in = [t for t, m in zip(t_flat, in_mask) if m]
         lin_out = iter(eval_jaxpr(jaxpr, consts, *lin_in))
         res = [next(lin_out) if m else zeros_like_aval(tangent_aval(o.aval)) for o, m in zip(outs, out_mask)]
@@ -277,7 +277,7 @@ def vjp(fun, *primals, has_aux=False):
     def vjp_fn(ct):
         ct_flat, ct_tree = tree_flatten(ct)
         if ct_tree != out_tree:
-            raise TypeError(f"vjp_fn: cotangent structure {ct_tree} does not match the output structure {out_tree}")
+            raise InvalidArgumentError(f"vjp_fn: cotangent structure {ct_tree} does not match the output structure {out_tree}")
         cts = []
         for c, aval in zip(ct_flat, out_avals):
             c = as_array(c, "vjp_fn")
@@ -300,10 +300,10 @@ def _scalar_seed(out, where):
     if not isinstance(out, (Tracer,)) and not hasattr(out, "shape"):
         out = as_array(out, where)
     if out.shape != ():
-        raise TypeError(f"{where} requires a scalar (shape ()) output, got an output of shape {out.shape}. "
+        raise InvalidArgumentError(f"{where} requires a scalar (shape ()) output, got an output of shape {out.shape}. "
                         "Reduce it (e.g. .sum() or .mean()), or use fg.vjp / fg.jacrev for non-scalar outputs.")
     if not is_inexact(out.dtype) or np.dtype(out.dtype).kind == "c":
-        raise TypeError(f"{where} requires a real floating-point output, got dtype {out.dtype}. "
+        raise InvalidArgumentError(f"{where} requires a real floating-point output, got dtype {out.dtype}. "
                         "Use fg.vjp for complex outputs.")
     return np.ones((), out.dtype)
 

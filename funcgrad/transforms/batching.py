@@ -13,7 +13,7 @@ import functools
 import numpy as np
 
 from ..core.array import as_array, wrap_ndarray
-from ..core.errors import ConcretizationError
+from ..core.errors import ConcretizationError, InvalidArgumentError, InvalidValueError
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.trace import Trace, Tracer, check_alive, get_current_trace, set_current_trace
 
@@ -180,7 +180,7 @@ def _prefix_axes(prefix, tree, where):
     same_type = type(prefix) is type(tree) or (type(prefix) in seq and type(tree) in seq)
     if p_node is None or t_node is None or not same_type or len(p_node[0]) != len(t_node[0]) \
             or (isinstance(tree, dict) and p_node[1] != t_node[1]):
-        raise ValueError(f"vmap {where} specification {prefix!r} is not a tree prefix of the value's structure "
+        raise InvalidValueError(f"vmap {where} specification {prefix!r} is not a tree prefix of the value's structure "
                          f"{tree_flatten(tree)[1]}")
     return [a for p, t in zip(p_node[0], t_node[0]) for a in _prefix_axes(p, t, where)]
 
@@ -232,13 +232,13 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
     def vmapped(*args, **kwargs):
         if isinstance(in_axes, tuple):
             if len(in_axes) != len(args):
-                raise ValueError(f"vmap: in_axes {in_axes!r} has {len(in_axes)} entries but the function was "
+                raise InvalidValueError(f"vmap: in_axes {in_axes!r} has {len(in_axes)} entries but the function was "
                                  f"called with {len(args)} positional arguments")
             per_arg = [_prefix_axes(p, a, "in_axes") for p, a in zip(in_axes, args)]
         elif in_axes is None or isinstance(in_axes, int):
             per_arg = [_prefix_axes(in_axes, a, "in_axes") for a in args]
         else:
-            raise TypeError(f"vmap: in_axes must be an int, None, or a tuple with one entry per positional "
+            raise InvalidArgumentError(f"vmap: in_axes must be an int, None, or a tuple with one entry per positional "
                             f"argument, got {type(in_axes).__name__}")
         # As in JAX, keyword arguments are always mapped over their leading axis.
         kw_names = sorted(kwargs)
@@ -256,7 +256,7 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
                 dims.append(None)
                 continue
             if not -x.ndim <= ax < max(x.ndim, 1) or x.ndim == 0:
-                raise ValueError(f"vmap: in_axes={ax} is out of range for {who} of shape {x.shape} "
+                raise InvalidValueError(f"vmap: in_axes={ax} is out of range for {who} of shape {x.shape} "
                                  f"(rank {x.ndim})")
             d = ax % x.ndim
             dims.append(d)
@@ -264,9 +264,9 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
         if axis_size is not None:
             sizes.add(int(axis_size))
         if not sizes:
-            raise ValueError("vmap must have at least one non-None value in in_axes, or be given axis_size")
+            raise InvalidValueError("vmap must have at least one non-None value in in_axes, or be given axis_size")
         if len(sizes) > 1:
-            raise ValueError(f"vmap got inconsistent sizes for the mapped axes: "
+            raise InvalidValueError(f"vmap got inconsistent sizes for the mapped axes: "
                              f"{_describe_sizes(all_args, per_arg, names)}"
                              + (f"; axis_size={axis_size}" if axis_size is not None else ""))
         size = sizes.pop()
@@ -290,13 +290,13 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
                 val, d = as_array(o, "vmap"), None
             if ax is None:
                 if d is not None:
-                    raise ValueError(f"vmap: out_axes=None for an output of shape {val.shape} that depends on the "
+                    raise InvalidValueError(f"vmap: out_axes=None for an output of shape {val.shape} that depends on the "
                                      "mapped axis; give it an integer out_axes or make it independent of the batch")
                 results.append(val)
                 continue
             nd = val.ndim + (1 if d is None else 0)
             if not -nd <= ax < nd:
-                raise ValueError(f"vmap: out_axes={ax} is out of range for an output of rank {nd - 1}")
+                raise InvalidValueError(f"vmap: out_axes={ax} is out of range for an output of rank {nd - 1}")
             results.append(move_bdim(val, d, ax % nd, size))
         return tree_unflatten(out_tree, results)
 

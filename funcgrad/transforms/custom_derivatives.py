@@ -10,6 +10,7 @@ from ..core.dtypes import is_inexact
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.trace import get_current_trace
 from .jvp import zeros_like_aval, tangent_aval
+from ..core.errors import InvalidArgumentError, InvalidValueError
 
 
 def _resolve_args(fun, args, kwargs):
@@ -98,18 +99,18 @@ class custom_jvp:
             t = tuple(tree_unflatten(in_tree, tangents))
             res = self.jvp(*nondiff, p, t)
             if not (isinstance(res, (tuple, list)) and len(res) == 2):
-                raise TypeError(f"custom_jvp rule of {self.__name__} must return (primal_out, tangent_out)")
+                raise InvalidArgumentError(f"custom_jvp rule of {self.__name__} must return (primal_out, tangent_out)")
             o_flat, o_tree = tree_flatten(res[0])
             t_flat, t_tree = tree_flatten(res[1])
             if o_tree != t_tree:
-                raise TypeError(f"custom_jvp rule of {self.__name__}: primal output structure {o_tree} and "
+                raise InvalidArgumentError(f"custom_jvp rule of {self.__name__}: primal output structure {o_tree} and "
                                 f"tangent output structure {t_tree} differ")
             cell["tree"] = o_tree
             o_flat = [as_array(o) for o in o_flat]
             t_flat = [as_array(t) for t in t_flat]
             for o, t in zip(o_flat, t_flat):
                 if o.shape != t.shape:
-                    raise ValueError(f"custom_jvp rule of {self.__name__}: tangent shape {t.shape} does not match "
+                    raise InvalidValueError(f"custom_jvp rule of {self.__name__}: tangent shape {t.shape} does not match "
                                      f"primal output shape {o.shape}")
             return o_flat, t_flat
 
@@ -168,7 +169,7 @@ class custom_vjp:
         def flat_fwd(*leaves):
             res = self.fwd(*full_args(leaves))
             if not (isinstance(res, (tuple, list)) and len(res) == 2):
-                raise TypeError(f"custom_vjp fwd of {name} must return (output, residuals)")
+                raise InvalidArgumentError(f"custom_vjp fwd of {name} must return (output, residuals)")
             out, residuals = res
             o_flat, cell["tree"] = tree_flatten(out)
             r_flat, cell["res_tree"] = tree_flatten(residuals)
@@ -179,7 +180,7 @@ class custom_vjp:
             ct = tree_unflatten(cell["tree"], cts_flat)
             in_cts = self.bwd(*nondiff, residuals, ct)
             if not isinstance(in_cts, (tuple, list)) or len(in_cts) != len(diff):
-                raise TypeError(f"custom_vjp bwd of {name} must return a tuple with one cotangent per "
+                raise InvalidArgumentError(f"custom_vjp bwd of {name} must return a tuple with one cotangent per "
                                 f"differentiable argument ({len(diff)}), got {type(in_cts).__name__}"
                                 f"{'' if not isinstance(in_cts, (tuple, list)) else ' of length ' + str(len(in_cts))}")
             out = []
@@ -190,7 +191,7 @@ class custom_vjp:
                     continue
                 c_flat, c_tree = tree_flatten(c, is_leaf=lambda x: x is None)
                 if len(c_flat) != len(d_flat):
-                    raise TypeError(f"custom_vjp bwd of {name}: cotangent structure {c_tree} does not match the "
+                    raise InvalidArgumentError(f"custom_vjp bwd of {name}: cotangent structure {c_tree} does not match the "
                                     f"argument structure {d_tree}")
                 out.extend(c_flat)
             result = []
@@ -200,7 +201,7 @@ class custom_vjp:
                 else:
                     c = as_array(c, name)
                     if c.shape != aval.shape:
-                        raise ValueError(f"custom_vjp bwd of {name}: cotangent shape {c.shape} does not match "
+                        raise InvalidValueError(f"custom_vjp bwd of {name}: cotangent shape {c.shape} does not match "
                                          f"the argument shape {aval.shape}")
                     result.append(c.astype(aval.dtype) if c.dtype != aval.dtype else c)
             return result

@@ -17,6 +17,7 @@ from ..core.array import Array, wrap_ndarray
 from ..core.dtypes import float0, is_inexact
 from ..core.primitive import Primitive
 from ..core.trace import Trace, Tracer, check_alive, set_current_trace
+from ..core.errors import InvalidArgumentError
 
 
 class JVPTracer(Tracer):
@@ -195,7 +196,7 @@ add_any_p = Primitive("add_any")
 add_any_p.impl = lambda a, b: np.add(a, b)
 def _add_any_abstract(a, b):
     if a != b:  # a rule produced a mistyped (co)tangent: fail where it happens
-        raise TypeError(f"add_any: (co)tangents to accumulate differ in type: {a} and {b}")
+        raise InvalidArgumentError(f"add_any: (co)tangents to accumulate differ in type: {a} and {b}")
     return a
 
 
@@ -206,7 +207,7 @@ add_any_p.batch.prim = add_any_p
 
 
 def _custom_lin_impl(*args, num_res, bwd, out_avals, diff_mask):
-    raise TypeError(
+    raise InvalidArgumentError(
         "can't apply forward-mode autodiff (jvp / jacfwd / hessian) to a custom_vjp function; "
         "define the function with custom_jvp instead, or use reverse mode (grad / vjp / jacrev)"
     )

@@ -16,7 +16,7 @@ import numpy as np
 from ..core.abstract import ShapedArray
 from ..core.array import Array, wrap_ndarray
 from ..core.dtypes import python_scalar_dtype
-from ..core.errors import ConcretizationError
+from ..core.errors import ConcretizationError, InvalidArgumentError
 from ..core.jaxpr import Jaxpr, JaxprEqn, Literal, Var
 from ..core.trace import Trace, Tracer, check_alive, set_current_trace
 
@@ -78,7 +78,7 @@ class JaxprTrace(Trace):
         elif isinstance(x, (np.ndarray, np.generic)):
             x = wrap_ndarray(np.array(x))
         else:
-            raise TypeError(f"{self.name}: value of type {type(x).__name__} is not a valid array")
+            raise InvalidArgumentError(f"{self.name}: value of type {type(x).__name__} is not a valid array")
         var = self._const_vars.get(id(x))
         if var is None:
             var = Var(x.aval)
