@@ -13,7 +13,7 @@ import logging
 
 from ..core.array import as_array
 from ..core.config import config
-from ..core.jaxpr import ClosedJaxpr, Jaxpr, eval_jaxpr
+from ..core.jaxpr import ClosedJaxpr, Jaxpr, dce_jaxpr, eval_jaxpr
 from ..core.primitive import Primitive
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.trace import Tracer
@@ -74,10 +74,12 @@ class _Compiled:
     __slots__ = ("jaxpr", "consts", "out_tree", "executor", "source")
 
     def __init__(self, closed: ClosedJaxpr, out_tree, name):
-        self.jaxpr = closed.jaxpr
+        # Tracing records everything the Python function computed, e.g. the loss value that a
+        # gradient does not return: compile only what the outputs need.
+        self.jaxpr = dce_jaxpr(closed.jaxpr)
         self.consts = closed.consts
         self.out_tree = out_tree
-        self.executor, self.source = compile_jaxpr(closed.jaxpr, name)
+        self.executor, self.source = compile_jaxpr(self.jaxpr, name)
 
 
 class Lowered:
