@@ -176,6 +176,8 @@ def _fmt_param(v):
         return "{ jaxpr }"
     if isinstance(v, ClosedJaxpr):
         return "{ closed jaxpr }"
+    if _is_jaxpr_param(v):  # a tuple of jaxprs (cond branches): keep it on one line
+        return "(" + ", ".join(_fmt_param(j) for j in v) + ")"
     if isinstance(v, np.dtype):
         return v.name
     if callable(v) and not isinstance(v, type):

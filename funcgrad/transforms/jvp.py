@@ -202,8 +202,18 @@ def _add_any_abstract(a, b):
 
 add_any_p.abstract_eval = _add_any_abstract
 deflinear(add_any_p, lambda ct, a, b: [ct, ct])
-add_any_p.batch = _lax_batch_rule("elementwise_rule")
-add_any_p.batch.prim = add_any_p
+
+
+def _add_any_batch(vals, dims):
+    # Both operands at batch dim 0 (an unbatched one broadcast): add_any takes equal types only,
+    # so a batched (co)tangent and an unbatched rank-0 one cannot be added as they are.
+    from ..lax._batching import batch_size, bdim_to_front
+
+    size = batch_size(vals, dims)
+    return add_any_p.bind(*[bdim_to_front(v, d, size) for v, d in zip(vals, dims)]), 0
+
+
+add_any_p.batch = _add_any_batch
 
 
 def _custom_lin_impl(*args, num_res, bwd, out_avals, diff_mask):

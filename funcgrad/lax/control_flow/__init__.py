@@ -8,7 +8,7 @@ part that runs now and a recorded linear part (see :mod:`.common`). Reverse mode
 ``while_loop`` with a data-dependent trip count works (JAX refuses it): see :mod:`.loops`.
 """
 
-from .cond import cond, cond_p, switch  # noqa: F401
+from .conditionals import cond, cond_p, switch  # noqa: F401
 from .loops import fori_loop, while_loop, while_p  # noqa: F401
-from .scan import map, scan, scan_p  # noqa: F401
+from .scans import map, scan, scan_p  # noqa: F401
 from .common import partial_eval_jaxpr, jvp_jaxpr, batch_jaxpr  # noqa: F401

@@ -19,11 +19,13 @@ import numpy as np
 from ...core.abstract import ShapedArray
 from ...core.array import Array, as_array, wrap_ndarray
 from ...core.dtypes import is_inexact
-from ...core.errors import ConcretizationError
+from ...core.errors import ConcretizationError, InvalidArgumentError
 from ...core.jaxpr import ClosedJaxpr, Jaxpr, Literal, Var, eval_jaxpr
 from ...core.primitive import Primitive
 from ...core.pytree import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
-from ...core.trace import Tracer, get_current_trace, new_trace, set_current_trace, unexpected_tracer
+from ...core.trace import (
+    Tracer, eval_trace, get_current_trace, new_trace, set_current_trace, unexpected_tracer,
+)
 from ...transforms.autodiff import jvp_flat
 from ...transforms.batching import BatchTrace, BatchTracer
 from ...transforms.jvp import zeros_like_aval
@@ -46,7 +48,8 @@ class ControlFlowPrimitive(Primitive):
             if isinstance(a, Tracer):
                 unexpected_tracer(a, f"primitive '{self.name}'")
             vals.append(as_array(a, self.name))
-        return self.impl(*vals, **params)
+        with set_current_trace(eval_trace):  # the inner jaxprs run on concrete values
+            return self.impl(*vals, **params)
 
 
 class TripCountError(ConcretizationError):
@@ -103,8 +106,8 @@ def trace_user_fun(fun, in_tree, in_avals, where):
             try:
                 res.append(as_array(leaf, where))
             except TypeError:
-                raise TypeError(f"{where} must return arrays (or pytrees of arrays), got a leaf of type "
-                                f"{type(leaf).__name__} in its output {cell['tree']}") from None
+                raise InvalidArgumentError(f"{where} must return arrays (or pytrees of arrays), got a leaf of type "
+                                           f"{type(leaf).__name__} in its output {cell['tree']}") from None
         return res
 
     jaxpr, consts = trace_flat(flat_fun, in_avals, where)
@@ -117,22 +120,44 @@ def flatten_args(tree, where):
     return [as_array(x, where) for x in leaves], treedef
 
 
+def types(avals) -> str:
+    """``f32[3], i64[]``: a list of abstract values for error messages."""
+    return ", ".join(a.str_short() for a in avals)
+
+
 def describe_types(tree, avals) -> str:
-    return f"{tree} with leaf types ({', '.join(a.str_short() for a in avals)})"
+    return f"{tree} with leaf types ({types(avals)})"
 
 
 def check_carry(where, what, init_tree, init_paths, in_avals, out_tree, out_avals):
     """The loop body must return the carry's exact pytree structure, shapes and dtypes."""
     if out_tree != init_tree:
-        raise TypeError(f"{where}: {what} must have the same pytree structure as the initial carry: "
-                        f"the carry is {init_tree}, the body returned {out_tree}")
+        raise InvalidArgumentError(f"{where}: {what} must have the same pytree structure as the initial carry: "
+                                   f"the carry is {init_tree}, the body returned {out_tree}")
     for path, a, b in zip(init_paths, in_avals, out_avals):
         if a != b:
-            raise TypeError(
+            raise InvalidArgumentError(
                 f"{where}: the carry must keep its shape and dtype across iterations, but carry{path} enters "
                 f"the body as {a.str_short()} (shape {a.shape}, dtype {a.dtype.name}) and {what} returns "
                 f"{b.str_short()} (shape {b.shape}, dtype {b.dtype.name}). Cast or reshape it in the body "
                 "(or change the initial value) so the types agree.")
+
+
+def promote_weak_carry(raw_leaves, init, out_avals):
+    """Carries given as Python scalars take the dtype the body gives them (as JAX's weak types).
+
+    ``fori_loop(0, n, body, 0.0)`` with a float64 body: the initial 0.0 becomes float64 instead
+    of failing the carry type check. Returns ``(init, changed)``.
+    """
+    from ..elementwise import convert_element_type
+
+    new, changed = [], False
+    for raw, x, out in zip(raw_leaves, init, out_avals):
+        if type(raw) in (bool, int, float, complex) and x.shape == out.shape and x.dtype != out.dtype:
+            x = convert_element_type(x, out.dtype)
+            changed = True
+        new.append(x)
+    return new, changed
 
 
 def leaf_paths(tree):
@@ -209,7 +234,7 @@ def jvp_jaxpr(cj: ClosedJaxpr, nonzeros, instantiate):
         tangents = [next(it) if nz else None for nz in nonzeros]
         outs, touts = jvp_flat(lambda *xs: call_jaxpr(cj, *xs), primals, tangents)
         kept, nz_out = [], []
-        for o, t, inst, aval in zip(outs, touts, instantiate, cj.out_avals):
+        for t, inst, aval in zip(touts, instantiate, cj.out_avals):
             if not is_inexact(aval.dtype):
                 t = None
             elif t is None and inst:

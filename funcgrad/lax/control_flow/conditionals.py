@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.array import Array, as_array
+from ...core.errors import InvalidArgumentError, InvalidValueError
 from ...core.trace import set_current_trace
 from ...transforms.autodiff import jvp_flat
 from ...transforms.batching import vmap_flat
@@ -17,7 +18,7 @@ from ...transforms.jvp import zeros_like_aval
 from ...transforms.transpose import is_undefined
 from .._batching import batch_size
 from .common import (
-    ControlFlowPrimitive, add_invars, aval_of, backward_jaxpr, batch_jaxpr, call_jaxpr, describe_types,
+    ControlFlowPrimitive, types, add_invars, aval_of, backward_jaxpr, batch_jaxpr, call_jaxpr, describe_types,
     flatten_args, jvp_jaxpr, partial_eval_jaxpr, to_front, trace_closed, trace_user_fun,
 )
 
@@ -35,14 +36,14 @@ def _cond_impl(index, *ops, branches):
 
 def _cond_abstract(index, *ops, branches):
     if index.shape != () or index.dtype.kind not in "iu":
-        raise TypeError(f"cond: the branch index must be an integer scalar, got {index.str_short()}")
+        raise InvalidArgumentError(f"cond: the branch index must be an integer scalar, got {index.str_short()}")
     for i, b in enumerate(branches):
         if list(b.in_avals) != list(ops):
-            raise TypeError(f"cond: branch {i} takes ({', '.join(a.str_short() for a in b.in_avals)}) but the "
-                            f"operands are ({', '.join(a.str_short() for a in ops)})")
+            raise InvalidArgumentError(f"cond: branch {i} takes ({types(b.in_avals)}) but the "
+                                       f"operands are ({types(ops)})")
         if list(b.out_avals) != list(branches[0].out_avals):
-            raise TypeError(f"cond: branch {i} returns ({', '.join(a.str_short() for a in b.out_avals)}), "
-                            f"branch 0 returns ({', '.join(a.str_short() for a in branches[0].out_avals)})")
+            raise InvalidArgumentError(f"cond: branch {i} returns ({types(b.out_avals)}), "
+                                       f"branch 0 returns ({types(branches[0].out_avals)})")
     return list(branches[0].out_avals)
 
 
@@ -109,7 +110,7 @@ def _cond_partial_eval(trace, args, unknowns, params):
 
 def _cond_transpose(cts, index, *ops, branches):
     if is_undefined(index):
-        raise TypeError("cond: the branch index cannot be a linear input (transpose)")
+        raise InvalidArgumentError("cond: the branch index cannot be a linear input (transpose)")
     linear = [is_undefined(o) for o in ops]
     res = [o for o, lin in zip(ops, linear) if not lin]
     out_avals = branches[0].out_avals
@@ -167,20 +168,20 @@ cond_p.batch = _cond_batch
 
 # -- the public functions --------------------------------------------------------------------------
 
-def _bind_cond(index, funs, names, operands, where):
+def _bind_cond(index, funs, names, operands, where, ref=0):
     ops, ops_tree = flatten_args(list(operands), where)
     avals = [aval_of(x) for x in ops]
     traced = []
     for fun, name in zip(funs, names):
         if not callable(fun):
-            raise TypeError(f"{where}: {name} must be callable, got {type(fun).__name__}")
+            raise InvalidArgumentError(f"{where}: {name} must be callable, got {type(fun).__name__}")
         traced.append(trace_user_fun(lambda args, fun=fun: fun(*args), ops_tree, avals, f"{where}: {name}"))
-    cj0, _, tree0 = traced[0]
-    for (cj, _, tree), name in zip(traced[1:], names[1:]):
+    cj0, _, tree0 = traced[ref]
+    for (cj, _, tree), name in zip(traced, names):
         if tree != tree0 or list(cj.out_avals) != list(cj0.out_avals):
-            raise TypeError(
+            raise InvalidArgumentError(
                 f"{where}: every branch must return the same types (pytree structure, shapes and dtypes), but "
-                f"{names[0]} returns {describe_types(tree0, cj0.out_avals)} and {name} returns "
+                f"{names[ref]} returns {describe_types(tree0, cj0.out_avals)} and {name} returns "
                 f"{describe_types(tree, cj.out_avals)}")
     # Each branch closes over its own values; all of them become operands of the one cond.
     const_avals = [[aval_of(c) for c in consts] for _, consts, _ in traced]
@@ -220,14 +221,15 @@ def cond(pred, true_fun, false_fun, *operands):
 
     pred = as_array(pred, "lax.cond")
     if pred.shape != ():
-        raise TypeError(f"lax.cond: pred must be a scalar (shape ()), got shape {pred.shape} ({pred.aval.str_short()})."
-                        " Use fnp.where to select elementwise, or vmap the cond to apply it per example.")
+        raise InvalidArgumentError(f"lax.cond: pred must be a scalar (shape ()), got shape {pred.shape} "
+                                   f"({pred.aval.str_short()}). Use fnp.where to select elementwise, or vmap the "
+                                   "cond to apply it per example.")
     if pred.dtype.kind not in "biuf":
-        raise TypeError(f"lax.cond: pred must be a boolean (or a number), got dtype {pred.dtype.name}")
+        raise InvalidArgumentError(f"lax.cond: pred must be a boolean (or a number), got dtype {pred.dtype.name}")
     if pred.dtype.kind != "b":
         pred = ne(pred, 0)
     index = convert_element_type(pred, np.int32)
-    return _bind_cond(index, (false_fun, true_fun), ("false_fun", "true_fun"), operands, "lax.cond")
+    return _bind_cond(index, (false_fun, true_fun), ("false_fun", "true_fun"), operands, "lax.cond", ref=1)
 
 
 def switch(index, branches, *operands):
@@ -243,10 +245,10 @@ def switch(index, branches, *operands):
 
     branches = tuple(branches)
     if not branches:
-        raise ValueError("lax.switch: branches must be a non-empty sequence of callables")
+        raise InvalidValueError("lax.switch: branches must be a non-empty sequence of callables")
     index = as_array(index, "lax.switch")
     if index.shape != () or index.dtype.kind not in "iu":
-        raise TypeError(f"lax.switch: index must be an integer scalar, got {index.aval.str_short()}")
+        raise InvalidArgumentError(f"lax.switch: index must be an integer scalar, got {index.aval.str_short()}")
     index = convert_element_type(index, np.int32)
     index = clamp(0, index, len(branches) - 1)
     names = tuple(f"branches[{i}]" for i in range(len(branches)))

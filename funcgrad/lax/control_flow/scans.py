@@ -13,15 +13,17 @@ from __future__ import annotations
 import numpy as np
 
 from ...core.abstract import ShapedArray
-from ...core.array import as_array, wrap_ndarray
+from ...core.array import wrap_ndarray
+from ...core.errors import InvalidArgumentError, InvalidValueError
 from ...core.jaxpr import ClosedJaxpr, eval_jaxpr
 from ...core.trace import set_current_trace
 from ...transforms.jvp import add_tangents, zeros_like_aval
 from ...transforms.transpose import is_undefined
 from .._batching import batch_size
 from .common import (
-    ControlFlowPrimitive, TripCountError, aval_of, backward_jaxpr, batch_jaxpr, call_jaxpr, check_carry, dce,
-    flatten_args, invariant_outputs, jvp_jaxpr, leaf_paths, partial_eval_jaxpr, permute, split_list, stack,
+    ControlFlowPrimitive, types, TripCountError, aval_of, backward_jaxpr, batch_jaxpr, call_jaxpr, check_carry, dce,
+    flatten_args, invariant_outputs, jvp_jaxpr, leaf_paths, partial_eval_jaxpr, permute, promote_weak_carry,
+    split_list, stack,
     to_front, trace_closed, trace_user_fun,
 )
 
@@ -47,15 +49,16 @@ def _scan_abstract(*avals, jaxpr, length, reverse, num_consts, num_carry, linear
     x_avals = []
     for x in xs:
         if x.ndim == 0 or x.shape[0] != length:
-            raise TypeError(f"scan: every xs operand needs a leading axis of length {length}, got {x.str_short()}")
+            raise InvalidArgumentError(f"scan: every xs operand needs a leading axis of length {length}, "
+                                       f"got {x.str_short()}")
         x_avals.append(ShapedArray(x.shape[1:], x.dtype))
     expected = list(consts) + list(carry) + x_avals
     if list(jaxpr.in_avals) != expected:
-        raise TypeError(f"scan: the body takes ({', '.join(a.str_short() for a in jaxpr.in_avals)}) but the operands "
-                        f"give ({', '.join(a.str_short() for a in expected)})")
+        raise InvalidArgumentError(f"scan: the body takes ({types(jaxpr.in_avals)}) but the operands "
+                                   f"give ({types(expected)})")
     if list(jaxpr.out_avals[:num_carry]) != list(carry):
-        raise TypeError(f"scan: the body returns the carry as ({', '.join(a.str_short() for a in jaxpr.out_avals[:num_carry])})"
-                        f" but it enters as ({', '.join(a.str_short() for a in carry)})")
+        raise InvalidArgumentError(f"scan: the body returns the carry as ({types(jaxpr.out_avals[:num_carry])})"
+                                   f" but it enters as ({types(carry)})")
     ys = [ShapedArray((length,) + a.shape, a.dtype) for a in jaxpr.out_avals[num_carry:]]
     return list(carry) + ys
 
@@ -182,10 +185,11 @@ def _scan_partial_eval(trace, args, unknowns, params):
     linear = [False] * n_inv + [True] * (len(uc) + len(ucar) + len(ux)) + [False] * (n_xres + n_st)
     uouts = trace.record(scan_p, [*inv_vals, *uc, *ucar, *ux, *xs_res, *stacked],
                          _params(body, length, reverse, n_inv + len(uc), len(ucar), linear, params["unroll"]))
-    return _merge(out_uk, kcar_out + ky_out, uouts, ncar)
+    return _merge(out_uk, kcar_out + ky_out, uouts)
 
 
-def _merge(out_uk, known, unknown, ncar=None):
+def _merge(out_uk, known, unknown):
+    """Outputs in their original order, from the known and the unknown lists."""
     k, u = iter(known), iter(unknown)
     return [next(u) if m else next(k) for m in out_uk]
 
@@ -314,24 +318,24 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     """
     where = "lax.scan"
     if not callable(f):
-        raise TypeError(f"{where}: f must be callable, got {type(f).__name__}")
+        raise InvalidArgumentError(f"{where}: f must be callable, got {type(f).__name__}")
     xs_flat, xs_tree = flatten_args(xs, where)
     lengths = set()
     for x in xs_flat:
         if x.ndim == 0:
-            raise ValueError(f"{where}: every leaf of xs needs a leading axis to scan over, got a scalar "
-                             f"({x.aval.str_short()})")
+            raise InvalidValueError(f"{where}: every leaf of xs needs a leading axis to scan over, got a scalar "
+                                    f"({x.aval.str_short()})")
         lengths.add(x.shape[0])
     if length is not None:
         length = int(length)
         if lengths and lengths != {length}:
-            raise ValueError(f"{where}: length={length} does not match the leading axis sizes of xs "
-                             f"({', '.join(str(x.shape) for x in xs_flat)})")
+            raise InvalidValueError(f"{where}: length={length} does not match the leading axis sizes of xs "
+                                    f"({', '.join(str(x.shape) for x in xs_flat)})")
     elif len(lengths) > 1:
-        raise ValueError(f"{where}: the leaves of xs must all have the same leading axis size, got shapes "
-                         f"{', '.join(str(x.shape) for x in xs_flat)}")
+        raise InvalidValueError(f"{where}: the leaves of xs must all have the same leading axis size, got shapes "
+                                f"{', '.join(str(x.shape) for x in xs_flat)}")
     elif not lengths:
-        raise ValueError(f"{where}: xs has no arrays to scan over; pass length= to scan without xs")
+        raise InvalidValueError(f"{where}: xs has no arrays to scan over; pass length= to scan without xs")
     else:
         length = lengths.pop()
     init_flat, init_tree = flatten_args(init, where)
@@ -346,7 +350,7 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
         x = tree_unflatten(xs_tree, list(leaves[len(init_flat):]))
         out = f(c, x)
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
-            raise TypeError(f"{where}: f must return a pair (carry, y), got {type(out).__name__}")
+            raise InvalidArgumentError(f"{where}: f must return a pair (carry, y), got {type(out).__name__}")
         c_flat, cell["carry"] = tree_flatten(out[0])
         y_flat, cell["ys"] = tree_flatten(out[1])
         cell["nc"] = len(c_flat)
@@ -355,6 +359,11 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     flat_tree = tree_structure(list(range(len(init_flat) + len(xs_flat))))
     cj, consts, _ = trace_user_fun(lambda a: body(*a), flat_tree, init_avals + x_avals, f"{where}: f")
     nc = cell["nc"]
+    if cell["carry"] == init_tree:
+        init_flat, changed = promote_weak_carry(tree_flatten(init)[0], init_flat, cj.out_avals[:nc])
+        if changed:
+            init_avals = [aval_of(c) for c in init_flat]
+            cj, consts, _ = trace_user_fun(lambda a: body(*a), flat_tree, init_avals + x_avals, f"{where}: f")
     check_carry(where, "f", init_tree, leaf_paths(init), init_avals, cell["carry"], cj.out_avals[:nc])
     params = _params(cj, length, bool(reverse), len(consts), len(init_flat),
                      [False] * (len(consts) + len(init_flat) + len(xs_flat)), int(unroll))
@@ -362,14 +371,46 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     return tree_unflatten(init_tree, outs[:nc]), tree_unflatten(cell["ys"], outs[nc:])
 
 
-def map(f, xs):
+def map(f, xs, *, batch_size=None):
     """``stack([f(x) for x in xs])`` over the leading axis of ``xs`` (a pytree), as a scan.
+
+    With ``batch_size``, ``f`` is vmapped over chunks of that many elements (the scan runs over
+    the chunks; a remainder chunk is vmapped separately), as in JAX.
 
     Example:
         >>> import funcgrad.numpy as fnp
         >>> from funcgrad import lax
         >>> lax.map(lambda x: x * 2.0, fnp.arange(3.0))
         Array([0., 2., 4.], dtype=float32)
+        >>> lax.map(lambda x: x * 2.0, fnp.arange(5.0), batch_size=2)
+        Array([0., 2., 4., 6., 8.], dtype=float32)
     """
-    _, ys = scan(lambda c, x: (c, f(x)), (), xs)
-    return ys
+    if batch_size is None:
+        _, ys = scan(lambda c, x: (c, f(x)), (), xs)
+        return ys
+    from ...core.pytree import tree_flatten, tree_map, tree_unflatten
+    from ...transforms.batching import vmap
+    from ..shape import concatenate, reshape, slice_in_dim
+
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise InvalidValueError(f"lax.map: batch_size must be a positive integer, got {batch_size}")
+    leaves, _ = flatten_args(xs, "lax.map")
+    if not leaves or any(x.ndim == 0 for x in leaves):
+        raise InvalidValueError("lax.map: xs must hold arrays with a leading axis to map over")
+    n = leaves[0].shape[0]
+    num, rem = divmod(n, batch_size)
+    fv = vmap(f)
+    pieces = []
+    if num:
+        main = tree_map(lambda x: reshape(slice_in_dim(x, 0, num * batch_size, 1, 0),
+                                          (num, batch_size) + tuple(x.shape[1:])), xs)
+        ys = scan(lambda c, x: (c, fv(x)), (), main)[1]
+        pieces.append(tree_map(lambda y: reshape(y, (num * batch_size,) + tuple(y.shape[2:])), ys))
+    if rem:
+        pieces.append(fv(tree_map(lambda x: slice_in_dim(x, num * batch_size, n, 1, 0), xs)))
+    if len(pieces) == 1:
+        return pieces[0]
+    flat = [tree_flatten(p)[0] for p in pieces]
+    tree = tree_flatten(pieces[0])[1]
+    return tree_unflatten(tree, [concatenate([a, b], 0) for a, b in zip(*flat)])
