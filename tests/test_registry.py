@@ -36,7 +36,7 @@ KNOWN_LINEAR = {
 
 
 def _modules():
-    names = ["funcgrad.debug", "funcgrad.random"]
+    names = ["funcgrad.debug", "funcgrad.random", "funcgrad.jit.api"]
     for pkg_name in ("funcgrad.lax", "funcgrad.transforms"):
         pkg = importlib.import_module(pkg_name)
         names.append(pkg_name)
@@ -72,6 +72,8 @@ def test_primitive_has_required_rules(where, prim):
         missing.append("abstract_eval")
     if prim.differentiable and not callable(prim.jvp):
         missing.append("jvp (or mark it differentiable=False)")
+    if not callable(prim.batch):
+        missing.append("batch (the vmap rule)")
     if prim.name in KNOWN_LINEAR and not callable(prim.transpose):
         missing.append("transpose (the primitive is linear)")
     jvp_origin = getattr(prim.jvp, "__qualname__", "")
