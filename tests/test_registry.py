@@ -82,6 +82,45 @@ def test_primitive_has_required_rules(where, prim):
     assert not missing, f"primitive '{prim.name}' ({where}) lacks: {', '.join(missing)}"
 
 
+@pytest.mark.parametrize("where,prim", PRIMITIVES, ids=[w for w, _ in PRIMITIVES])
+def test_primitive_has_a_lowering(where, prim):
+    """Every primitive says how jitted code runs it: a scalar template (fused into numba
+    kernels) or the generic impl call, marked explicitly (funcgrad/jit/lowering.py)."""
+    from funcgrad.jit.lowering import CALL_IMPL, lowering_of
+
+    rule = lowering_of(prim)
+    assert rule is not None, (
+        f"primitive '{prim.name}' ({where}) has no jit lowering: give it a scalar template (lower= in its "
+        "family factory, or the template table next to it) or list it in CALL_IMPL_PRIMITIVES in "
+        "funcgrad/jit/lowering.py")
+    assert rule is CALL_IMPL or isinstance(rule, (str, dict)) or callable(rule), (
+        f"primitive '{prim.name}' ({where}): lowering {rule!r} is not a template, a template function or CALL_IMPL")
+
+
+def test_elementwise_templates_format():
+    """Every elementwise template formats for the dtypes it names (a typo is a red test here,
+    not a numba error in some user's kernel)."""
+    import numpy as np
+
+    from funcgrad.jit.lowering import CALL_IMPL, FUSIBLE_DTYPES, lowering_of, scalar_template
+
+    for where, prim in PRIMITIVES:
+        rule = lowering_of(prim)
+        if rule is CALL_IMPL or rule is None or callable(rule) and not isinstance(rule, (str, dict)):
+            continue
+        for dtype in sorted(FUSIBLE_DTYPES, key=str):
+            tmpl = scalar_template(prim, [dtype] * 3, dtype, {})
+            if tmpl is not None:
+                src = tmpl.format("a", "b", "c")
+                compile(src, where, "eval")  # valid Python
+                assert "{" not in src, f"{where}: unfilled field in {src!r}"
+    assert scalar_template(lowering_prim("add"), [np.dtype("float32")] * 2, np.dtype("float32"), {}) == "({0} + {1})"
+
+
+def lowering_prim(name):
+    return next(p for _, p in PRIMITIVES if p.name == name)
+
+
 def test_primitive_names_are_unique():
     seen = {}
     for where, prim in PRIMITIVES:

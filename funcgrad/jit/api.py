@@ -10,13 +10,14 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import threading
 
-from ..core.array import as_array
+from ..core.array import Array, as_array, wrap_ndarray
 from ..core.config import config
 from ..core.jaxpr import ClosedJaxpr, Jaxpr, dce_jaxpr, eval_jaxpr
 from ..core.primitive import Primitive
 from ..core.pytree import tree_flatten, tree_unflatten
-from ..core.trace import Tracer
+from ..core.trace import Tracer, eval_trace, get_current_trace
 from ..transforms.tracing import trace_to_jaxpr
 from .executor import compile_jaxpr
 
@@ -71,7 +72,7 @@ jit_p.transpose = _jit_transpose
 # -- the user-facing wrapper -------------------------------------------------------------------
 
 class _Compiled:
-    __slots__ = ("jaxpr", "consts", "out_tree", "executor", "source")
+    __slots__ = ("jaxpr", "consts", "out_tree", "name", "_executor", "_source", "_lock", "const_values")
 
     def __init__(self, closed: ClosedJaxpr, out_tree, name):
         # Tracing records everything the Python function computed, e.g. the loss value that a
@@ -79,7 +80,41 @@ class _Compiled:
         self.jaxpr = dce_jaxpr(closed.jaxpr)
         self.consts = closed.consts
         self.out_tree = out_tree
-        self.executor, self.source = compile_jaxpr(self.jaxpr, name)
+        self.name = name
+        # Code generation (and numba compilation) waits for the first execution: under grad,
+        # vmap or an enclosing jit the jaxpr is transformed or inlined and never runs as is.
+        self._executor = self._source = None
+        self._lock = threading.Lock()
+        # The buffers of concrete constants, for calls outside any transformation (None: some
+        # constant is a tracer of an enclosing transformation).
+        self.const_values = ([c._value for c in closed.consts] if all(type(c) is Array for c in closed.consts)
+                             else None)
+
+    def _build(self):
+        with self._lock:
+            if self._executor is None:
+                self._executor, self._source = compile_jaxpr(self.jaxpr, self.name)
+
+    @property
+    def executor(self):
+        if self._executor is None:
+            self._build()
+        return self._executor
+
+    @property
+    def source(self):
+        if self._source is None:
+            self._build()
+        return self._source
+
+    def run(self, *vals):
+        """The executor, compiled on first use (what ``jit_p`` carries as its parameter)."""
+        return (self._executor or self.executor)(*vals)
+
+
+# The structure key of a pytree leaf (``PyTreeDef._key()`` of a leaf): arguments that are all
+# Arrays get their key without flattening.
+_LEAF_KEY = (False, None, ())
 
 
 class Lowered:
@@ -158,11 +193,15 @@ class JittedFunction:
                                 f"hashable ({args[i]!r:.60}); static arguments must be hashable (use a tuple instead "
                                 "of a list, or make the argument non-static)") from None
             statics.append((i, args[i]))
-        dyn = [a for i, a in enumerate(args) if i not in static]
-        leaves, tree = tree_flatten(dyn)
-        leaves = [as_array(x, f"jit({self._name})") for x in leaves]
+        dyn = [a for i, a in enumerate(args) if i not in static] if static else list(args)
+        if all(type(a) is Array for a in dyn):  # the common case, without flattening
+            leaves, tree_key = dyn, (list, None, (_LEAF_KEY,) * len(dyn))
+        else:
+            leaves, tree = tree_flatten(dyn)
+            leaves = [as_array(x, f"jit({self._name})") for x in leaves]
+            tree_key = tree._key()  # nested tuples: hashed and compared in C on every call
         avals = tuple(x.aval for x in leaves)
-        return (tree, avals, tuple(statics)), leaves
+        return (tree_key, avals, tuple(statics)), leaves
 
     def _miss_reason(self, key):
         if not self._cache:
@@ -198,8 +237,15 @@ class JittedFunction:
         if config.disable_jit:
             return self.fun(*args, **kwargs)
         compiled, leaves = self._get(args, kwargs)
-        outs = jit_p.bind(*compiled.consts, *leaves, jaxpr=compiled.jaxpr, name=self._name,
-                          executor=compiled.executor)
+        if (get_current_trace() is eval_trace and compiled.const_values is not None and not config.debug_nans
+                and all(type(x) is Array for x in leaves)):
+            # No transformation is active: run the executor directly (what binding jit_p to the
+            # evaluation trace does, without its dispatch).
+            outs = (compiled._executor or compiled.executor)(*compiled.const_values, *[x._value for x in leaves])
+            outs = [wrap_ndarray(o) for o in outs]
+        else:
+            outs = jit_p.bind(*compiled.consts, *leaves, jaxpr=compiled.jaxpr, name=self._name,
+                              executor=compiled.run)
         return tree_unflatten(compiled.out_tree, outs)
 
     def lower(self, *args, **kwargs):

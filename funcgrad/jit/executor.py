@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import keyword
 import linecache
 
 import numpy as np
@@ -49,10 +50,20 @@ def _array_call(prim, params):
     return call
 
 
-def generate_source(jaxpr: Jaxpr, name: str):
-    """Source text and namespace of a function ``name(*constvars, *invars) -> tuple``."""
+def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None):
+    """Source text and namespace of a function ``name(*constvars, *invars) -> tuple``.
+
+    ``plan`` (:func:`funcgrad.jit.fusion.plan`) orders single equations and fused groups;
+    ``kernels`` maps each group's id to its compiled kernel ``(spec, dispatcher)``. Without a
+    plan every equation is a call of its primitive's impl.
+    """
+    from .fusion import Plan
+
+    if plan is None:
+        plan = Plan([("eqn", e) for e in jaxpr.eqns], [])
+    kernels = kernels or {}
     names = {}
-    namespace = {"np": np}
+    namespace = {"np": np, "_c": np.ascontiguousarray, "_empty": np.empty}
 
     def var(v):
         if v not in names:
@@ -66,25 +77,85 @@ def generate_source(jaxpr: Jaxpr, name: str):
             return key
         return var(a)
 
+    def doc(a):
+        return names.get(a, repr(np.asarray(a.val).item()) if type(a) is Literal else "?")
+
+    def eqn_doc(eqn, pad="    # "):
+        lhs_doc = " ".join(f"{var(v)}:{_short(v.aval)}" for v in eqn.outvars)
+        rhs_doc = " ".join(doc(a) for a in eqn.invars)
+        return f"{pad}{lhs_doc} = {eqn.primitive.name}{_fmt_params(eqn.params)} {rhs_doc}"
+
+    # Last use of each variable (by step), to free intermediates as soon as they are dead.
+    step_reads = []
+    for kind, item in plan.steps:
+        if kind == "eqn":
+            step_reads.append([a for a in item.invars if type(a) is not Literal])
+        else:
+            step_reads.append([v for v, _ in item.inputs])
+    keep = {a for a in jaxpr.outvars if type(a) is not Literal} | set(jaxpr.constvars) | set(jaxpr.invars)
+    last_use = {}
+    for i, reads in enumerate(step_reads):
+        for v in reads:
+            last_use[v] = i
+    kernel_outputs = set()  # known C-contiguous arrays
+    from .lowering import python_expression
+
     params_in = [var(v) for v in jaxpr.constvars + jaxpr.invars]
     lines = [f"def {name}({', '.join(params_in)}):"]
-    for k, eqn in enumerate(jaxpr.eqns):
-        prim = eqn.primitive
-        fn = f"{prim.name.replace('-', '_')}_{k}"
-        impl = _array_call(prim, eqn.params) if _takes_arrays(prim) else (
-            functools.partial(prim.impl, **eqn.params) if eqn.params else prim.impl)
-        namespace[fn] = impl
-        args = ", ".join(atom(a, k, j) for j, a in enumerate(eqn.invars))
-        outs = [var(v) for v in eqn.outvars]
-        lhs_doc = " ".join(f"{names[v]}:{_short(v.aval)}" for v in eqn.outvars)
-        rhs_doc = " ".join(names.get(a, repr(np.asarray(a.val).item()) if type(a) is Literal else "?")
-                           for a in eqn.invars)
-        lines.append(f"    # {lhs_doc} = {prim.name}{_fmt_params(eqn.params)} {rhs_doc}")
-        if prim.multiple_results:
-            target = ", ".join(outs) + ("," if len(outs) == 1 else "") if outs else "_"
-            lines.append(f"    {target} = {fn}({args})")
+    for i, (kind, item) in enumerate(plan.steps):
+        if kind == "eqn":
+            eqn, k = item, i
+            prim = eqn.primitive
+            outs = [var(v) for v in eqn.outvars]
+            lines.append(eqn_doc(eqn))
+            expr = python_expression(eqn, [atom(a, k, j) for j, a in enumerate(eqn.invars)])
+            if expr is not None:
+                lines.append(f"    {outs[0]} = {expr}")
+                kernel_outputs.add(eqn.outvars[0])  # a fresh C-contiguous array
+            else:
+                fn = f"{prim.name.replace('-', '_')}_{k}"
+                impl = _array_call(prim, eqn.params) if _takes_arrays(prim) else (
+                    functools.partial(prim.impl, **eqn.params) if eqn.params else prim.impl)
+                namespace[fn] = impl
+                args = ", ".join(atom(a, k, j) for j, a in enumerate(eqn.invars))
+                if prim.multiple_results:
+                    target = ", ".join(outs) + ("," if len(outs) == 1 else "") if outs else "_"
+                    lines.append(f"    {target} = {fn}({args})")
+                else:
+                    lines.append(f"    {outs[0]} = {fn}({args})")
         else:
-            lines.append(f"    {outs[0]} = {fn}({args})")
+            group = item
+            spec, disp = kernels[group.id]
+            kname = f"{spec.name}_{i}"
+            namespace[kname] = disp
+            lines.append(f"    # fused kernel {spec.name} (source below): {spec.summary}")
+            for e in group.eqns:
+                lines.append(eqn_doc(e, "    #   "))
+            outs = []
+            for v, shape, dtype in spec.outputs:
+                dname = f"dt_{np.dtype(dtype).name}"
+                namespace[dname] = np.dtype(dtype)
+                lines.append(f"    {var(v)} = _empty({shape!r}, {dname})")
+                outs.append(var(v))
+                kernel_outputs.add(v)
+            ins = [var(v) if v in kernel_outputs else f"_c({var(v)})" for v in spec.array_inputs]
+            ins += [f"{var(v)}[()]" if len(v.aval.shape) == 0 else f"{var(v)}.reshape(-1)[0]"
+                    for v in spec.scalar_inputs]
+            arglist = ", ".join(outs + ins)
+            sizes = ", ".join(str(s) for s in spec.sizes)
+            n0 = spec.sizes[0] if spec.sizes else 1
+            call = f"{kname}({arglist}{', ' if arglist else ''}{sizes}{', ' if sizes else ''}0, {n0})"
+            if spec.parallel:
+                namespace["_parallel"] = _parallel_call()
+                call = f"_parallel({kname}, {spec.sizes[0]}, ({arglist},), ({sizes},))"
+            # Arguments of unexpected types (an impl returning another dtype than its
+            # abstract evaluation says) recompile the kernel for them instead of failing.
+            namespace["_retype"] = _retype_call()
+            lines += ["    try:", f"        {call}", "    except TypeError:",
+                      f"        _retype({kname}, ({arglist},), ({sizes},), {n0}, {spec.parallel})"]
+        dead = [var(v) for v in step_reads[i] if last_use.get(v) == i and v not in keep]
+        if dead:
+            lines.append(f"    del {', '.join(dict.fromkeys(dead))}")
     rets = []
     for j, a in enumerate(jaxpr.outvars):
         if type(a) is Literal:
@@ -97,11 +168,48 @@ def generate_source(jaxpr: Jaxpr, name: str):
     return "\n".join(lines) + "\n", namespace
 
 
+def _parallel_call():
+    from .kernels import parallel_call
+
+    return parallel_call
+
+
+def _retype_call():
+    from .kernels import call_retyped
+
+    return call_retyped
+
+
 def compile_jaxpr(jaxpr: Jaxpr, name: str = "jitted"):
-    """Compile ``jaxpr`` to a callable ``fn(*consts, *args) -> tuple of ndarrays`` and its source."""
+    """Compile ``jaxpr`` to a callable ``fn(*consts, *args) -> tuple of ndarrays`` and its source.
+
+    The jaxpr is simplified (nested jits inlined, literals folded, dead code removed), split
+    into fused groups (:mod:`funcgrad.jit.fusion`) whose numba kernels are compiled or loaded
+    from the cache (:mod:`funcgrad.jit.kernels`), and the remaining equations call their
+    impls. The source returned is the executor's followed by each kernel's.
+    """
+    from . import fusion
+
     safe = "".join(c if c.isalnum() else "_" for c in name) or "jitted"
-    source, namespace = generate_source(jaxpr, safe)
+    if keyword.iskeyword(safe) or safe[0].isdigit() or safe in ("np", "_c", "_empty", "_parallel"):
+        safe = "_" + safe
+    jaxpr = fusion.simplify(jaxpr)
+    plan = fusion.plan(jaxpr)
+    kernels = {}
+    if plan.groups:
+        from . import kernels as kernel_lib  # imports numba: only when there is something to fuse
+
+        for group in plan.groups:
+            spec = kernel_lib.build(group)
+            kernels[group.id] = (spec, kernel_lib.get_kernel(spec))
+    source, namespace = generate_source(jaxpr, safe, plan, kernels)
     filename = f"<funcgrad-jit {safe} #{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
     exec(compile(source, filename, "exec"), namespace)
-    return namespace[safe], source
+    text = source
+    seen = set()
+    for spec, _ in kernels.values():
+        if spec.key not in seen:
+            seen.add(spec.key)
+            text += f"\n\n# ---- kernel {spec.name} ----\n" + spec.source
+    return namespace[safe], text

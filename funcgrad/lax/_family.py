@@ -33,9 +33,28 @@ def _check_dtypes(avals, name, kinds=None):
     return dtype
 
 
-def elementwise(name, impl, nin=1, out_dtype=None, accepts=None, differentiable=True) -> Primitive:
-    """An elementwise primitive. ``out_dtype(in_dtype)`` maps dtypes (default: unchanged)."""
+class _CallImpl:
+    """Marker for ``Primitive.lower``: jitted code calls the primitive's NumPy impl."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return "CALL_IMPL"
+
+
+# The generic lowering: one call of ``prim.impl`` from the Python-level executor (used by
+# structured primitives, and by special functions without a numba-friendly scalar form).
+CALL_IMPL = _CallImpl()
+
+
+def elementwise(name, impl, nin=1, out_dtype=None, accepts=None, differentiable=True, lower=None) -> Primitive:
+    """An elementwise primitive. ``out_dtype(in_dtype)`` maps dtypes (default: unchanged).
+
+    ``lower`` is its jit lowering: a scalar source template such as ``"({0} + {1})"``, a dict
+    of templates keyed by dtype (see ``funcgrad/jit/lowering.py``), or ``CALL_IMPL``.
+    """
     prim = Primitive(name, differentiable=differentiable)
+    prim.lower = lower
 
     def abstract_eval(*avals, **params):
         shape = _shape_of(avals, name)

@@ -16,7 +16,7 @@ from ..core.primitive import Primitive
 from ..transforms.jvp import defjvp, deflinear, instantiate, add_tangents
 from ..transforms.transpose import is_undefined
 from ._batching import elementwise_rule
-from ._family import _check_dtypes, _shape_of, bool_out, elementwise
+from ._family import CALL_IMPL, _check_dtypes, _shape_of, bool_out, elementwise
 
 
 def scalar_like(x, value):
@@ -514,3 +514,132 @@ def clamp(min, x, max):
 
 max_ = max
 min_ = min
+
+
+# -- jit lowering --------------------------------------------------------------------------------
+# Scalar source templates for fused numba kernels (funcgrad/jit/kernels.py). ``{0}``, ``{1}`` are
+# the operands; ``{T}`` is the operand dtype's constructor (``np.float32``), ``{U}`` its unsigned
+# twin, ``{bits}`` its width; ``fm`` is funcgrad.jit.fastmath (vectorizable float32 math). A
+# dict picks a template by operand dtype: 'f4'/'f8', then the kind 'f', 'i', 'u', 'b', then
+# 'int' (signed or unsigned); a dtype without an entry runs the NumPy impl (CALL_IMPL).
+
+
+def _libm(name, f4=None):
+    """libm in float64; float32 uses the fastmath version ``f4`` when there is one."""
+    return {"f4": f"fm.{f4}({{0}})" if f4 else f"math.{name}({{0}})", "f8": f"math.{name}({{0}})"}
+
+
+def _integer_pow_lower(in_dtypes, out_dtype, y):
+    if y < 0 and in_dtypes[0].kind != "f":
+        return None
+    # Repeated squaring, as the NumPy impl's ``x ** 2`` and JAX's integer_pow.
+    acc, base, n = None, "{0}", abs(y)
+    while n:
+        if n & 1:
+            acc = base if acc is None else f"({acc} * {base})"
+        n >>= 1
+        if n:
+            base = f"({base} * {base})"
+    acc = acc or "{T}(1)"
+    return f"({{T}}(1) / {acc})" if y < 0 else acc
+
+
+def _select_n_lower(in_dtypes, out_dtype):
+    n = len(in_dtypes) - 1
+    if in_dtypes[0] == np.bool_:
+        return "({2} if {0} else {1})"
+    expr = f"{{{n}}}"
+    for i in range(n - 2, -1, -1):
+        expr = f"({{{i + 1}}} if {{0}} == {i} else {expr})"
+    return expr
+
+
+def _convert_lower(in_dtypes, out_dtype, new_dtype):
+    if in_dtypes[0].kind == "c" or new_dtype.kind == "c":
+        return None
+    return "({0} != 0)" if new_dtype == np.bool_ else "{O}({0})"
+
+
+_FLOAT_SIGN = "({T}(1) if {0} > 0 else ({T}(-1) if {0} < 0 else ({0} if {0} != {0} else {T}(0))))"
+
+_LOWER = {
+    neg_p: {"f": "(-{0})", "int": "(-{0})"},
+    sign_p: {"f": _FLOAT_SIGN, "i": "({T}(1) if {0} > 0 else ({T}(-1) if {0} < 0 else {T}(0)))",
+             "u": "({T}(1) if {0} > 0 else {T}(0))"},
+    floor_p: {"f": "np.floor({0})", "int": "{0}"},
+    ceil_p: {"f": "np.ceil({0})", "int": "{0}"},
+    round_p: {"f": "np.rint({0})", "int": "{0}"},
+    is_finite_p: {"f": "np.isfinite({0})"},
+    isnan_p: {"f": "({0} != {0})"},
+    not_p: {"b": "(not {0})", "int": "(~{0})"},
+    exp_p: _libm("exp", "exp_f32"),
+    exp2_p: {"f": "np.exp2({0})"},
+    log_p: _libm("log", "log_f32"),
+    log1p_p: _libm("log1p", "log1p_f32"),
+    expm1_p: _libm("expm1", "expm1_f32"),
+    tanh_p: _libm("tanh", "tanh_f32"),
+    sin_p: _libm("sin", "sin_f32"),
+    cos_p: _libm("cos", "cos_f32"),
+    tan_p: _libm("tan"),
+    asin_p: _libm("asin"),
+    acos_p: _libm("acos"),
+    atan_p: _libm("atan"),
+    sinh_p: _libm("sinh"),
+    cosh_p: _libm("cosh"),
+    asinh_p: _libm("asinh"),
+    acosh_p: _libm("acosh"),
+    atanh_p: _libm("atanh"),
+    sqrt_p: {"f": "np.sqrt({0})"},
+    rsqrt_p: {"f": "({T}(1) / np.sqrt({0}))"},
+    cbrt_p: {"f": "np.cbrt({0})"},
+    abs_p: {"f": "abs({0})", "i": "abs({0})", "u": "{0}"},
+    logistic_p: {"f4": "fm.logistic_f32({0})", "f8": "fm.logistic_f64({0})"},
+    integer_pow_p: _integer_pow_lower,
+    real_p: {"f": "{0}", "int": "{0}"},
+    imag_p: {"f": "{T}(0)", "int": "{T}(0)"},
+    conj_p: {"f": "{0}", "int": "{0}"},
+    stop_gradient_p: "{0}",
+    population_count_p: CALL_IMPL,
+    add_p: {"f": "({0} + {1})", "int": "({0} + {1})"},
+    sub_p: {"f": "({0} - {1})", "int": "({0} - {1})"},
+    mul_p: {"f": "({0} * {1})", "int": "({0} * {1})"},
+    # Integer division as the impl: the float64 quotient truncated, 0 for a zero divisor.
+    div_p: {"f": "({0} / {1})", "int": "(np.trunc(np.float64({0}) / np.float64({1})) if {1} != 0 else 0.0)"},
+    # Signed integer division: NumPy's results for a zero divisor and MIN / -1, where the
+    # hardware would trap (funcgrad/jit/fastmath.py).
+    rem_p: {"f": "np.fmod({0}, {1})", "i": "fm.ifmod({0}, {1})", "u": "({0} % {1} if {1} != 0 else {T}(0))"},
+    floor_divide_p: {"f": "fm.ffloordiv({0}, {1})", "i": "fm.ifloordiv({0}, {1})",
+                     "u": "({0} // {1} if {1} != 0 else {T}(0))"},
+    remainder_p: {"f": "fm.fremainder({0}, {1})", "i": "fm.iremainder({0}, {1})",
+                  "u": "({0} % {1} if {1} != 0 else {T}(0))"},
+    pow_p: {"f4": "fm.pow_f32({0}, {1})", "f8": "np.power({0}, {1})"},
+    # NumPy's maximum/minimum propagate NaN from either side.
+    max_p: {"f": "({0} if ({0} >= {1} or {0} != {0}) else {1})", "int": "({0} if {0} >= {1} else {1})",
+            "b": "({0} or {1})"},
+    min_p: {"f": "({0} if ({0} <= {1} or {0} != {0}) else {1})", "int": "({0} if {0} <= {1} else {1})",
+            "b": "({0} and {1})"},
+    atan2_p: {"f": "math.atan2({0}, {1})"},
+    nextafter_p: CALL_IMPL,
+    complex_p: CALL_IMPL,
+    eq_p: "({0} == {1})",
+    ne_p: "({0} != {1})",
+    lt_p: "({0} < {1})",
+    le_p: "({0} <= {1})",
+    gt_p: "({0} > {1})",
+    ge_p: "({0} >= {1})",
+    and_p: {"b": "({0} & {1})", "int": "({0} & {1})"},
+    or_p: {"b": "({0} | {1})", "int": "({0} | {1})"},
+    xor_p: {"b": "({0} ^ {1})", "int": "({0} ^ {1})"},
+    # Shifts by a negative amount or by the width or more: as NumPy (0, or -1 for negative x).
+    shift_left_p: {"int": "(({0} << {1}) if ({1} >= 0 and {1} < {bits}) else {T}(0))"},
+    shift_right_arithmetic_p: {
+        "i": "(({0} >> {1}) if ({1} >= 0 and {1} < {bits}) else ({T}(-1) if {0} < 0 else {T}(0)))",
+        "u": "(({0} >> {1}) if {1} < {bits} else {T}(0))"},
+    shift_right_logical_p: {"int": "(({U}({0}) >> {U}({1})) if {U}({1}) < {bits} else {U}(0))"},
+    select_n_p: _select_n_lower,
+    convert_element_type_p: _convert_lower,
+    bitcast_convert_type_p: CALL_IMPL,
+}
+for _prim, _rule in _LOWER.items():
+    _prim.lower = _rule
+del _prim, _rule

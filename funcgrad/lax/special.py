@@ -36,7 +36,7 @@ from ..core.dtypes import is_floating
 from ..core.errors import ConcretizationError, ShapeError
 from ..core.trace import Tracer
 from ..transforms.jvp import defjvp
-from ._family import elementwise
+from ._family import CALL_IMPL, elementwise
 from .elementwise import _lax_operands, exp, log, mul, neg, scalar_like, select, sub
 from .shape import broadcast_in_dim
 
@@ -433,15 +433,18 @@ def _float_only(dtype):
     return is_floating(dtype)
 
 
-def _special(name, kernel, nin=1):
-    return elementwise(name, _float64_kernel(kernel), nin=nin, accepts=_float_only)
+def _special(name, kernel, nin=1, lower=CALL_IMPL):
+    # jit lowering: a scalar template where numba has the function (float32 goes through
+    # float64 libm, or the vectorizable fastmath erf), else a call of the NumPy kernel.
+    return elementwise(name, _float64_kernel(kernel), nin=nin, accepts=_float_only, lower=lower)
 
 
-erf_p = _special("erf", erf_kernel)
-erfc_p = _special("erfc", erfc_kernel)
+erf_p = _special("erf", erf_kernel, lower={"f4": "fm.erf_f32({0})", "f8": "math.erf({0})"})
+erfc_p = _special("erfc", erfc_kernel, lower={"f4": "math.erfc(np.float64({0}))", "f8": "math.erfc({0})"})
 erfcx_p = _special("erfcx", erfcx_kernel)
 erf_inv_p = _special("erf_inv", erf_inv_kernel)
-lgamma_p = _special("lgamma", lgamma_kernel)
+lgamma_p = _special("lgamma", lgamma_kernel,
+                    lower={"f4": "math.lgamma(np.float64({0}))", "f8": "math.lgamma({0})"})
 digamma_p = _special("digamma", digamma_kernel)
 polygamma_p = _special("polygamma", polygamma_kernel)
 igamma_p = _special("igamma", igamma_kernel, nin=2)

@@ -1,0 +1,578 @@
+"""Kernels: readable numba source for each fused group, compiled once and cached on disk.
+
+A fused group (:mod:`funcgrad.jit.fusion`) becomes one ``@njit`` function, a loop nest over
+the group's iteration space:
+
+* size-1 axes are dropped and adjacent axes every operand reads the same way are collapsed
+  (an all-elementwise group is one flat loop); the sizes are arguments, so one kernel serves
+  every shape with the same structure (layer 1 and layer 2 of an MLP, any batch size);
+* inputs are read by index arithmetic on C-contiguous arrays reshaped inside the kernel (a
+  broadcast operand is indexed by the axes it varies along only); rank-0 inputs are scalars;
+* each equation is one line, preceded by the equation as a comment, and is computed at the
+  shallowest loop depth its operands allow (loop-invariant work is hoisted);
+* reductions keep a scalar accumulator over their trailing reduced axes (its add carries the
+  only reassociation flag, so LLVM vectorizes it) or accumulate into the output;
+* float32 transcendental functions call :mod:`funcgrad.jit.fastmath`, so the loop vectorizes.
+
+Compilation cache (``get_kernel``): the key is a hash of the kernel's source, which encodes
+only the group's structure (primitive names and parameters, dtypes, ranks, literals, the
+read pattern), salted with the generator, fastmath and numba versions. Kernels live in
+memory for the process (a dict behind a lock, so concurrent threads compile each once) and
+on disk: the source is written to ``$FUNCGRAD_CACHE_DIR/funcgrad_kernel_<hash>.py`` (default
+``~/.cache/funcgrad/kernels``; through a temporary file and ``os.replace``, so processes
+racing on the same kernel never see a partial file), imported as the module
+``funcgrad_kernel_<hash>`` registered in ``sys.modules``, and compiled with
+``njit(cache=True)`` for its exact argument types, so the next process loads the machine code
+numba cached next to it. With ``fg.config.update("log_compiles", True)`` each compile and each
+disk hit is logged through the ``funcgrad.jit`` logger.
+
+Threads: large kernels run over chunks of their outermost axis on a small thread pool
+(``nogil`` kernels; the calling thread works too, chunks are taken dynamically). This is the
+role ``parallel=True``/``prange`` would play; a pool of our own keeps one compiled kernel for
+the serial and parallel cases (parfors roughly triples compile time and its outlined loops did
+not vectorize), never runs while NumPy's BLAS threads do (kernels and BLAS calls alternate in
+the executor), and stays safe when several Python threads call jitted code at once.
+``FUNCGRAD_JIT_THREADS`` sets the pool size (default: the CPUs this process may use).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+from numba import types
+
+from ..core.config import config
+from ..core.jaxpr import Literal, _fmt_param
+from . import fastmath
+from .fusion import REDUCTIONS
+from .lowering import dtype_ctor, scalar_template
+
+logger = logging.getLogger("funcgrad.jit")
+
+GENERATOR_VERSION = "1"
+
+# Work (iteration-space elements) above which a kernel runs on the thread pool.
+PARALLEL_MIN_SIZE = 1 << 18
+
+
+def _salt() -> str:
+    path = fastmath.__file__
+    with open(path, "rb") as f:
+        fm = hashlib.sha256(f.read()).hexdigest()[:16]
+    return f"gen{GENERATOR_VERSION}-fm{fm}-numba{numba.__version__}-np{np.__version__}"
+
+
+_SALT = _salt()
+
+
+def cache_dir() -> str:
+    d = os.environ.get("FUNCGRAD_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "funcgrad",
+                                                             "kernels")
+    return d
+
+
+# -- source generation -------------------------------------------------------------------------
+
+def _literal(val, dtype) -> str:
+    dtype = np.dtype(dtype)
+    v = np.asarray(val).astype(dtype).item()
+    if dtype == np.bool_:
+        return "True" if v else "False"
+    ctor = dtype_ctor(dtype)
+    if dtype.kind == "f":
+        if v != v:
+            return f"{ctor}(np.nan)"
+        if v in (float("inf"), float("-inf")):
+            return f"{ctor}({'' if v > 0 else '-'}np.inf)"
+        return f"{ctor}({float(v)!r})"
+    return f"{ctor}({int(v)})"
+
+
+def _short_dtype(dtype) -> str:
+    from ..core.abstract import ShapedArray
+
+    return ShapedArray((), dtype).str_short().split("[")[0]
+
+
+def _init(name, dtype):
+    dtype = np.dtype(dtype)
+    if name == "reduce_sum":
+        return _literal(0, dtype)
+    lowest = name == "reduce_max"
+    if dtype == np.bool_:
+        return "False" if lowest else "True"
+    if dtype.kind == "f":
+        return _literal(-np.inf if lowest else np.inf, dtype)
+    info = np.iinfo(dtype)
+    return _literal(info.min if lowest else info.max, dtype)
+
+
+def _combine(name, dtype, acc, v):
+    dtype = np.dtype(dtype)
+    if name == "reduce_sum":
+        if dtype.kind == "f":
+            return f"fm.radd({acc}, {v})"
+        return f"{dtype_ctor(dtype)}({acc} + {v})"
+    op = ">" if name == "reduce_max" else "<"
+    if dtype.kind == "f":  # NaN propagates, as in NumPy (llvm.maximum/minimum, vectorizable)
+        return f"fm.{'rmax' if name == 'reduce_max' else 'rmin'}({acc}, {v})"
+    return f"({v} if {v} {op} {acc} else {acc})"
+
+
+def _expression(e, operands):
+    """The typed scalar expression of an elementwise equation over operand expressions."""
+    dtype = e.outvars[0].aval.dtype
+    if e.primitive.name in REDUCTIONS:  # every reduced axis has size 1: a copy
+        return f"{dtype_ctor(dtype)}({operands[0]})"
+    tmpl = scalar_template(e.primitive, [a.aval.dtype for a in e.invars], dtype, e.params)
+    return f"{dtype_ctor(dtype)}({tmpl.format(*operands)})"
+
+
+class KernelSpec:
+    """The generated source of one fused group and how to call it."""
+
+    def __init__(self, source, key, arg_types, sizes, outputs, array_inputs, scalar_inputs, parallel, summary):
+        self.source = source          # full module text
+        self.key = key                # structural hash (file and module name)
+        self.arg_types = arg_types    # numba signature
+        self.sizes = sizes            # collapsed loop sizes (ints, this instance)
+        self.outputs = outputs        # [(Var, native shape, dtype)]
+        self.array_inputs = array_inputs    # [Var]
+        self.scalar_inputs = scalar_inputs  # [Var]
+        self.parallel = parallel
+        self.summary = summary
+
+    @property
+    def name(self):
+        return f"k_{self.key[:12]}"
+
+
+def build(group) -> KernelSpec:
+    """Generate the kernel of ``group`` (a :class:`funcgrad.jit.fusion.Group`).
+
+    Loop structure: the collapsed axes are looped in order; ``t`` is where the trailing run of
+    reduced axes starts. Statements that depend only on the first ``d`` indices are emitted
+    at depth ``d``. At depth ``t`` the work comes in *stages*: stage k loops over the reduced
+    axes to compute its reductions, then the row values that use them are computed, which
+    stage k + 1 may read (``max``, then ``sum(exp(x - max))``, then ``log``: one pass per row
+    over data that stays in cache).
+    """
+    from .fusion import Read
+
+    shape = group.shape
+    n = len(shape)
+    red = set(group.reduce_axes)
+    arr_in = [(v, amap) for v, amap in group.inputs if amap]
+    sc_in = [v for v, amap in group.inputs if not amap]
+    amaps = [set(amap) for _, amap in arr_in]
+
+    # Collapse adjacent axes that every input reads alike (and that agree on being reduced).
+    cols = [(k in red, tuple(k in s for s in amaps)) for k in range(n)]
+    collapsed = []
+    for k in range(n):
+        if collapsed and cols[collapsed[-1][-1]] == cols[k]:
+            collapsed[-1].append(k)
+        else:
+            collapsed.append([k])
+    m = len(collapsed)
+    axis_of = {k: j for j, axes in enumerate(collapsed) for k in axes}
+    cred = [cols[axes[0]][0] for axes in collapsed]
+    sizes = [int(np.prod([shape[k] for k in axes], dtype=np.int64)) for axes in collapsed]
+    t = m
+    while t > 0 and cred[t - 1]:
+        t -= 1
+    accumulate_in_output = any(cred[:t])
+    kept = [j for j in range(m) if not cred[j]]
+    idx_all = ", ".join(f"i{j}" for j in range(m)) if m else "0"
+    idx_kept = ", ".join(f"i{j}" for j in kept) if kept else "0"
+
+    def shp(axes):
+        return "(" + ", ".join(f"n{j}" for j in axes) + ("," if len(axes) == 1 else "") + ")" if axes else "(1,)"
+
+    outputs = [(v, tuple(v.aval.shape), v.aval.dtype) for v in group.outputs]
+    out_index = {v: q for q, (v, _, _) in enumerate(outputs)}
+    row_vals = group.reduced | group.outer  # values over the kept axes only
+
+    # Statement buckets. pre[d] (d < t): shared by all stages. At depth t, per stage k:
+    # head[k], then loops t..m-1 with body[k][d], then tail[k]; row[k] holds the row values
+    # computed from stage k's reductions (row[0]: before any stage).
+    pre = [[] for _ in range(m + 1)]
+    head, body, tail, row = {}, {}, {}, {0: []}
+
+    def stage_lists(k):
+        if k not in head:
+            head[k], tail[k], row[k] = [], [], row.get(k, [])
+            body[k] = [[] for _ in range(m + 1)]
+        return head[k], body[k], tail[k]
+
+    def place(stmt, d, k, is_row=False):
+        """Emit ``stmt`` at depth ``d`` for stage ``k`` (row statements: after stage k)."""
+        if d < t and (k <= 1 or is_row and k == 0):
+            pre[d].append(stmt)
+        elif is_row:
+            row.setdefault(k, []).append(stmt)
+        elif d <= t:
+            stage_lists(k)[0].append(stmt)
+        else:
+            stage_lists(k)[1][d].append(stmt)
+
+    head_lines = []
+    names, depth, stage = {}, {}, {}
+    loads = {}
+
+    for j, (v, amap) in enumerate(arr_in):
+        cax = sorted({axis_of[k] for k in amap})
+        head_lines.append(f"    x{j} = a{j}.reshape({shp(cax)})")
+        arr_in[j] = (v, cax)
+    for j, v in enumerate(sc_in):
+        names[("s", v)] = f"s{j}"
+
+    info = {}       # inner value Var -> (equation, reads, depth, stage)
+    recomputed = {}  # (Var, stage) -> name of a per-element value recomputed in a later stage
+
+    def operand(read, k):
+        """(expression, depth) of an operand for a statement of stage ``k``."""
+        if read.kind == "const":
+            return _literal(read.src.val, read.src.aval.dtype), 0
+        if read.kind == "local":
+            v = read.src
+            nm = names[v]
+            if v in row_vals or depth[nm] <= t or stage[nm] == k:
+                return nm, depth[nm]
+            # A per-element value of an earlier stage: its loop is over, recompute it here
+            # (from the inputs, which stay in cache) rather than storing it.
+            if (v, k) not in recomputed:
+                e, reads, d, _ = info[v]
+                ops = [operand(r, k) for r in reads]
+                name2 = f"{nm}_{k}"
+                stage_lists(k)[1][d].append(f"{name2} = {_expression(e, [o for o, _ in ops])}")
+                recomputed[(v, k)] = name2
+            return recomputed[(v, k)], depth[nm]
+        v = read.src
+        if not read.amap:
+            return names[("s", v)], 0
+        cset = {axis_of[a] for a in read.amap}
+        j = next(i for i, (w, cax) in enumerate(arr_in) if w is v and set(cax) == cset)
+        cax = arr_in[j][1]
+        d = max(cax) + 1
+        key = (j, 0 if d <= t else k)
+        if key not in loads:
+            nm = f"l{j}" if key[1] == 0 else f"l{j}_{key[1]}"
+            loads[key] = nm
+            depth[nm] = d
+            stmt = f"{nm} = x{j}[{', '.join(f'i{c}' for c in cax)}]"
+            if d < t:
+                pre[d].append(stmt)
+            elif d == t:
+                row[0].append(stmt)
+            else:
+                stage_lists(k)[1][d].append(stmt)
+        return loads[key], depth[loads[key]]
+
+    red_q = set()
+    counter = 0
+    for e in group.eqns:
+        reads = [group.reads[a] if type(a) is not Literal else Read("const", a) for a in e.invars]
+        out = e.outvars[0]
+        dtype = out.aval.dtype
+        is_row = out in group.outer
+        name = e.primitive.name
+        # The stage: one more than any row value it reads per element (row members: the
+        # largest stage of what they read); at least 1 for per-element work.
+        k = 0
+        for r in reads:
+            if r.kind == "local":
+                nm_ = names[r.src]
+                if r.src in row_vals:
+                    k = max(k, stage[nm_] if is_row else stage[nm_] + 1)
+                elif depth[nm_] > t:
+                    k = max(k, stage[nm_])
+        if not is_row:
+            k = max(k, 1)
+        ops = [operand(r, k) for r in reads]
+        nm = f"v{counter}"
+        counter += 1
+        names[out] = nm
+        params = ", ".join(f"{p}={_fmt_param(v)}" for p, v in sorted(e.params.items()))
+        params = f"[{params}]" if params else ""
+        doc = f"# {nm}:{_short_dtype(dtype)} = {name}{params} {' '.join(o for o, _ in ops)}"
+        if name in REDUCTIONS and red:
+            val = ops[0][0]
+            q = out_index.get(out)
+            h, b, tl = stage_lists(k)
+            if t < m:
+                acc = nm
+                h.append(f"{acc} = {_init(name, dtype)}")
+                b[m].append(doc)
+                b[m].append(f"{acc} = {_combine(name, dtype, acc, val)}")
+                if accumulate_in_output:
+                    cur = f"y{q}[{idx_kept}]"
+                    tl.append(f"{cur} = {_combine(name, dtype, cur, acc)}")
+                elif q is not None:
+                    tl.append(f"y{q}[{idx_kept}] = {acc}")
+            else:  # no trailing reduced axes: accumulate straight into the output
+                cur = f"y{q}[{idx_kept}]"
+                target = b[m] if m > t else h
+                target.append(doc)
+                target.append(f"{cur} = {_combine(name, dtype, cur, val)}")
+            if accumulate_in_output:
+                head_lines.append(f"    o{q}.fill({_init(name, dtype)})")
+            if q is not None:
+                red_q.add(q)
+            depth[nm], stage[nm] = t, k
+            continue
+        d = max([dd for _, dd in ops], default=0)
+        if is_row:
+            d = min(d, t)
+        if k >= 2 or (is_row and k >= 1):
+            d = max(d, t)  # it reads a row value, available from depth t on
+        place(doc, d, k, is_row)
+        place(f"{nm} = {_expression(e, [o for o, _ in ops])}", d, k, is_row)
+        depth[nm], stage[nm] = d, k
+        info[out] = (e, reads, d, k)
+        if out in out_index:
+            q = out_index[out]
+            if is_row:
+                row.setdefault(k, []).append(f"y{q}[{idx_kept}] = {nm}")
+                red_q.add(q)
+            elif m > t:
+                stage_lists(k)[1][m].append(f"y{q}[{idx_all}] = {nm}")
+            else:
+                stage_lists(k)[0].append(f"y{q}[{idx_all}] = {nm}")
+
+    out_heads = []
+    for q in range(len(outputs)):
+        axes = kept if q in red_q else list(range(m))
+        out_heads.append(f"    y{q} = o{q}.reshape({shp(axes)})")
+
+    args = ([f"o{q}" for q in range(len(outputs))] + [f"a{j}" for j in range(len(arr_in))]
+            + [f"s{j}" for j in range(len(sc_in))] + [f"n{j}" for j in range(m)] + ["lo", "hi"])
+    lines = [f"def kernel({', '.join(args)}):"] + out_heads + head_lines
+
+    def loop(d, ind):
+        if d == 0:
+            lines.append(" " * ind + "for i0 in range(np.uint64(lo), np.uint64(hi)):")
+        else:
+            lines.append(" " * ind + f"for i{d} in range(n{d}):")
+
+    def emit_inner(k, d, ind):
+        for s_ in body[k][d]:
+            lines.append(" " * ind + s_)
+        if d < m:
+            loop(d, ind)
+            emit_inner(k, d + 1, ind + 4)
+
+    def emit(d, ind):
+        for s_ in pre[d]:
+            lines.append(" " * ind + s_)
+        if d < t:
+            loop(d, ind)
+            emit(d + 1, ind + 4)
+            return
+        for s_ in row.get(0, []):
+            lines.append(" " * ind + s_)
+        for k in sorted(set(head) | set(row)):
+            if k == 0:
+                continue
+            if k in head:
+                for s_ in head[k]:
+                    lines.append(" " * ind + s_)
+                if t < m:
+                    loop(t, ind)
+                    emit_inner(k, t + 1, ind + 4)
+                for s_ in tail[k]:
+                    lines.append(" " * ind + s_)
+            for s_ in row.get(k, []):
+                lines.append(" " * ind + s_)
+
+    emit(0, 4)
+    func = "\n".join(lines) + "\n"
+    key = hashlib.sha256((_SALT + "\n" + func).encode()).hexdigest()[:32]
+    dts = sorted({_short_dtype(e.outvars[0].aval.dtype) for e in group.eqns})
+    summary = (f"{len(group.eqns)} equations ({', '.join(dict.fromkeys(e.primitive.name for e in group.eqns))}) "
+               f"over {tuple(shape)}" + (f" reducing axes {tuple(sorted(red))}" if red else "")
+               + f", {'/'.join(dts)}")
+    # The file holds structure only (its name is the structural hash): no shapes in it.
+    structure = (f"{len(group.eqns)} equations ({', '.join(dict.fromkeys(e.primitive.name for e in group.eqns))}) "
+                 f"over a rank-{m} loop nest" + (f" reducing {sum(cred)} of its axes" if red else "")
+                 + f", {'/'.join(dts)}")
+    source = (
+        f'"""funcgrad fused kernel {key}: {structure}.\n\n'
+        "Generated by funcgrad/jit/kernels.py from the structure of a fused group: primitive\n"
+        "names, parameters, dtypes and ranks; array sizes are arguments (n0, n1, ...), outputs\n"
+        'come first (o0, ...), then array inputs (a0, ...), scalar inputs (s0, ...).\n"""\n'
+        "import math\n\nimport numpy as np\nfrom numba import njit\n\nfrom funcgrad.jit import fastmath as fm\n\n\n"
+        f"@njit(cache=True, nogil=True, error_model=\"numpy\", boundscheck=False)\n{func}"
+    )
+
+    def arr_t(dtype, ndim, readonly):
+        return types.Array(numba.from_dtype(np.dtype(dtype)), ndim, "C", readonly=readonly)
+
+    arg_types = ([arr_t(dt, len(shp_), False) for _, shp_, dt in outputs]
+                 + [arr_t(v.aval.dtype, len(v.aval.shape), True) for v, _ in arr_in]
+                 + [numba.from_dtype(np.dtype(v.aval.dtype)) for v in sc_in]
+                 + [types.int64] * (m + 2))
+    parallel = (m > 0 and not cred[0] and not accumulate_in_output and sizes[0] > 1
+                and int(np.prod(shape, dtype=np.int64)) >= PARALLEL_MIN_SIZE)
+    return KernelSpec(source, key, tuple(arg_types), sizes, outputs, [v for v, _ in arr_in], sc_in, parallel,
+                      summary)
+
+
+# -- compile cache -----------------------------------------------------------------------------
+
+_lock = threading.RLock()
+_dispatchers = {}      # key -> numba dispatcher
+_compiled = set()      # (key, signature) compiled in this process
+
+
+def _write_source(path, source):
+    try:
+        with open(path, encoding="utf-8") as f:
+            if f.read() == source:
+                return
+    except OSError:
+        pass
+    d = os.path.dirname(path)
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".py", dir=d)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(source)
+        os.replace(tmp, path)  # atomic: a racing process sees the old file or the new one
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _load_module(key, source):
+    modname = f"funcgrad_kernel_{key}"
+    mod = sys.modules.get(modname)
+    if mod is not None:
+        return mod
+    path = os.path.join(cache_dir(), modname + ".py")
+    try:
+        _write_source(path, source)
+    except OSError:
+        # An unwritable cache directory: fall back to a private temporary one.
+        alt = os.path.join(tempfile.gettempdir(), f"funcgrad-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}")
+        path = os.path.join(alt, modname + ".py")
+        _write_source(path, source)
+    spec = importlib.util.spec_from_file_location(modname, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = mod
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        sys.modules.pop(modname, None)
+        raise
+    return mod
+
+
+def get_kernel(spec: KernelSpec):
+    """The compiled dispatcher of ``spec`` (compiling or loading it from disk at most once)."""
+    sig = spec.arg_types
+    with _lock:
+        disp = _dispatchers.get(spec.key)
+        if disp is not None and (spec.key, sig) in _compiled:
+            return disp
+        start = time.perf_counter()
+        if disp is None:
+            disp = _load_module(spec.key, spec.source).kernel
+            _dispatchers[spec.key] = disp
+        hits = sum(disp.stats.cache_hits.values())
+        disp.disable_compile(False)
+        try:
+            disp.compile(sig)
+        finally:
+            # Calls never compile: mutable arrays convert to the read-only signature.
+            disp.disable_compile(True)
+        _compiled.add((spec.key, sig))
+        hit = sum(disp.stats.cache_hits.values()) > hits
+        if config.log_compiles:
+            elapsed = time.perf_counter() - start
+            if hit:
+                logger.warning("Loaded kernel %s from the disk cache (%s) in %.3f s: %s", spec.name,
+                               disp.stats.cache_path, elapsed, spec.summary)
+            else:
+                logger.warning("Compiled kernel %s in %.3f s (not in the memory or disk cache): %s", spec.name,
+                               elapsed, spec.summary)
+        return disp
+
+
+def call_retyped(kernel, args, sizes, n0, parallel):
+    """Call ``kernel`` on arguments its compiled signature does not accept, compiling for them."""
+    with _lock:
+        kernel.disable_compile(False)
+        try:
+            if config.log_compiles:
+                logger.warning("Recompiling kernel %s for argument types %s", kernel.py_func.__module__,
+                               [numba.typeof(a) for a in args])
+            kernel.compile(tuple(numba.typeof(a) for a in args) + (types.int64,) * (len(sizes) + 2))
+        finally:
+            kernel.disable_compile(True)
+    if parallel:
+        parallel_call(kernel, n0, args, sizes)
+    else:
+        kernel(*args, *sizes, 0, n0)
+
+
+# -- parallel execution ------------------------------------------------------------------------
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def num_threads() -> int:
+    env = os.environ.get("FUNCGRAD_JIT_THREADS")
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_NTHREADS = num_threads()
+
+
+def _get_pool():
+    global _pool
+    if _pool is None:
+        with _pool_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=max(1, _NTHREADS - 1), thread_name_prefix="funcgrad-jit")
+    return _pool
+
+
+def parallel_call(kernel, n0, args, sizes):
+    """Run ``kernel(*args, *sizes, lo, hi)`` over chunks of ``[0, n0)`` on the pool and this thread."""
+    nthreads = _NTHREADS
+    if nthreads <= 1 or n0 < 2:
+        kernel(*args, *sizes, 0, n0)
+        return
+    nchunks = min(n0, 4 * nthreads)
+    bounds = [(n0 * i // nchunks, n0 * (i + 1) // nchunks) for i in range(nchunks)]
+    it = iter(bounds)  # shared: each thread takes the next chunk (under the GIL)
+
+    def work():
+        for lo, hi in it:
+            kernel(*args, *sizes, lo, hi)
+
+    pool = _get_pool()
+    futures = [pool.submit(work) for _ in range(min(nthreads - 1, nchunks - 1))]
+    work()
+    for f in futures:
+        f.result()

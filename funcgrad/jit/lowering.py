@@ -1,0 +1,149 @@
+"""Lowering rules: how each primitive runs inside jitted code.
+
+Every primitive carries a ``lower`` rule (the registry test fails on one without):
+
+* elementwise primitives: a **scalar source template** set next to their definition
+  (``funcgrad/lax/elementwise.py``, ``funcgrad/lax/special.py``) through the family factory's
+  ``lower=`` argument or the table at the end of the file. A template is
+
+  - a string such as ``"({0} + {1})"`` (``{0}``, ``{1}``: the operands; ``{T}``: the operand
+    dtype's constructor, e.g. ``np.float32``; ``{O}``: the output dtype's; ``{U}``: the
+    unsigned type of the operand's width; ``{bits}``: that width; ``fm``:
+    :mod:`funcgrad.jit.fastmath`, ``math`` and ``np`` are in scope),
+  - a dict of such strings keyed by operand dtype (``'f4'``, ``'f8'``, then the kind ``'f'``,
+    ``'i'``, ``'u'``, ``'b'``, then ``'int'`` for either integer kind); a dtype without an
+    entry runs the NumPy impl,
+  - or a function ``(in_dtypes, out_dtype, **params) -> str | None``.
+
+  Fused groups of them become one numba loop nest (:mod:`funcgrad.jit.fusion`,
+  :mod:`funcgrad.jit.kernels`).
+* everything else: ``CALL_IMPL``, the generic lowering, marked explicitly: the Python-level
+  executor calls the primitive's NumPy impl (BLAS products, data movement, sorting, linear
+  algebra, random bits, control flow). The table below lists them by name, because their
+  definitions live in files whose rules are not about jit; ``broadcast_in_dim``,
+  ``reduce_sum``, ``reduce_max``, ``reduce_min`` and the shape-preserving reshapes are also
+  understood structurally by the fusion pass (index arithmetic, reductions inside a kernel)
+  and fall back to their impl when not fused.
+
+This module imports neither numba nor the lax modules.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..lax._family import CALL_IMPL
+
+__all__ = ["CALL_IMPL", "CALL_IMPL_PRIMITIVES", "EXTRA_TEMPLATES", "lowering_of", "scalar_template", "FUSIBLE_DTYPES"]
+
+# Primitives lowered as a call of their NumPy impl, by name.
+CALL_IMPL_PRIMITIVES = frozenset({
+    # structured array work: numpy is already as fast as a loop nest (or BLAS/LAPACK)
+    "dot_general", "conv_general_dilated", "broadcast_in_dim", "reshape", "squeeze", "expand_dims",
+    "transpose", "rev", "slice", "pad", "concatenate", "dynamic_slice", "dynamic_update_slice", "copy",
+    "gather", "scatter", "scatter_add", "getitem", "index_update",
+    # reductions and scans (reduce_sum/max/min also fuse with the elementwise work feeding them)
+    "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce_and", "reduce_or", "argmax", "argmin",
+    "cumsum", "cumprod", "cummax", "cummin",
+    "reduce_window_sum", "reduce_window_max", "reduce_window_min", "reduce_window_winner",
+    "sort", "top_k",
+    "cholesky", "det", "eigh", "pinv", "qr", "slogdet", "solve", "svd", "triangular_solve",
+    "threefry2x32",
+    # primitives whose parameters are programs: their impl runs the inner jaxpr
+    "cond", "while", "scan", "jit", "custom_lin", "checkpoint_lin", "custom_jvp_call", "custom_vjp_call",
+    "checkpoint", "remat",
+    # effects
+    "debug_print",
+})
+
+# Elementwise primitives defined outside funcgrad.lax (the autodiff accumulator).
+EXTRA_TEMPLATES = {
+    "add_any": {"f": "({0} + {1})", "int": "({0} + {1})"},
+}
+
+# The dtypes numba kernels handle (float16, bfloat16 and complex run their NumPy impls).
+FUSIBLE_DTYPES = frozenset(np.dtype(t) for t in (
+    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64"))
+
+
+def lowering_of(prim):
+    """The ``lower`` rule of ``prim`` (filling it from the tables above), or None if it has none."""
+    if prim.lower is None:
+        if prim.name in EXTRA_TEMPLATES:
+            prim.lower = EXTRA_TEMPLATES[prim.name]
+        elif prim.name in CALL_IMPL_PRIMITIVES:
+            prim.lower = CALL_IMPL
+    return prim.lower
+
+
+_CTOR = {np.dtype(t): f"np.{t}" for t in (
+    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64")}
+_CTOR[np.dtype(bool)] = "bool"
+
+
+def dtype_ctor(dtype) -> str:
+    """Source text of the numba-side constructor of a dtype (``np.float32``, ``bool``)."""
+    return _CTOR[np.dtype(dtype)]
+
+
+def _dtype_keys(dtype):
+    kind = dtype.kind
+    keys = [f"{kind}{dtype.itemsize}", kind]
+    if kind in "iu":
+        keys.append("int")
+    return keys
+
+
+def scalar_template(prim, in_dtypes, out_dtype, params):
+    """The formatted-ready template of an elementwise equation, or None when it must run its impl.
+
+    The result still contains ``{0}``, ``{1}``...: the caller substitutes operand expressions.
+    """
+    rule = lowering_of(prim)
+    if rule is None or rule is CALL_IMPL:
+        return None
+    in_dtypes = [np.dtype(d) for d in in_dtypes]
+    out_dtype = np.dtype(out_dtype)
+    if any(d not in FUSIBLE_DTYPES for d in in_dtypes) or out_dtype not in FUSIBLE_DTYPES:
+        return None
+    if callable(rule):
+        rule = rule(in_dtypes, out_dtype, **params)
+        if rule is None:
+            return None
+    elif isinstance(rule, dict):
+        key = next((k for k in _dtype_keys(in_dtypes[0]) if k in rule), None)
+        if key is None:
+            return None
+        rule = rule[key]
+        if rule is None:
+            return None
+    elif not isinstance(rule, str):
+        return None
+    d0 = in_dtypes[0] if in_dtypes else out_dtype
+    fields = {"T": dtype_ctor(d0), "O": dtype_ctor(out_dtype), "bits": str(d0.itemsize * 8),
+              "U": f"np.uint{d0.itemsize * 8}" if d0.kind in "iu" else ""}
+    # Substitute the named fields now, keeping the positional ones for the operands.
+    out = rule
+    for k, v in fields.items():
+        out = out.replace("{" + k + "}", v)
+    return out
+
+
+def python_expression(eqn, args):
+    """Source of an expression the executor may use instead of calling ``eqn``'s impl (a Python
+    call and its argument handling saved per equation), or None. ``args`` are the operand
+    expressions. Only exact equivalents of the impl are listed here."""
+    name = eqn.primitive.name
+    if name == "dot_general":
+        (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+        x, y = eqn.invars
+        out = eqn.outvars[0].aval
+        pet = eqn.params.get("preferred_element_type")
+        if (lb or rb or len(lc) != 1 or x.aval.ndim != 2 or y.aval.ndim != 2 or x.aval.dtype != y.aval.dtype
+                or (pet is not None and np.dtype(pet) != x.aval.dtype) or x.aval.dtype not in FUSIBLE_DTYPES
+                or out.dtype != x.aval.dtype):
+            return None
+        a = args[0] if lc == (1,) else f"{args[0]}.T"
+        b = args[1] if rc == (0,) else f"{args[1]}.T"
+        return f"np.dot({a}, {b})"  # BLAS reads transposed operands through its flags
+    return None
