@@ -416,6 +416,8 @@ def main():
         print(row)
     if ratios:
         print(f"{'geometric mean of fg/jax ratios':<40}{np.exp(np.mean(np.log(ratios))):.2f}")
+    if THREADS is not None:
+        print(f"(--threads {THREADS}: XLA's CPU runtime may still use more threads for its matrix products)")
     if "--no-compile" not in sys.argv:
         lat = compile_latency()
         print()

@@ -15,6 +15,7 @@ import threading
 from ..core.array import Array, as_array, wrap_ndarray
 from ..core.config import config
 from ..core.jaxpr import ClosedJaxpr, Jaxpr, dce_jaxpr, eval_jaxpr
+from ..core.errors import InvalidArgumentError
 from ..core.primitive import Primitive
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.trace import Tracer, eval_trace, get_current_trace
@@ -170,13 +171,13 @@ class JittedFunction:
     def _normalize(self, args, kwargs):
         if kwargs:
             if self._signature is None:
-                raise TypeError(f"jit({self._name}): keyword arguments need an inspectable signature")
+                raise InvalidArgumentError(f"jit({self._name}): keyword arguments need an inspectable signature")
             bound = self._signature.bind(*args, **kwargs)
             bound.apply_defaults()
             args = bound.args
             extra = bound.kwargs
             if extra:
-                raise TypeError(f"jit({self._name}): **kwargs parameters are not supported; pass them positionally")
+                raise InvalidArgumentError(f"jit({self._name}): **kwargs parameters are not supported; pass them positionally")
         static = set(i % max(len(args), 1) for i in self.static_argnums if -len(args) <= i < len(args))
         if self._signature is not None and self.static_argnames:
             names = list(self._signature.parameters)
@@ -189,7 +190,7 @@ class JittedFunction:
             try:
                 hash(args[i])
             except TypeError:
-                raise TypeError(f"jit({self._name}): static argument {i} of type {type(args[i]).__name__} is not "
+                raise InvalidArgumentError(f"jit({self._name}): static argument {i} of type {type(args[i]).__name__} is not "
                                 f"hashable ({args[i]!r:.60}); static arguments must be hashable (use a tuple instead "
                                 "of a list, or make the argument non-static)") from None
             statics.append((i, args[i]))

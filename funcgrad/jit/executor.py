@@ -145,14 +145,16 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None):
             sizes = ", ".join(str(s) for s in spec.sizes)
             n0 = spec.sizes[0] if spec.sizes else 1
             call = f"{kname}({arglist}{', ' if arglist else ''}{sizes}{', ' if sizes else ''}0, {n0})"
+            args_t = f"({arglist},)"
+            sizes_t = f"({sizes},)" if sizes else "()"
             if spec.parallel:
                 namespace["_parallel"] = _parallel_call()
-                call = f"_parallel({kname}, {spec.sizes[0]}, ({arglist},), ({sizes},))"
+                call = f"_parallel({kname}, {spec.sizes[0]}, {args_t}, {sizes_t})"
             # Arguments of unexpected types (an impl returning another dtype than its
             # abstract evaluation says) recompile the kernel for them instead of failing.
             namespace["_retype"] = _retype_call()
             lines += ["    try:", f"        {call}", "    except TypeError:",
-                      f"        _retype({kname}, ({arglist},), ({sizes},), {n0}, {spec.parallel})"]
+                      f"        _retype({kname}, {args_t}, {sizes_t}, {n0}, {spec.parallel})"]
         dead = [var(v) for v in step_reads[i] if last_use.get(v) == i and v not in keep]
         if dead:
             lines.append(f"    del {', '.join(dict.fromkeys(dead))}")

@@ -219,8 +219,8 @@ def _exp_reduce_f32(x):
     t = x * F32(1.44269504088896341) + F32(_MAGIC32)
     n = f32_bits(t) - I32(_MAGIC32_BITS)
     fn = t - F32(_MAGIC32)
-    r = x - fn * F32(0.693359375)
-    r = r - fn * F32(-2.12194440e-4)
+    r = fma(-fn, F32(0.693359375), x)  # exact: fn * 0.693359375 has at most 17 bits
+    r = fma(-fn, F32(-2.12194440e-4), r)
     return n, r
 
 
@@ -236,7 +236,7 @@ def exp_f32(x):
     p = fma(p, r, F32(4.1665795894e-2))
     p = fma(p, r, F32(1.6666665459e-1))
     p = fma(p, r, F32(5.0000001201e-1))
-    y = p * (r * r) + r + F32(1.0)
+    y = fma(p, r * r, r) + F32(1.0)
     y = _scale_f32(y, n)
     return y if x == x else x
 

@@ -16,14 +16,22 @@ Iteration spaces are compared after dropping size-1 axes (the *canonical shape*)
 something outside the group (or the jaxpr's outputs) needs them; everything else stays in
 registers. Equations outside any group run their NumPy impl (BLAS products, gathers...).
 
+When the reduced axes are the last ones, a group may continue after its reductions: row
+values (``max(x)``, ``log(sum(...))``) are computed once per row, and further elementwise
+work may read them broadcast back along the reduced axes, feeding further reductions. The
+kernel then makes several passes over each row while it is in cache (softmax, logsumexp,
+layer norm, the loss of a classifier: one kernel each).
+
 The pass is greedy in program order: an equation joins the group that produced one of its
 operands, or a group that reads the same input (sibling fusion), if the iteration spaces
 agree and joining creates no cycle between groups (tracked with ancestor bitsets), else it
-starts a new group. Groups with fewer than two computing equations are dissolved (NumPy is
-as fast for a single operation, and a kernel costs a compile).
+starts a new group; when it reads values of two groups over the same space they are merged
+(``b1 * m + (1 - b1) * g`` after ``m`` and ``g`` were computed apart). Groups with fewer than
+two computing equations are dissolved (NumPy is as fast for a single operation, and a kernel
+costs a compile).
 
 :func:`simplify` runs first: nested ``jit`` equations are inlined, equations on literals are
-folded to literals, dead code is removed.
+folded to literals, ``transpose(dot(x, y))`` becomes ``dot(y, x)``, dead code is removed.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import numpy as np
 from ..core.abstract import ShapedArray
 from ..core.array import as_array, wrap_ndarray
 from ..core.dtypes import is_inexact
+from ..core.errors import InvalidArgumentError
 from ..core.primitive import Primitive
 from ..transforms.jvp import defjvp, deflinear, instantiate, add_tangents
 from ..transforms.transpose import is_undefined
@@ -190,7 +191,7 @@ mul_p = _binary("mul", np.multiply, lambda t, ans, x, y: mul(t, y), lambda t, an
 
 def _mul_transpose(ct, x, y):
     if is_undefined(x) and is_undefined(y):
-        raise TypeError("lax.mul: transpose of a product of two linear values (the function is not linear)")
+        raise InvalidArgumentError("lax.mul: transpose of a product of two linear values (the function is not linear)")
     if is_undefined(x):
         return [_sum_to_aval(mul(ct, y), x.aval), None]
     return [None, _sum_to_aval(mul(x, ct), y.aval)]
@@ -213,7 +214,7 @@ div_p = _binary("div", _div_impl, lambda t, ans, x, y: div(t, y),
 
 def _div_transpose(ct, x, y):
     if is_undefined(y):
-        raise TypeError("lax.div: transpose with respect to the divisor (the function is not linear)")
+        raise InvalidArgumentError("lax.div: transpose with respect to the divisor (the function is not linear)")
     return [_sum_to_aval(div(ct, y), x.aval), None]
 
 
@@ -314,9 +315,9 @@ def _select_n_abstract(which, *cases):
     shape = _shape_of([which, *cases], "select_n")
     dtype = _check_dtypes(cases, "select_n")
     if which.dtype != np.bool_ and which.dtype.kind not in "iu":
-        raise TypeError(f"lax.select_n: the selector must be bool or int, got {which.dtype}")
+        raise InvalidArgumentError(f"lax.select_n: the selector must be bool or int, got {which.dtype}")
     if which.dtype == np.bool_ and len(cases) != 2:
-        raise TypeError(f"lax.select_n: a boolean selector needs exactly 2 cases, got {len(cases)}")
+        raise InvalidArgumentError(f"lax.select_n: a boolean selector needs exactly 2 cases, got {len(cases)}")
     return ShapedArray(shape, dtype)
 
 
@@ -336,7 +337,7 @@ def _select_n_jvp(primals, tangents):
 
 def _select_n_transpose(ct, which, *cases):
     if is_undefined(which):
-        raise TypeError("lax.select_n: the selector cannot be linear")
+        raise InvalidArgumentError("lax.select_n: the selector cannot be linear")
     zeros = wrap_ndarray(np.zeros(ct.shape, ct.dtype))
     out = [None]
     for i, c in enumerate(cases):
@@ -389,7 +390,7 @@ bitcast_convert_type_p.impl = lambda x, new_dtype: x.view(new_dtype)
 
 def _bitcast_abstract(x, new_dtype):
     if x.dtype.itemsize != new_dtype.itemsize:
-        raise TypeError(f"lax.bitcast_convert_type: {x.dtype} and {new_dtype} have different widths")
+        raise InvalidArgumentError(f"lax.bitcast_convert_type: {x.dtype} and {new_dtype} have different widths")
     return ShapedArray(x.shape, new_dtype)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..core.array import as_array, wrap_ndarray
 from ..core.dtypes import is_floating
-from ..core.errors import ConcretizationError, ShapeError
+from ..core.errors import ConcretizationError, InvalidArgumentError, InvalidValueError, ShapeError
 from ..core.trace import Tracer
 from ..transforms.jvp import defjvp
 from ._family import CALL_IMPL, elementwise
@@ -488,7 +488,7 @@ defjvp(igammac_p, _no_grad_a("igammac"), lambda t, ans, a, x: neg(mul(t, _igamma
 def _operand(x, name):
     x = as_array(x, f"lax.{name}")
     if not is_floating(x.dtype):
-        raise TypeError(f"lax.{name}: expected a floating-point operand, got dtype {x.dtype.name} "
+        raise InvalidArgumentError(f"lax.{name}: expected a floating-point operand, got dtype {x.dtype.name} "
                         f"(shape {x.shape}); cast it first, e.g. x.astype('float32')")
     return x
 
@@ -568,7 +568,7 @@ def _static_order(m, name):
                                       f"traced value {m.aval.str_short()}") from None
     arr = np.asarray(m)
     if arr.dtype.kind not in "iuf" or not np.all(arr == np.round(arr)) or np.any(arr < 0):
-        raise ValueError(f"lax.{name}: the order m must hold non-negative integers, got {m!r}")
+        raise InvalidValueError(f"lax.{name}: the order m must hold non-negative integers, got {m!r}")
     return arr.astype(np.int64)
 
 

@@ -195,9 +195,8 @@ def _parse_einsum(subscripts, operands):
     subscripts = subscripts.replace(" ", "")
     if "->" in subscripts:
         ins, out = subscripts.split("->")
-        explicit = True
     else:
-        ins, out, explicit = subscripts, None, False
+        ins, out = subscripts, None
     terms = ins.split(",")
     if len(terms) != len(operands):
         raise InvalidValueError(f"einsum: {len(terms)} operand subscripts in {subscripts!r} but {len(operands)} operands given")

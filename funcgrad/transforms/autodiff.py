@@ -12,7 +12,7 @@ import numpy as np
 
 from ..core.abstract import ShapedArray
 from ..core.array import as_array, wrap_ndarray
-from ..core.dtypes import float0, is_inexact
+from ..core.dtypes import is_inexact
 from ..core.errors import DTypeError, InvalidArgumentError, InvalidValueError, ShapeError
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.trace import Tracer, get_current_trace, set_current_trace
