@@ -51,6 +51,7 @@ def make_data(seed=0):
 
 # -- funcgrad --------------------------------------------------------------------------------
 
+
 def funcgrad_cases(params, x, y):
     import funcgrad as fg
     import funcgrad.numpy as fnp
@@ -170,8 +171,13 @@ def autograd_cases(params, x, y):
 
 def main():
     params, x, y = make_data()
-    peers = {"funcgrad": funcgrad_cases, "jax": jax_cases, "torch": torch_cases,
-             "autograd": autograd_cases, "numpy": numpy_cases}
+    peers = {
+        "funcgrad": funcgrad_cases,
+        "jax": jax_cases,
+        "torch": torch_cases,
+        "autograd": autograd_cases,
+        "numpy": numpy_cases,
+    }
     results = {}
     for name, make in peers.items():
         try:

@@ -40,8 +40,9 @@ if THREADS is not None:  # must happen before NumPy (and its BLAS) is imported
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "FUNCGRAD_JIT_THREADS"):
         os.environ[var] = str(THREADS)
     if THREADS == 1:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false"
-                                   " intra_op_parallelism_threads=1").strip()
+        os.environ["XLA_FLAGS"] = (
+            os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+        ).strip()
 
 import numpy as np  # noqa: E402
 
@@ -71,6 +72,7 @@ def best_time(fn, repeat=7, min_time=0.05):
 
 # -- data -----------------------------------------------------------------------------------------
 
+
 def mlp_data(seed=0):
     rng = np.random.default_rng(seed)
     params = []
@@ -93,15 +95,18 @@ def adam_data(seed=0):
 
 CHAIN_X = np.random.default_rng(1).standard_normal(1_000_000).astype(np.float32)
 LSE_X = np.random.default_rng(2).standard_normal((4096, 1024)).astype(np.float32)
-TINY = (np.random.default_rng(3).standard_normal((16, 32)).astype(np.float32) * 0.2,
-        np.zeros(32, np.float32), np.random.default_rng(4).standard_normal((32, 1)).astype(np.float32) * 0.2,
-        np.random.default_rng(5).standard_normal((1, 16)).astype(np.float32))
+TINY = (
+    np.random.default_rng(3).standard_normal((16, 32)).astype(np.float32) * 0.2,
+    np.zeros(32, np.float32),
+    np.random.default_rng(4).standard_normal((32, 1)).astype(np.float32) * 0.2,
+    np.random.default_rng(5).standard_normal((1, 16)).astype(np.float32),
+)
 B1, B2, EPS, ALR = 0.9, 0.999, 1e-8, 1e-3
 
 
 # -- funcgrad --------------------------------------------------------------------------------------
 
-FUNCGRAD_MLP = '''
+FUNCGRAD_MLP = """
 import funcgrad as fg
 import funcgrad.numpy as fnp
 from funcgrad.scipy.special import logsumexp
@@ -121,7 +126,7 @@ def sgd_step(params, x, y):
     loss, grads = fg.value_and_grad(mlp_loss)(params, x, y)
     new = fg.tree_map(lambda p, g: p - LR * g, params, grads)
     return new, loss
-'''
+"""
 
 
 def funcgrad_cases():
@@ -147,7 +152,7 @@ def funcgrad_cases():
     def adam(p, g, m, v, t):
         m = fg.tree_map(lambda m, g: B1 * m + (1 - B1) * g, m, g)
         v = fg.tree_map(lambda v, g: B2 * v + (1 - B2) * g * g, v, g)
-        c1, c2 = 1 - B1 ** t, 1 - B2 ** t
+        c1, c2 = 1 - B1**t, 1 - B2**t
         p = fg.tree_map(lambda p, m, v: p - ALR * (m / c1) / (fnp.sqrt(v / c2) + EPS), p, m, v)
         return p, m, v
 
@@ -163,6 +168,7 @@ def funcgrad_cases():
 
 
 # -- JAX -------------------------------------------------------------------------------------------
+
 
 def jax_cases():
     import jax
@@ -197,7 +203,7 @@ def jax_cases():
         tm = jax.tree_util.tree_map
         m = tm(lambda m, g: B1 * m + (1 - B1) * g, m, g)
         v = tm(lambda v, g: B2 * v + (1 - B2) * g * g, v, g)
-        c1, c2 = 1 - B1 ** t, 1 - B2 ** t
+        c1, c2 = 1 - B1**t, 1 - B2**t
         p = tm(lambda p, m, v: p - ALR * (m / c1) / (jnp.sqrt(v / c2) + EPS), p, m, v)
         return p, m, v
 
@@ -214,6 +220,7 @@ def jax_cases():
 
 
 # -- PyTorch (eager) -------------------------------------------------------------------------------
+
 
 def torch_cases():
     import torch
@@ -246,7 +253,7 @@ def torch_cases():
             t = 3.0
             m = [B1 * m_ + (1 - B1) * g for m_, g in zip(am, ag)]
             v = [B2 * v_ + (1 - B2) * g * g for v_, g in zip(av, ag)]
-            c1, c2 = 1 - B1 ** t, 1 - B2 ** t
+            c1, c2 = 1 - B1**t, 1 - B2**t
             return [p_ - ALR * (m_ / c1) / (torch.sqrt(v_ / c2) + EPS) for p_, m_, v_ in zip(ap, m, v)], m, v
 
     def tiny():
@@ -266,6 +273,7 @@ def torch_cases():
 
 # -- NumPy -----------------------------------------------------------------------------------------
 
+
 def numpy_cases():
     x = CHAIN_X
     la = LSE_X
@@ -281,7 +289,7 @@ def numpy_cases():
         t = 3.0
         m = [B1 * m_ + (1 - B1) * g for m_, g in zip(am, ag)]
         v = [B2 * v_ + (1 - B2) * g * g for v_, g in zip(av, ag)]
-        c1, c2 = 1 - B1 ** t, 1 - B2 ** t
+        c1, c2 = 1 - B1**t, 1 - B2**t
         return [p_ - ALR * (m_ / c1) / (np.sqrt(v_ / c2) + EPS) for p_, m_, v_ in zip(ap, m, v)], m, v
 
     def step():  # hand-written backward pass
@@ -315,7 +323,7 @@ def numpy_cases():
 
 # -- compile latency (subprocesses) ----------------------------------------------------------------
 
-COMPILE_SCRIPT = '''
+COMPILE_SCRIPT = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 import numpy as np
@@ -329,9 +337,9 @@ t0 = time.perf_counter()
 out = sgd_step(p, xs, ys)
 fg.block_until_ready(out)
 print(json.dumps({{"first_call": time.perf_counter() - t0}}))
-'''
+"""
 
-JAX_COMPILE_SCRIPT = '''
+JAX_COMPILE_SCRIPT = """
 import json, sys, time
 sys.path.insert(0, {root!r})
 import jax, jax.numpy as jnp
@@ -355,12 +363,18 @@ jnp.zeros(1).block_until_ready()  # backend initialization is not compilation
 t0 = time.perf_counter()
 jax.block_until_ready(step(p, xs, ys))
 print(json.dumps({{"first_call": time.perf_counter() - t0}}))
-'''
+"""
 
 
 def _run_script(code, env):
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600,
-                         cwd=os.path.join(ROOT, "benchmarks"))
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=os.path.join(ROOT, "benchmarks"),
+    )
     if res.returncode != 0:
         raise RuntimeError(res.stderr[-2000:])
     return json.loads(res.stdout.strip().splitlines()[-1])["first_call"]
@@ -390,8 +404,12 @@ def main():
     quick = "--quick" in sys.argv
     repeat = 3 if quick else 7
     libs = {}
-    for name, make in [("funcgrad", funcgrad_cases), ("jax", jax_cases), ("torch", torch_cases),
-                       ("numpy", numpy_cases)]:
+    for name, make in [
+        ("funcgrad", funcgrad_cases),
+        ("jax", jax_cases),
+        ("torch", torch_cases),
+        ("numpy", numpy_cases),
+    ]:
         try:
             libs[name] = make()
         except ImportError as e:
@@ -401,9 +419,13 @@ def main():
     for w in workloads:
         for name, cases in libs.items():
             times[w][name] = best_time(cases[w], repeat=repeat)
-    labels = {"chain": "elementwise chain, 1M f32", "mlp_sgd": "MLP 784-256-128-10 SGD step, batch 128",
-              "logsumexp": "logsumexp (4096, 1024)", "tiny_mlp": "tiny MLP call latency",
-              "adam": "Adam update, 1.07M params"}
+    labels = {
+        "chain": "elementwise chain, 1M f32",
+        "mlp_sgd": "MLP 784-256-128-10 SGD step, batch 128",
+        "logsumexp": "logsumexp (4096, 1024)",
+        "tiny_mlp": "tiny MLP call latency",
+        "adam": "Adam update, 1.07M params",
+    }
     names = list(libs)
     print(f"\n{'workload':<40}" + "".join(f"{n:>12}" for n in names) + f"{'fg/jax':>9}")
     ratios = []

@@ -20,9 +20,11 @@ T, B, D, H = 50, 16, 32, 64
 
 def make_data(seed=0):
     rng = np.random.default_rng(seed)
-    params = {"wx": (rng.standard_normal((D, 4 * H)) / np.sqrt(D)).astype(np.float32),
-              "wh": (rng.standard_normal((H, 4 * H)) / np.sqrt(H)).astype(np.float32),
-              "b": np.zeros(4 * H, np.float32)}
+    params = {
+        "wx": (rng.standard_normal((D, 4 * H)) / np.sqrt(D)).astype(np.float32),
+        "wh": (rng.standard_normal((H, 4 * H)) / np.sqrt(H)).astype(np.float32),
+        "b": np.zeros(4 * H, np.float32),
+    }
     xs = rng.standard_normal((T, B, D)).astype(np.float32)
     return params, xs
 
@@ -32,14 +34,14 @@ def lstm_loss(np_mod, scan, sigmoid):
         def cell(carry, x):
             h, c = carry
             z = x @ p["wx"] + h @ p["wh"] + p["b"]
-            i, f, g, o = z[:, :H], z[:, H:2 * H], z[:, 2 * H:3 * H], z[:, 3 * H:]
+            i, f, g, o = z[:, :H], z[:, H : 2 * H], z[:, 2 * H : 3 * H], z[:, 3 * H :]
             c = sigmoid(f) * c + sigmoid(i) * np_mod.tanh(g)
             h = sigmoid(o) * np_mod.tanh(c)
             return (h, c), None
 
         zeros = np_mod.zeros((B, H), np_mod.float32)
         (h, _), _ = scan(cell, (zeros, zeros), xs)
-        return np_mod.sum(h ** 2)
+        return np_mod.sum(h**2)
 
     return loss
 

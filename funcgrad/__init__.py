@@ -15,8 +15,19 @@ from .core.jaxpr import ClosedJaxpr, Jaxpr  # noqa: F401
 from .core.pytree import tree_leaves, tree_map, tree_structure  # noqa: F401
 from .lax.elementwise import stop_gradient  # noqa: F401
 from .transforms import (  # noqa: F401
-    checkpoint, custom_jvp, custom_vjp, grad, hessian, jacfwd, jacrev, jvp, linearize, make_jaxpr, remat,
-    value_and_grad, vjp,
+    checkpoint,
+    custom_jvp,
+    custom_vjp,
+    grad,
+    hessian,
+    jacfwd,
+    jacrev,
+    jvp,
+    linearize,
+    make_jaxpr,
+    remat,
+    value_and_grad,
+    vjp,
 )
 from .transforms.batching import vmap  # noqa: F401
 from .jit import disable_jit, jit  # noqa: F401

@@ -49,4 +49,3 @@ def print(fmt: str, *args, **kwargs) -> None:  # noqa: A001 - mirrors jax.debug.
     """
     vals = [as_array(a, "debug.print") for a in args] + [as_array(v, "debug.print") for v in kwargs.values()]
     debug_print_p.bind(*vals, fmt=fmt, kwarg_names=tuple(kwargs))
-

@@ -62,9 +62,26 @@ from .core.primitive import Primitive
 from .core.trace import Tracer
 
 __all__ = [
-    "key", "PRNGKey", "key_data", "split", "fold_in", "bits", "uniform", "normal",
-    "randint", "bernoulli", "categorical", "gumbel", "exponential", "permutation",
-    "choice", "truncated_normal", "gamma", "loggamma", "beta", "threefry2x32_p",
+    "key",
+    "PRNGKey",
+    "key_data",
+    "split",
+    "fold_in",
+    "bits",
+    "uniform",
+    "normal",
+    "randint",
+    "bernoulli",
+    "categorical",
+    "gumbel",
+    "exponential",
+    "permutation",
+    "choice",
+    "truncated_normal",
+    "gamma",
+    "loggamma",
+    "beta",
+    "threefry2x32_p",
     "threefry_2x32",
 ]
 
@@ -110,12 +127,13 @@ def _threefry2x32_abstract_eval(k1, k2, x1, x2):
     avals = (k1, k2, x1, x2)
     for a in avals:
         if a.dtype != _U32:
-            raise DTypeError("threefry2x32: all operands must be uint32, got "
-                             + ", ".join(b.dtype.name for b in avals))
+            raise DTypeError("threefry2x32: all operands must be uint32, got " + ", ".join(b.dtype.name for b in avals))
     shapes = {tuple(a.shape) for a in avals if tuple(a.shape) != ()}
     if len(shapes) > 1:
-        raise ShapeError("threefry2x32: operands must have equal shapes (or be scalars), got "
-                         + ", ".join(str(tuple(b.shape)) for b in avals))
+        raise ShapeError(
+            "threefry2x32: operands must have equal shapes (or be scalars), got "
+            + ", ".join(str(tuple(b.shape)) for b in avals)
+        )
     aval = ShapedArray(shapes.pop() if shapes else (), _U32)
     return [aval, aval]
 
@@ -175,6 +193,7 @@ def threefry_2x32(keypair, count):
 # =========================================================================================
 # Array backends: NumPy for concrete keys, funcgrad operations for traced ones
 # =========================================================================================
+
 
 def _to_numpy(x):
     """NumPy value of an Array / NumPy / Python argument (Python data canonicalised)."""
@@ -354,14 +373,29 @@ class _FuncgradOps:
     def moveaxis(self, x, src, dst):
         return self.fnp.moveaxis(x, src, dst)
 
-    def log(self, x): return self.fnp.log(x)
-    def log1p(self, x): return self.fnp.log1p(x)
-    def exp(self, x): return self.fnp.exp(x)
-    def sqrt(self, x): return self.fnp.sqrt(x)
-    def abs(self, x): return self.fnp.abs(x)
-    def maximum(self, x, y): return self.fnp.maximum(x, y)
-    def minimum(self, x, y): return self.fnp.minimum(x, y)
-    def power(self, x, y): return self.fnp.power(x, y)
+    def log(self, x):
+        return self.fnp.log(x)
+
+    def log1p(self, x):
+        return self.fnp.log1p(x)
+
+    def exp(self, x):
+        return self.fnp.exp(x)
+
+    def sqrt(self, x):
+        return self.fnp.sqrt(x)
+
+    def abs(self, x):
+        return self.fnp.abs(x)
+
+    def maximum(self, x, y):
+        return self.fnp.maximum(x, y)
+
+    def minimum(self, x, y):
+        return self.fnp.minimum(x, y)
+
+    def power(self, x, y):
+        return self.fnp.power(x, y)
 
     def nextafter(self, x, y):
         return self.lax.nextafter(*[self.asarray(a) for a in (x, y)])
@@ -429,6 +463,7 @@ def _ops(*values):
 # Argument checking
 # =========================================================================================
 
+
 def _fn(name):
     return f"random.{name}"
 
@@ -445,26 +480,36 @@ def _key_value(key, name, arg="key"):
         elif isinstance(key, (np.ndarray, np.generic)):
             value = np.asarray(key)
         elif isinstance(key, (bool, int, np.integer)):
-            raise InvalidArgumentError(f"{_fn(name)}: argument '{arg}' must be a PRNG key, got the integer {key!r}; "
-                            f"create a key with random.key({key!r}) and pass that")
+            raise InvalidArgumentError(
+                f"{_fn(name)}: argument '{arg}' must be a PRNG key, got the integer {key!r}; "
+                f"create a key with random.key({key!r}) and pass that"
+            )
         elif hasattr(key, "__array__") and hasattr(key, "dtype") and hasattr(key, "shape"):
             try:
                 value = np.asarray(key)
             except Exception:
-                raise InvalidArgumentError(f"{_fn(name)}: argument '{arg}' must be a raw uint32 key array of shape (2,), "
-                                f"got {type(key).__name__} with dtype {key.dtype} (for a JAX typed key, pass "
-                                "jax.random.key_data(key))") from None
+                raise InvalidArgumentError(
+                    f"{_fn(name)}: argument '{arg}' must be a raw uint32 key array of shape (2,), "
+                    f"got {type(key).__name__} with dtype {key.dtype} (for a JAX typed key, pass "
+                    "jax.random.key_data(key))"
+                ) from None
         else:
-            raise InvalidArgumentError(f"{_fn(name)}: argument '{arg}' must be a PRNG key (a uint32 array of shape (2,) "
-                            f"from random.key / random.PRNGKey / random.split), got {type(key).__name__}")
+            raise InvalidArgumentError(
+                f"{_fn(name)}: argument '{arg}' must be a PRNG key (a uint32 array of shape (2,) "
+                f"from random.key / random.PRNGKey / random.split), got {type(key).__name__}"
+            )
         dtype, shape = value.dtype, value.shape
     if dtype != _U32:
-        raise DTypeError(f"{_fn(name)}: argument '{arg}' must be a PRNG key with dtype uint32 and shape (2,), "
-                         f"got dtype {dtype} (create keys with random.key(seed))")
+        raise DTypeError(
+            f"{_fn(name)}: argument '{arg}' must be a PRNG key with dtype uint32 and shape (2,), "
+            f"got dtype {dtype} (create keys with random.key(seed))"
+        )
     if tuple(shape) != (2,):
         if len(shape) >= 2 and shape[-1] == 2:
-            raise ShapeError(f"{_fn(name)}: argument '{arg}' must be a single key of shape (2,), got an array "
-                             f"of keys with shape {tuple(shape)}; pass one key (keys[i]) or map over them with vmap")
+            raise ShapeError(
+                f"{_fn(name)}: argument '{arg}' must be a single key of shape (2,), got an array "
+                f"of keys with shape {tuple(shape)}; pass one key (keys[i]) or map over them with vmap"
+            )
         raise ShapeError(f"{_fn(name)}: argument '{arg}' must be a PRNG key of shape (2,), got shape {tuple(shape)}")
     return value
 
@@ -472,16 +517,22 @@ def _key_value(key, name, arg="key"):
 def _shape_arg(shape, name, arg="shape"):
     """A tuple of non-negative Python ints."""
     if isinstance(shape, (bool, np.bool_)) or isinstance(shape, (int, np.integer)):
-        raise InvalidArgumentError(f"{_fn(name)}: {arg} must be a tuple of ints, got the int {shape!r}; "
-                        f"write ({int(shape)},) for a 1-D result")
-    if (isinstance(shape, (str, bytes)) or not isinstance(shape, (Sequence, np.ndarray))
-            or (isinstance(shape, np.ndarray) and shape.ndim != 1)):
+        raise InvalidArgumentError(
+            f"{_fn(name)}: {arg} must be a tuple of ints, got the int {shape!r}; write ({int(shape)},) for a 1-D result"
+        )
+    if (
+        isinstance(shape, (str, bytes))
+        or not isinstance(shape, (Sequence, np.ndarray))
+        or (isinstance(shape, np.ndarray) and shape.ndim != 1)
+    ):
         raise InvalidArgumentError(f"{_fn(name)}: {arg} must be a tuple of ints, got {type(shape).__name__} {shape!r}")
     dims = []
     for d in shape:
         if isinstance(d, (bool, np.bool_)) or not isinstance(d, (int, np.integer)):
-            raise InvalidArgumentError(f"{_fn(name)}: {arg} must be a tuple of ints, got {tuple(shape)!r} "
-                            f"(element {d!r} of type {type(d).__name__})")
+            raise InvalidArgumentError(
+                f"{_fn(name)}: {arg} must be a tuple of ints, got {tuple(shape)!r} "
+                f"(element {d!r} of type {type(d).__name__})"
+            )
         if d < 0:
             raise InvalidValueError(f"{_fn(name)}: {arg} must contain non-negative sizes, got {tuple(shape)!r}")
         dims.append(int(d))
@@ -506,9 +557,11 @@ def _float_dtype(dtype, name, allow_complex=False):
     if _is_floating(dt) or (allow_complex and dt.kind == "c"):
         return dt
     kinds = "floating or complex" if allow_complex else "floating"
-    raise DTypeError(f"{_fn(name)}: dtype must be a {kinds} dtype (float16, bfloat16, float32, float64"
-                     f"{', complex64, complex128' if allow_complex else ''}), got {dt}; "
-                     "for integers use random.randint")
+    raise DTypeError(
+        f"{_fn(name)}: dtype must be a {kinds} dtype (float16, bfloat16, float32, float64"
+        f"{', complex64, complex128' if allow_complex else ''}), got {dt}; "
+        "for integers use random.randint"
+    )
 
 
 def _int_dtype(dtype, name):
@@ -516,8 +569,10 @@ def _int_dtype(dtype, name):
         return np.dtype(np.int64)
     dt = _dtype_arg(dtype, name)
     if dt.kind not in "iu":
-        raise DTypeError(f"{_fn(name)}: dtype must be an integer dtype (int8 ... int64, uint8 ... uint64), "
-                         f"got {dt}; for floating values use random.uniform")
+        raise DTypeError(
+            f"{_fn(name)}: dtype must be an integer dtype (int8 ... int64, uint8 ... uint64), "
+            f"got {dt}; for floating values use random.uniform"
+        )
     return dt
 
 
@@ -526,8 +581,9 @@ def _broadcast_shape(name, shape, *param_shapes):
     try:
         bshape = np.broadcast_shapes(*param_shapes) if param_shapes else ()
     except ValueError:
-        raise ShapeError(f"{_fn(name)}: parameter shapes {', '.join(map(str, param_shapes))} "
-                         "do not broadcast together") from None
+        raise ShapeError(
+            f"{_fn(name)}: parameter shapes {', '.join(map(str, param_shapes))} do not broadcast together"
+        ) from None
     if shape is None:
         return tuple(bshape)
     shape = _shape_arg(shape, name)
@@ -536,8 +592,10 @@ def _broadcast_shape(name, shape, *param_shapes):
     except ValueError:
         full = None
     if full != shape:
-        raise ShapeError(f"{_fn(name)}: parameter shapes {', '.join(map(str, param_shapes))} must broadcast "
-                         f"to the requested shape {shape}")
+        raise ShapeError(
+            f"{_fn(name)}: parameter shapes {', '.join(map(str, param_shapes))} must broadcast "
+            f"to the requested shape {shape}"
+        )
     return shape
 
 
@@ -549,10 +607,11 @@ def _shape_of(x):
 # Core algorithms (written once for both backends). ``keys`` has shape batch + (2,).
 # =========================================================================================
 
+
 def _iota_2x32(shape):
     """High and low 32-bit words of ``arange(prod(shape), dtype=uint64).reshape(shape)``."""
     n = math.prod(shape)
-    if n > 2 ** 64:
+    if n > 2**64:
         raise NotImplementedError("random bits array of size exceeding 2 ** 64")
     c = np.arange(n, dtype=np.uint64).reshape(shape)
     return (c >> np.uint64(32)).astype(_U32), (c & np.uint64(0xFFFFFFFF)).astype(_U32)
@@ -622,7 +681,7 @@ def _uniform_impl(xp, keys, shape, dtype, minval, maxval):
     return xp.maximum(minval, _fma(xp, floats, maxval - minval, minval))
 
 
-_VELTKAMP = 2.0 ** 27 + 1.0
+_VELTKAMP = 2.0**27 + 1.0
 
 
 def _fma(xp, a, b, c):
@@ -657,34 +716,93 @@ def _fma(xp, a, b, c):
 
 
 # XLA's ErfInv32 / ErfInv64 (M. Giles, "Approximating the erfinv function").
-_ERFINV32_LT5 = (2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
-                 -0.00125372503, -0.00417768164, 0.246640727, 1.50140941)
-_ERFINV32_GT5 = (-0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
-                 -0.0076224613, 0.00943887047, 1.00167406, 2.83297682)
+_ERFINV32_LT5 = (
+    2.81022636e-08,
+    3.43273939e-07,
+    -3.5233877e-06,
+    -4.39150654e-06,
+    0.00021858087,
+    -0.00125372503,
+    -0.00417768164,
+    0.246640727,
+    1.50140941,
+)
+_ERFINV32_GT5 = (
+    -0.000200214257,
+    0.000100950558,
+    0.00134934322,
+    -0.00367342844,
+    0.00573950773,
+    -0.0076224613,
+    0.00943887047,
+    1.00167406,
+    2.83297682,
+)
 _ERFINV64_LT625 = (
-    -3.6444120640178196996e-21, -1.685059138182016589e-19, 1.2858480715256400167e-18,
-    1.115787767802518096e-17, -1.333171662854620906e-16, 2.0972767875968561637e-17,
-    6.6376381343583238325e-15, -4.0545662729752068639e-14, -8.1519341976054721522e-14,
-    2.6335093153082322977e-12, -1.2975133253453532498e-11, -5.4154120542946279317e-11,
-    1.051212273321532285e-09, -4.1126339803469836976e-09, -2.9070369957882005086e-08,
-    4.2347877827932403518e-07, -1.3654692000834678645e-06, -1.3882523362786468719e-05,
-    0.0001867342080340571352, -0.00074070253416626697512, -0.0060336708714301490533,
-    0.24015818242558961693, 1.6536545626831027356)
+    -3.6444120640178196996e-21,
+    -1.685059138182016589e-19,
+    1.2858480715256400167e-18,
+    1.115787767802518096e-17,
+    -1.333171662854620906e-16,
+    2.0972767875968561637e-17,
+    6.6376381343583238325e-15,
+    -4.0545662729752068639e-14,
+    -8.1519341976054721522e-14,
+    2.6335093153082322977e-12,
+    -1.2975133253453532498e-11,
+    -5.4154120542946279317e-11,
+    1.051212273321532285e-09,
+    -4.1126339803469836976e-09,
+    -2.9070369957882005086e-08,
+    4.2347877827932403518e-07,
+    -1.3654692000834678645e-06,
+    -1.3882523362786468719e-05,
+    0.0001867342080340571352,
+    -0.00074070253416626697512,
+    -0.0060336708714301490533,
+    0.24015818242558961693,
+    1.6536545626831027356,
+)
 _ERFINV64_LT16 = (
-    2.2137376921775787049e-09, 9.0756561938885390979e-08, -2.7517406297064545428e-07,
-    1.8239629214389227755e-08, 1.5027403968909827627e-06, -4.013867526981545969e-06,
-    2.9234449089955446044e-06, 1.2475304481671778723e-05, -4.7318229009055733981e-05,
-    6.8284851459573175448e-05, 2.4031110387097893999e-05, -0.0003550375203628474796,
-    0.00095328937973738049703, -0.0016882755560235047313, 0.0024914420961078508066,
-    -0.0037512085075692412107, 0.005370914553590063617, 1.0052589676941592334,
-    3.0838856104922207635)
+    2.2137376921775787049e-09,
+    9.0756561938885390979e-08,
+    -2.7517406297064545428e-07,
+    1.8239629214389227755e-08,
+    1.5027403968909827627e-06,
+    -4.013867526981545969e-06,
+    2.9234449089955446044e-06,
+    1.2475304481671778723e-05,
+    -4.7318229009055733981e-05,
+    6.8284851459573175448e-05,
+    2.4031110387097893999e-05,
+    -0.0003550375203628474796,
+    0.00095328937973738049703,
+    -0.0016882755560235047313,
+    0.0024914420961078508066,
+    -0.0037512085075692412107,
+    0.005370914553590063617,
+    1.0052589676941592334,
+    3.0838856104922207635,
+)
 _ERFINV64_GT16 = (
-    -2.7109920616438573243e-11, -2.5556418169965252055e-10, 1.5076572693500548083e-09,
-    -3.7894654401267369937e-09, 7.6157012080783393804e-09, -1.4960026627149240478e-08,
-    2.9147953450901080826e-08, -6.7711997758452339498e-08, 2.2900482228026654717e-07,
-    -9.9298272942317002539e-07, 4.5260625972231537039e-06, -1.9681778105531670567e-05,
-    7.5995277030017761139e-05, -0.00021503011930044477347, -0.00013871931833623122026,
-    1.0103004648645343977, 4.8499064014085844221)
+    -2.7109920616438573243e-11,
+    -2.5556418169965252055e-10,
+    1.5076572693500548083e-09,
+    -3.7894654401267369937e-09,
+    7.6157012080783393804e-09,
+    -1.4960026627149240478e-08,
+    2.9147953450901080826e-08,
+    -6.7711997758452339498e-08,
+    2.2900482228026654717e-07,
+    -9.9298272942317002539e-07,
+    4.5260625972231537039e-06,
+    -1.9681778105531670567e-05,
+    7.5995277030017761139e-05,
+    -0.00021503011930044477347,
+    -0.00013871931833623122026,
+    1.0103004648645343977,
+    4.8499064014085844221,
+)
 
 
 def _fma32(xp, a, b, c):
@@ -696,13 +814,35 @@ def _fma32(xp, a, b, c):
 # XLA's CPU float32 log (Cephes/Eigen polynomial with fused multiply-adds) and log1p
 # (Cephes rational approximation below sqrt(2) - 1): reproducing them makes normal,
 # gumbel and exponential samples bit-identical to JAX on CPU.
-_LOG_P = (7.0376836292E-2, -1.1514610310E-1, 1.1676998740E-1, -1.2420140846E-1, 1.4249322787E-1,
-          -1.6668057665E-1, 2.0000714765E-1, -2.4999993993E-1, 3.3333331174E-1)
-_LOG1P_NUM = (4.5270000862445199635215E-5, 4.9854102823193375972212E-1, 6.5787325942061044846969E0,
-              2.9911919328553073277375E1, 6.0949667980987787057556E1, 5.7112963590585538103336E1,
-              2.0039553499201281259648E1)
-_LOG1P_DEN = (1., 1.5062909083469192043167E1, 8.3047565967967209469434E1, 2.2176239823732856465394E2,
-              3.0909872225312059774938E2, 2.1642788614495947685003E2, 6.0118660497603843919306E1)
+_LOG_P = (
+    7.0376836292e-2,
+    -1.1514610310e-1,
+    1.1676998740e-1,
+    -1.2420140846e-1,
+    1.4249322787e-1,
+    -1.6668057665e-1,
+    2.0000714765e-1,
+    -2.4999993993e-1,
+    3.3333331174e-1,
+)
+_LOG1P_NUM = (
+    4.5270000862445199635215e-5,
+    4.9854102823193375972212e-1,
+    6.5787325942061044846969e0,
+    2.9911919328553073277375e1,
+    6.0949667980987787057556e1,
+    5.7112963590585538103336e1,
+    2.0039553499201281259648e1,
+)
+_LOG1P_DEN = (
+    1.0,
+    1.5062909083469192043167e1,
+    8.3047565967967209469434e1,
+    2.2176239823732856465394e2,
+    3.0909872225312059774938e2,
+    2.1642788614495947685003e2,
+    6.0118660497603843919306e1,
+)
 
 
 def _log(xp, x):
@@ -843,33 +983,38 @@ def _first_key(xp, keys):
 # Public API: keys
 # =========================================================================================
 
+
 def _seed_words(seed, name):
     """(hi, lo) uint32 words of an integer seed, as JAX's threefry_seed with x64."""
     if isinstance(seed, Tracer):
-        raise InvalidArgumentError(f"{_fn(name)}: the seed must be a concrete integer, got a traced value "
-                        f"{seed.aval.str_short()}; create keys outside the transformation (or pass a key "
-                        "and use random.fold_in)")
+        raise InvalidArgumentError(
+            f"{_fn(name)}: the seed must be a concrete integer, got a traced value "
+            f"{seed.aval.str_short()}; create keys outside the transformation (or pass a key "
+            "and use random.fold_in)"
+        )
     if isinstance(seed, (bool, np.bool_)):
         return 0, int(seed)
     if isinstance(seed, int):
-        if not -(2 ** 63) <= seed < 2 ** 64:
+        if not -(2**63) <= seed < 2**64:
             raise OverflowError(f"{_fn(name)}: seed {seed} does not fit in 64 bits")
-        v = seed % 2 ** 64
+        v = seed % 2**64
         return v >> 32, v & 0xFFFFFFFF
     if isinstance(seed, (Array, np.ndarray, np.generic)) or (hasattr(seed, "__array__") and hasattr(seed, "dtype")):
         arr = np.asarray(seed)
         if arr.ndim:
-            raise InvalidArgumentError(f"{_fn(name)}: the seed must be a scalar integer, got an array of shape {arr.shape}; "
-                            "split one key with random.split or use random.fold_in for several streams")
+            raise InvalidArgumentError(
+                f"{_fn(name)}: the seed must be a scalar integer, got an array of shape {arr.shape}; "
+                "split one key with random.split or use random.fold_in for several streams"
+            )
         if arr.dtype == np.bool_:
             return 0, int(arr)
         if arr.dtype.kind not in "iu":
             raise InvalidArgumentError(f"{_fn(name)}: the seed must be an integer, got dtype {arr.dtype}")
         if arr.dtype.itemsize == 8:
-            v = int(arr) % 2 ** 64
+            v = int(arr) % 2**64
             return v >> 32, v & 0xFFFFFFFF
         # 8-, 16- and 32-bit seeds: a logical shift by 32 gives 0; the low word wraps.
-        return 0, int(arr) % 2 ** 32
+        return 0, int(arr) % 2**32
     raise InvalidArgumentError(f"{_fn(name)}: the seed must be an integer, got {type(seed).__name__} {seed!r}")
 
 
@@ -942,8 +1087,9 @@ def key_data(keys) -> Array:
     else:
         v = wrap_ndarray(np.array(keys))
     if v.dtype != _U32 or not v.shape or v.shape[-1] != 2:
-        raise InvalidArgumentError(f"random.key_data: expected uint32 keys with a last axis of size 2, "
-                        f"got {v.dtype}{list(v.shape)}")
+        raise InvalidArgumentError(
+            f"random.key_data: expected uint32 keys with a last axis of size 2, got {v.dtype}{list(v.shape)}"
+        )
     return v
 
 
@@ -971,7 +1117,9 @@ def split(key, num=2) -> Array:
         shape = _shape_arg(num, "split", "num")
     else:
         if isinstance(num, (bool, np.bool_)) or not isinstance(num, (int, np.integer)):
-            raise InvalidArgumentError(f"random.split: num must be an int or a tuple of ints, got {type(num).__name__} {num!r}")
+            raise InvalidArgumentError(
+                f"random.split: num must be an int or a tuple of ints, got {type(num).__name__} {num!r}"
+            )
         if num < 0:
             raise InvalidValueError(f"random.split: num must be non-negative, got {num}")
         shape = (int(num),)
@@ -1015,14 +1163,14 @@ def fold_in(key, data) -> Array:
         if isinstance(data, (bool, np.bool_)):
             v = int(data)
         elif isinstance(data, int):
-            v = data % 2 ** 32
+            v = data % 2**32
         else:
             arr = _to_numpy(data) if not isinstance(data, (list, tuple)) else np.asarray(data)
             if arr.ndim:
                 raise ShapeError(f"random.fold_in: data must be a scalar integer, got an array of shape {arr.shape}")
             if arr.dtype.kind not in "iub":
                 raise InvalidArgumentError(f"random.fold_in: data must be an integer, got dtype {arr.dtype}")
-            v = int(arr) % 2 ** 32
+            v = int(arr) % 2**32
         xp = _ops(k)
         d = xp.const(v, _U32)
     with xp.errstate():
@@ -1053,8 +1201,9 @@ def bits(key, shape=(), dtype=None) -> Array:
     shape = _shape_arg(shape, "bits")
     dt = _U32 if dtype is None else _dtype_arg(dtype, "bits")
     if dt.kind != "u":
-        raise DTypeError(f"random.bits: dtype must be an unsigned integer dtype (uint8, uint16, uint32, "
-                         f"uint64), got {dt}")
+        raise DTypeError(
+            f"random.bits: dtype must be an unsigned integer dtype (uint8, uint16, uint32, uint64), got {dt}"
+        )
     xp = _ops(k)
     with xp.errstate():
         return xp.wrap(_random_bits(xp, k, dt.itemsize * 8, shape), dt)
@@ -1063,6 +1212,7 @@ def bits(key, shape=(), dtype=None) -> Array:
 # =========================================================================================
 # Public API: distributions
 # =========================================================================================
+
 
 def uniform(key, shape=(), dtype=None, minval=0.0, maxval=1.0) -> Array:
     """Uniform random values in ``[minval, maxval)``, as ``jax.random.uniform``.
@@ -1372,10 +1522,10 @@ def categorical(key, logits, axis=-1, shape=None, replace=True) -> Array:
         shape = batch_shape if shape is None else _shape_arg(shape, "categorical")
         if shape is not batch_shape:
             _broadcast_shape("categorical", shape, batch_shape)
-        prefix = shape[:len(shape) - len(batch_shape)]
+        prefix = shape[: len(shape) - len(batch_shape)]
         dtype = logits.dtype
         if replace:
-            logits_shape = list(shape[len(shape) - len(batch_shape):])
+            logits_shape = list(shape[len(shape) - len(batch_shape) :])
             logits_shape.insert(axis, logits.shape[axis])
             g = _gumbel_impl(xp, k, (*prefix, *logits_shape), dtype)
             expanded = xp.expand_dims(logits, tuple(range(len(prefix)))) if prefix else logits
@@ -1383,8 +1533,10 @@ def categorical(key, logits, axis=-1, shape=None, replace=True) -> Array:
         else:
             n = math.prod(prefix)
             if n > logits.shape[axis]:
-                raise InvalidValueError(f"random.categorical: number of samples without replacement ({n}) cannot "
-                                 f"exceed the number of categories ({logits.shape[axis]})")
+                raise InvalidValueError(
+                    f"random.categorical: number of samples without replacement ({n}) cannot "
+                    f"exceed the number of categories ({logits.shape[axis]})"
+                )
             g = logits + _gumbel_impl(xp, k, tuple(logits.shape), dtype)
             idx = xp.top_k_indices(xp.moveaxis(g, axis, -1), n)  # batch_shape + (n,)
             idx = xp.moveaxis(idx, -1, 0)
@@ -1441,8 +1593,10 @@ def permutation(key, x, axis=0, independent=False) -> Array:
         if arr is None or len(arr.shape) == 0:
             if arr is not None:
                 if arr.dtype.kind not in "iu":
-                    raise InvalidArgumentError(f"random.permutation: x must be an integer or at least 1-dimensional, "
-                                    f"got a scalar of dtype {arr.dtype}")
+                    raise InvalidArgumentError(
+                        f"random.permutation: x must be an integer or at least 1-dimensional, "
+                        f"got a scalar of dtype {arr.dtype}"
+                    )
                 if isinstance(arr, Tracer):
                     raise InvalidArgumentError("random.permutation: the size n must be concrete, got a traced value")
                 n = int(np.asarray(arr._value if type(arr) is Array else arr))
@@ -1503,10 +1657,13 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0) -> Array:
                 arr = np.array(arr)
             if len(arr.shape) == 0:
                 if isinstance(arr, Tracer):
-                    raise InvalidArgumentError("random.choice: the population size a must be concrete, got a traced value")
+                    raise InvalidArgumentError(
+                        "random.choice: the population size a must be concrete, got a traced value"
+                    )
                 if arr.dtype.kind not in "iu":
-                    raise InvalidArgumentError("random.choice: a must be an integer or an array, "
-                                    f"got a scalar of dtype {arr.dtype}")
+                    raise InvalidArgumentError(
+                        f"random.choice: a must be an integer or an array, got a scalar of dtype {arr.dtype}"
+                    )
                 n_inputs = int(np.asarray(arr._value if type(arr) is Array else arr))
                 arr = None
             else:
@@ -1520,19 +1677,22 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0) -> Array:
             out_shape = shape
             out_dtype = np.dtype(np.int64)
         else:
-            out_shape = tuple(arr.shape[:axis]) + shape + tuple(arr.shape[axis + 1:])
+            out_shape = tuple(arr.shape[:axis]) + shape + tuple(arr.shape[axis + 1 :])
             out_dtype = arr.dtype
         if n_draws == 0:
             return xp.wrap(xp.const(np.zeros(out_shape, out_dtype), out_dtype))
         if n_inputs <= 0:
             raise InvalidValueError("random.choice: a must be greater than 0 unless no samples are taken")
         if not replace and n_draws > n_inputs:
-            raise InvalidValueError(f"random.choice: cannot take a larger sample (size {n_draws}) than the "
-                             f"population (size {n_inputs}) when replace=False")
+            raise InvalidValueError(
+                f"random.choice: cannot take a larger sample (size {n_draws}) than the "
+                f"population (size {n_inputs}) when replace=False"
+            )
         if p is None:
             if replace:
-                ind = _randint_impl(xp, k, shape, xp.const(0, np.int64), xp.const(n_inputs, np.int64),
-                                    np.dtype(np.int64))
+                ind = _randint_impl(
+                    xp, k, shape, xp.const(0, np.int64), xp.const(n_inputs, np.int64), np.dtype(np.int64)
+                )
                 result = ind if arr is None else xp.take(arr, ind, axis)
             else:
                 src = xp.const(np.arange(n_inputs, dtype=np.int64), np.int64) if arr is None else arr
@@ -1547,13 +1707,14 @@ def choice(key, a, shape=(), replace=True, p=None, axis=0) -> Array:
         else:
             p_arr = _float_array_arg(xp, p, "choice", "p")
             if tuple(p_arr.shape) != (n_inputs,):
-                raise ShapeError(f"random.choice: p must be None or a 1-D array of the population size "
-                                 f"{n_inputs}, got shape {tuple(p_arr.shape)}")
+                raise ShapeError(
+                    f"random.choice: p must be None or a 1-D array of the population size "
+                    f"{n_inputs}, got shape {tuple(p_arr.shape)}"
+                )
             if replace:
                 p_cuml = xp.cumsum(p_arr)
                 total = p_cuml[-1]
-                u = _uniform_impl(xp, k, shape, p_arr.dtype, xp.const(0.0, p_arr.dtype),
-                                  xp.const(1.0, p_arr.dtype))
+                u = _uniform_impl(xp, k, shape, p_arr.dtype, xp.const(0.0, p_arr.dtype), xp.const(1.0, p_arr.dtype))
                 r = total * (xp.const(1.0, p_arr.dtype) - u)
                 ind = xp.searchsorted_left(p_cuml, r)
             else:
@@ -1604,10 +1765,13 @@ def truncated_normal(key, lower, upper, shape=None, dtype=None) -> Array:
 
 # -- gamma and beta (Marsaglia-Tsang, JAX's per-element rejection loop) ----------------------
 
+
 def _not_traceable(name):
-    raise NotImplementedError(f"random.{name} needs concrete arguments (its rejection loop is not yet "
-                              "traceable under jit/vmap); draw the sample outside the transformation and "
-                              "pass it in")
+    raise NotImplementedError(
+        f"random.{name} needs concrete arguments (its rejection loop is not yet "
+        "traceable under jit/vmap); draw the sample outside the transformation and "
+        "pass it in"
+    )
 
 
 def _gamma_batched(xp, keys, alpha, log_space):
@@ -1656,8 +1820,7 @@ def _gamma_batched(xp, keys, alpha, log_space):
         U = _uniform_impl(xp, u_key, (), dtype, c_(0.0), c_(1.0))
         V[idx] = Vn
         dd = d[idx]
-        reject = ((U >= one - c_(0.0331) * (X * X))
-                  & (_log(xp, U) >= X * c_(0.5) + dd * (one - Vn + _log(xp, Vn))))
+        reject = (U >= one - c_(0.0331) * (X * X)) & (_log(xp, U) >= X * c_(0.5) + dd * (one - Vn + _log(xp, Vn)))
         active[idx] = reject
     if log_space:
         log_samples = -_exponential_impl(xp, subkey, (), dtype)
@@ -1773,4 +1936,3 @@ def beta(key, a, b, shape=None, dtype=None) -> Array:
         ga = np.exp(log_ga - log_max)
         gb = np.exp(log_gb - log_max)
         return xp.wrap(ga / (ga + gb), dtype)
-

@@ -25,10 +25,8 @@ __all__ = ["assert_allclose", "check_grads", "check_jvp", "check_vjp", "check_ji
 
 # Finite-difference step and comparison tolerance per dtype. The tolerance applies both
 # absolutely and relatively (as in JAX); the step balances truncation against round-off.
-_EPS = {"float16": 1e-1, "bfloat16": 1e-1, "float32": 1e-3, "float64": 1e-4,
-        "complex64": 1e-3, "complex128": 1e-4}
-_GRAD_TOL = {"float16": 5e-2, "bfloat16": 1e-1, "float32": 2e-2, "float64": 1e-5,
-             "complex64": 2e-2, "complex128": 1e-5}
+_EPS = {"float16": 1e-1, "bfloat16": 1e-1, "float32": 1e-3, "float64": 1e-4, "complex64": 1e-3, "complex128": 1e-4}
+_GRAD_TOL = {"float16": 5e-2, "bfloat16": 1e-1, "float32": 2e-2, "float64": 1e-5, "complex64": 2e-2, "complex128": 1e-5}
 # The smallest relative tolerance assert_allclose uses per dtype (its resolution).
 _RTOL_FLOOR = {"float16": 1e-3, "bfloat16": 1e-2}
 # vmap/jit run the same computation in another order (fused, batched): only round-off may differ.
@@ -36,6 +34,7 @@ _SAME_PROGRAM_TOL = {"float16": 1e-3, "bfloat16": 1e-2, "float32": 1e-5}
 
 
 # -- helpers --------------------------------------------------------------------------------
+
 
 def _np(x):
     """A NumPy view of a leaf (Array, tracer-free value, NumPy array or Python scalar)."""
@@ -132,11 +131,15 @@ def _tolerances(args, out, atol, rtol, eps):
     in_leaves = tree_flatten(args)[0]
     leaves = in_leaves + tree_flatten(out)[0]
     tol = _lowest_precision(leaves, _GRAD_TOL, 1e-5)
-    return (tol if atol is None else atol, tol if rtol is None else rtol,
-            _lowest_precision(in_leaves, _EPS, 1e-4) if eps is None else eps)
+    return (
+        tol if atol is None else atol,
+        tol if rtol is None else rtol,
+        _lowest_precision(in_leaves, _EPS, 1e-4) if eps is None else eps,
+    )
 
 
 # -- gradient checks ------------------------------------------------------------------------------
+
 
 def check_jvp(f, f_jvp, args, atol=None, rtol=None, eps=None, err_msg="", seed=0):
     """Check ``f_jvp(primals, tangents)`` against finite differences of ``f`` in a random direction.
@@ -154,8 +157,13 @@ def check_jvp(f, f_jvp, args, atol=None, rtol=None, eps=None, err_msg="", seed=0
     assert_allclose(v_out, v_expected, rtol=rtol, atol=atol, err_msg=f"{err_msg} primal output of the JVP")
     t_expected = numerical_jvp(f, args, tangents, eps)
     # Tangents of integer outputs are float0 zeros on both sides; assert_allclose skips them.
-    assert_allclose(t_out, t_expected, rtol=rtol, atol=atol,
-                    err_msg=f"{err_msg} JVP tangent vs central finite differences (eps={eps})")
+    assert_allclose(
+        t_out,
+        t_expected,
+        rtol=rtol,
+        atol=atol,
+        err_msg=f"{err_msg} JVP tangent vs central finite differences (eps={eps})",
+    )
 
 
 def check_vjp(f, f_vjp, args, atol=None, rtol=None, eps=None, err_msg="", seed=0):
@@ -188,7 +196,8 @@ def check_vjp(f, f_vjp, args, atol=None, rtol=None, eps=None, err_msg="", seed=0
         raise AssertionError(
             f"{err_msg} VJP inner-product check failed: <J^T ct, t> = {ip!r} but <ct, J t> (finite differences, "
             f"eps={eps}) = {ip_expected!r}; difference {abs(ip - ip_expected):.3e}, term magnitude {scale:.3e}, "
-            f"atol={atol}, rtol={rtol}")
+            f"atol={atol}, rtol={rtol}"
+        )
 
 
 def check_grads(f, args, order=2, modes=("fwd", "rev"), atol=None, rtol=None, eps=None):
@@ -240,6 +249,7 @@ def check_grads(f, args, order=2, modes=("fwd", "rev"), atol=None, rtol=None, ep
             rev_msg = f"{msg} VJP (order {order_total - order + 1})"
             check_vjp(f, lambda *a: vjp(f, *a), args, err_msg=rev_msg, **kw)
             if order > 1:
+
                 def f_vjp(*a):
                     out, vjp_fn = vjp(f, *a)
                     return vjp_fn(_cotangent_from(out))
@@ -268,6 +278,7 @@ def _cotangent_from(out):
 
 # -- comparisons ------------------------------------------------------------------------------------
 
+
 def assert_allclose(actual, desired, rtol=1e-6, atol=0, err_msg="", check_dtypes=False):
     """Assert that two pytrees have the same structure and element-wise close leaves.
 
@@ -292,8 +303,9 @@ def assert_allclose(actual, desired, rtol=1e-6, atol=0, err_msg="", check_dtypes
     a_pairs, a_tree = tree_flatten_with_path(actual)
     d_leaves, d_tree = tree_flatten(desired)
     if a_tree != d_tree:
-        raise AssertionError(f"{err_msg}{': ' if err_msg else ''}pytree structures differ: actual {a_tree}, "
-                             f"desired {d_tree}")
+        raise AssertionError(
+            f"{err_msg}{': ' if err_msg else ''}pytree structures differ: actual {a_tree}, desired {d_tree}"
+        )
     for (path, a), d in zip(a_pairs, d_leaves):
         where = f"leaf {keystr(path) or '<root>'}"
         av, dv = _np(a), _np(d)
@@ -305,8 +317,9 @@ def assert_allclose(actual, desired, rtol=1e-6, atol=0, err_msg="", check_dtypes
         if av.dtype == float0 or dv.dtype == float0:
             continue
         r = max([rtol] + [_RTOL_FLOOR.get(_dtype_name(v.dtype), 0.0) for v in (av, dv)])
-        np.testing.assert_allclose(_comparable(av), _comparable(dv), rtol=r, atol=atol,
-                                   err_msg=f"{prefix} (dtype {av.dtype} vs {dv.dtype})")
+        np.testing.assert_allclose(
+            _comparable(av), _comparable(dv), rtol=r, atol=atol, err_msg=f"{prefix} (dtype {av.dtype} vs {dv.dtype})"
+        )
 
 
 def _as_array_data(x, other):
@@ -332,6 +345,7 @@ def _comparable(v):
 
 
 # -- vmap / jit checks ---------------------------------------------------------------------------
+
 
 def _transform(name):
     """``fg.<name>`` if that transformation exists (a function, not the subpackage of the same name)."""
@@ -369,16 +383,23 @@ def check_vmap(f, args, in_axes=0, out_axes=0, atol=None, rtol=None):
 
     rows = [f(*[slice_arg(a, ax, i) for a, ax in zip(args, axes)]) for i in range(n)]
     flat_rows = [tree_flatten(r)[0] for r in rows]
-    expected = tree_unflatten(tree_flatten(rows[0])[1],
-                              [moveaxis(stack([r[k] for r in flat_rows]), 0, out_axes)
-                               for k in range(len(flat_rows[0]))])
+    expected = tree_unflatten(
+        tree_flatten(rows[0])[1],
+        [moveaxis(stack([r[k] for r in flat_rows]), 0, out_axes) for k in range(len(flat_rows[0]))],
+    )
     try:
         got = vmap(f, in_axes=in_axes, out_axes=out_axes)(*args)
     except NotImplementedError as e:
         raise NotImplementedError(f"check_vmap arrives with vmap/jit: {e}") from None
     tol = _lowest_precision(tree_flatten(args)[0], _SAME_PROGRAM_TOL, 1e-7)
-    assert_allclose(got, expected, rtol=tol if rtol is None else rtol, atol=tol if atol is None else atol,
-                    err_msg="check_vmap: vmap(f) vs a loop over f", check_dtypes=True)
+    assert_allclose(
+        got,
+        expected,
+        rtol=tol if rtol is None else rtol,
+        atol=tol if atol is None else atol,
+        err_msg="check_vmap: vmap(f) vs a loop over f",
+        check_dtypes=True,
+    )
 
 
 def check_jit(f, args, atol=None, rtol=None, **jit_kwargs):
@@ -401,5 +422,11 @@ def check_jit(f, args, atol=None, rtol=None, **jit_kwargs):
     except NotImplementedError as e:
         raise NotImplementedError(f"check_jit arrives with vmap/jit: {e}") from None
     tol = _lowest_precision(tree_flatten(args)[0], _SAME_PROGRAM_TOL, 1e-7)
-    assert_allclose(got, expected, rtol=tol if rtol is None else rtol, atol=tol if atol is None else atol,
-                    err_msg="check_jit: jit(f) vs eager f", check_dtypes=True)
+    assert_allclose(
+        got,
+        expected,
+        rtol=tol if rtol is None else rtol,
+        atol=tol if atol is None else atol,
+        err_msg="check_jit: jit(f) vs eager f",
+        check_dtypes=True,
+    )

@@ -39,27 +39,32 @@ def mlp(params, x):
 
 @pytest.fixture
 def mlp_params(rng):
-    return {"w1": f64(rng.standard_normal((3, 4))), "b1": f64(rng.standard_normal(4)),
-            "w2": f64(rng.standard_normal((4, 2)))}
+    return {
+        "w1": f64(rng.standard_normal((3, 4))),
+        "b1": f64(rng.standard_normal(4)),
+        "w2": f64(rng.standard_normal((4, 2))),
+    }
 
 
 # -- grad / value_and_grad -------------------------------------------------------------------
 
+
 def test_grad_matches_finite_differences(rng):
     x = rng.standard_normal(5)
-    f = lambda x: fnp.sum(fnp.sin(x) * fnp.exp(x / 3) + x ** 3)  # noqa: E731
+    f = lambda x: fnp.sum(fnp.sin(x) * fnp.exp(x / 3) + x**3)  # noqa: E731
     assert_allclose(fg.grad(f)(f64(x)), numeric_grad(f, x), rtol=1e-6)
 
 
 def test_value_and_grad():
-    v, g = fg.value_and_grad(lambda x: x ** 3)(2.0)
+    v, g = fg.value_and_grad(lambda x: x**3)(2.0)
     assert_allclose(v, 8.0)
     assert_allclose(g, 12.0)
     assert v.dtype == g.dtype == np.float32
 
 
-@pytest.mark.parametrize("argnums,expected", [(0, 6.0), (1, 10.0), ((0, 1), (6.0, 10.0)), ((1, 0), (10.0, 6.0)),
-                                              (-1, 10.0)])
+@pytest.mark.parametrize(
+    "argnums,expected", [(0, 6.0), (1, 10.0), ((0, 1), (6.0, 10.0)), ((1, 0), (10.0, 6.0)), (-1, 10.0)]
+)
 def test_grad_argnums(argnums, expected):
     f = lambda x, y: x * x * y + y  # noqa: E731
     g = fg.grad(f, argnums=argnums)(3.0, 1.0)
@@ -70,7 +75,7 @@ def test_grad_argnums(argnums, expected):
 
 def test_grad_has_aux():
     def f(x):
-        return fnp.sum(x ** 2), {"mean": fnp.mean(x), "n": 3}
+        return fnp.sum(x**2), {"mean": fnp.mean(x), "n": 3}
 
     g, aux = fg.grad(f, has_aux=True)(fnp.array([1.0, 2.0, 3.0]))
     assert_allclose(g, [2.0, 4.0, 6.0])
@@ -116,7 +121,7 @@ def test_grad_any_order(order):
         f = fg.grad(f)
     expected = [math.cos, lambda v: -math.sin(v), lambda v: -math.cos(v), math.sin][order - 1](0.7)
     assert_allclose(f(0.7), expected, rtol=1e-5)
-    f = lambda x: x ** 5  # noqa: E731
+    f = lambda x: x**5  # noqa: E731
     for _ in range(order):
         f = fg.grad(f)
     assert_allclose(f(2.0), [80.0, 160.0, 240.0, 240.0][order - 1], rtol=1e-6)
@@ -156,7 +161,7 @@ def test_stop_gradient():
     assert_allclose(fg.grad(lambda x: lax.stop_gradient(x) ** 2 + x)(3.0), 1.0)
     assert_allclose(fg.jacfwd(lambda x: x * fg.stop_gradient(x))(fnp.array([2.0, 3.0])), np.diag([2.0, 3.0]))
     # second order: stop_gradient also blocks the derivative of the derivative
-    assert_allclose(fg.grad(fg.grad(lambda x: fg.stop_gradient(x) * x ** 2))(3.0), 6.0)
+    assert_allclose(fg.grad(fg.grad(lambda x: fg.stop_gradient(x) * x**2))(3.0), 6.0)
 
 
 def test_unused_inputs_get_zero_gradients():
@@ -183,6 +188,7 @@ def test_grad_requires_scalar_float_output_and_float_input():
 
 
 # -- vjp / jvp / linearize ------------------------------------------------------------------------
+
 
 def test_vjp_basic_and_pytrees():
     y, f_vjp = fg.vjp(lambda a, b: {"p": a * b, "s": a + b}, fnp.array([1.0, 2.0]), fnp.array([3.0, 4.0]))
@@ -227,11 +233,14 @@ def test_vjp_has_aux():
 
 
 def test_jvp_basic_and_has_aux():
-    y, t = fg.jvp(lambda x, y: x * y, (fnp.array([1.0, 2.0]), fnp.array([3.0, 4.0])),
-                  (fnp.array([1.0, 0.0]), fnp.array([0.0, 1.0])))
+    y, t = fg.jvp(
+        lambda x, y: x * y,
+        (fnp.array([1.0, 2.0]), fnp.array([3.0, 4.0])),
+        (fnp.array([1.0, 0.0]), fnp.array([0.0, 1.0])),
+    )
     assert_allclose(y, [3.0, 8.0])
     assert_allclose(t, [3.0, 2.0])
-    y, t, aux = fg.jvp(lambda x: (x ** 2, x > 1), (3.0,), (1.0,), has_aux=True)
+    y, t, aux = fg.jvp(lambda x: (x**2, x > 1), (3.0,), (1.0,), has_aux=True)
     assert_allclose((y, t), (9.0, 6.0))
     assert bool(aux)
     with pytest.raises(TypeError):
@@ -256,8 +265,9 @@ def test_linearize():
 
 # -- jacobians ----------------------------------------------------------------------------------------
 
+
 def _f_vec(x):
-    return fnp.stack([x[0] * x[1], fnp.sin(x[2]), fnp.sum(x ** 2)])
+    return fnp.stack([x[0] * x[1], fnp.sin(x[2]), fnp.sum(x**2)])
 
 
 def test_jacobians_agree(rng):
@@ -289,7 +299,7 @@ def test_hessian(rng):
     x = f64(rng.standard_normal(3))
     a = rng.standard_normal((3, 3))
     a = a + a.T
-    f = lambda x: 0.5 * x @ fnp.asarray(a) @ x + fnp.sum(x ** 3)  # noqa: E731
+    f = lambda x: 0.5 * x @ fnp.asarray(a) @ x + fnp.sum(x**3)  # noqa: E731
     expected = a + np.diag(6 * np.asarray(x))
     assert_allclose(fg.hessian(f)(x), expected, rtol=1e-10)
     assert_allclose(fg.jacfwd(fg.jacrev(f))(x), expected, rtol=1e-10)
@@ -302,8 +312,9 @@ def test_hessian(rng):
 
 # -- compositions ------------------------------------------------------------------------------------
 
+
 def test_jvp_of_vjp_and_vjp_of_jvp(rng):
-    f = lambda x: fnp.sin(x) * fnp.sum(x ** 2)  # noqa: E731
+    f = lambda x: fnp.sin(x) * fnp.sum(x**2)  # noqa: E731
     x = f64(rng.standard_normal(3))
     ct = f64(rng.standard_normal(3))
     t = f64(rng.standard_normal(3))
@@ -332,7 +343,7 @@ def test_grad_of_linearize_and_linearize_of_grad():
 
     assert_allclose(g(0.5), math.sin(0.5) + 0.5 * math.cos(0.5), rtol=1e-6)
     assert_allclose(fg.grad(g)(0.5), 2 * math.cos(0.5) - 0.5 * math.sin(0.5), rtol=1e-6)
-    _, f_jvp = fg.linearize(fg.grad(lambda y: y ** 4), 2.0)
+    _, f_jvp = fg.linearize(fg.grad(lambda y: y**4), 2.0)
     assert_allclose(f_jvp(1.0), 48.0)
 
 
@@ -351,6 +362,7 @@ def test_deep_composition(rng):
 
 
 # -- custom rules ---------------------------------------------------------------------------------------
+
 
 def test_custom_jvp():
     @fg.custom_jvp
@@ -379,7 +391,7 @@ def test_custom_jvp_nondiff_argnums_and_defjvps():
     assert_allclose(fg.grad(scale, argnums=(0, 1))(2.0, 3.0), (3.0, 2.0))
 
     def power(n, x):
-        return x ** n
+        return x**n
 
     power = fg.custom_jvp(power, nondiff_argnums=(0,))
 
@@ -463,6 +475,7 @@ def test_custom_rules_validate_outputs():
 
 # -- checkpoint -----------------------------------------------------------------------------------------
 
+
 def test_checkpoint_same_gradients(mlp_params, rng):
     x = f64(rng.standard_normal((2, 3)))
     g_plain = fg.grad(mlp)(mlp_params, x)
@@ -479,8 +492,9 @@ def test_checkpoint_same_gradients(mlp_params, rng):
     assert_allclose(nested(x), plain(x), rtol=1e-12)
     assert_allclose(fg.grad(nested)(x), fg.grad(plain)(x), rtol=1e-12)
     assert_allclose(fg.hessian(nested)(x), fg.hessian(plain)(x), rtol=1e-10)
-    assert_allclose(fg.jvp(nested, (x,), (fnp.ones_like(x),))[1], fg.jvp(plain, (x,), (fnp.ones_like(x),))[1],
-                    rtol=1e-12)
+    assert_allclose(
+        fg.jvp(nested, (x,), (fnp.ones_like(x),))[1], fg.jvp(plain, (x,), (fnp.ones_like(x),))[1], rtol=1e-12
+    )
     assert fg.remat is fg.checkpoint
 
 
@@ -498,7 +512,7 @@ def test_checkpoint_recomputes_in_backward_pass():
 
 
 def test_checkpoint_static_argnums_and_integer_inputs():
-    f = fg.checkpoint(lambda x, n: x ** n, static_argnums=(1,))
+    f = fg.checkpoint(lambda x, n: x**n, static_argnums=(1,))
     assert_allclose(fg.grad(f)(2.0, 3), 12.0)
     h = fg.checkpoint(lambda x, i: x[i] * 2.0)
     assert_allclose(fg.grad(lambda x: fnp.sum(h(x, fnp.array([0, 0]))))(fnp.ones(3)), [4.0, 0.0, 0.0])
@@ -506,12 +520,20 @@ def test_checkpoint_static_argnums_and_integer_inputs():
 
 # -- tracing ------------------------------------------------------------------------------------------
 
+
 def test_make_jaxpr_prints_and_typechecks(mlp_params, rng):
     x = f64(rng.standard_normal((2, 3)))
     for fun, args in [
         (mlp, (mlp_params, x)),
         (fg.grad(mlp), (mlp_params, x)),
-        (fg.grad(fg.grad(lambda x: fnp.sum(fnp.sin(x)) ** 2, )), (f64(0.3),)),
+        (
+            fg.grad(
+                fg.grad(
+                    lambda x: fnp.sum(fnp.sin(x)) ** 2,
+                )
+            ),
+            (f64(0.3),),
+        ),
         (lambda x: fg.jvp(fnp.tanh, (x,), (fnp.ones_like(x),)), (fnp.ones(3),)),
         (fg.jacrev(lambda x: x[::-1] * x), (fnp.ones(3),)),
         (fg.hessian(lambda x: fnp.prod(x)), (fnp.ones(3),)),
@@ -521,8 +543,11 @@ def test_make_jaxpr_prints_and_typechecks(mlp_params, rng):
         typecheck_jaxpr(closed.jaxpr)
         text = str(closed)
         assert text.startswith("{ lambda") and text.rstrip().endswith("}")
-        assert_allclose(fg.tree_util.tree_unflatten(fg.tree_structure(fun(*args)), closed(*fg.tree_leaves(args))),
-                        fun(*args), rtol=1e-12)
+        assert_allclose(
+            fg.tree_util.tree_unflatten(fg.tree_structure(fun(*args)), closed(*fg.tree_leaves(args))),
+            fun(*args),
+            rtol=1e-12,
+        )
 
 
 def test_make_jaxpr_text():
@@ -583,7 +608,7 @@ def test_debug_print_under_transforms(capsys):
     assert "x = [1. 2.]" in out and "sum = 3.0" in out
     fg.jvp(f, (fnp.array([1.0, 2.0]),), (fnp.ones(2),))
     assert "x = [1. 2.]" in capsys.readouterr().out
-    fg.grad(fg.grad(lambda x: (fg.debug.print("in {}", x), x ** 3)[1]))(2.0)
+    fg.grad(fg.grad(lambda x: (fg.debug.print("in {}", x), x**3)[1]))(2.0)
     assert "in 2.0" in capsys.readouterr().out
     closed = fg.make_jaxpr(f)(fnp.array([1.0, 2.0]))
     assert "debug_print" in str(closed)
@@ -613,6 +638,7 @@ def test_debug_nans():
 
 # -- the testing toolkit itself ---------------------------------------------------------------------------
 
+
 def _wrong_sin(scale_first=1.0, block_second=False):
     @fg.custom_jvp
     def f(x):
@@ -639,8 +665,9 @@ def test_check_grads_catches_wrong_rules(mode):
 
 
 def test_check_grads_pytrees_ints_and_float32():
-    check_grads(lambda d, i: {"o": d["a"][i] * d["b"]}, ({"a": np.arange(4.0), "b": np.float64(2.0)}, np.array([0, 3])),
-                order=2)
+    check_grads(
+        lambda d, i: {"o": d["a"][i] * d["b"]}, ({"a": np.arange(4.0), "b": np.float64(2.0)}, np.array([0, 3])), order=2
+    )
     check_grads(lambda x: fnp.tanh(x), (np.linspace(-1, 1, 3).astype(np.float32),), order=2)
     with pytest.raises(TypeError):
         check_grads(fnp.sin, np.ones(2))
@@ -713,5 +740,9 @@ def test_vmap_composes_with_autodiff(rng):
     vj = fg.vmap(lambda x, tx: fg.jvp(lambda x: f(w, x), (x,), (tx,))[1])(xs, t)
     assert_allclose(jv, vj, rtol=1e-12)
     jac = fg.jacrev(lambda xs: fg.vmap(lambda x: f(w, x))(xs))(xs)
-    assert_allclose(jac, np.einsum("ij,ik->ijk", np.eye(4), np.asarray(fg.vmap(fg.grad(lambda x: f(w, x)))(xs))),
-                    rtol=1e-12, atol=1e-15)
+    assert_allclose(
+        jac,
+        np.einsum("ij,ik->ijk", np.eye(4), np.asarray(fg.vmap(fg.grad(lambda x: f(w, x)))(xs))),
+        rtol=1e-12,
+        atol=1e-15,
+    )

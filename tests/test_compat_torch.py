@@ -66,24 +66,33 @@ X34 = RNG.normal(size=(3, 4))
 X234 = RNG.normal(size=(2, 3, 4))
 
 
-@pytest.mark.parametrize("dim,index", [
-    (1, [[0, 3], [2, 1]]),                       # index smaller than input on the other dim
-    (0, [[2, 0, 1, 1], [0, 0, 2, 2], [1, 1, 1, 1], [0, 2, 0, 2]]),  # larger along dim
-    (-1, [[3], [0], [1]]),
-    (0, [[1]]),
-])
+@pytest.mark.parametrize(
+    "dim,index",
+    [
+        (1, [[0, 3], [2, 1]]),  # index smaller than input on the other dim
+        (0, [[2, 0, 1, 1], [0, 0, 2, 2], [1, 1, 1, 1], [0, 2, 0, 2]]),  # larger along dim
+        (-1, [[3], [0], [1]]),
+        (0, [[1]]),
+    ],
+)
 def test_gather_matches_torch(dim, index):
     idx = np.array(index)
     same(ft.gather(X34, dim, idx), torch.gather(T(X34), dim, T(idx)))
-    np.testing.assert_allclose(fg_grad(lambda x: ft.gather(x, dim, idx), X34)[0],
-                               torch_grad(lambda x: torch.gather(x, dim, T(idx)), X34)[0], rtol=1e-14)
+    np.testing.assert_allclose(
+        fg_grad(lambda x: ft.gather(x, dim, idx), X34)[0],
+        torch_grad(lambda x: torch.gather(x, dim, T(idx)), X34)[0],
+        rtol=1e-14,
+    )
 
 
 def test_gather_3d_and_repeated_indices_accumulate_gradient():
     idx = RNG.integers(0, 3, size=(2, 5, 3))
     same(ft.gather(X234, 1, idx), torch.gather(T(X234), 1, T(idx)))
-    np.testing.assert_allclose(fg_grad(lambda x: ft.gather(x, 1, idx), X234)[0],
-                               torch_grad(lambda x: torch.gather(x, 1, T(idx)), X234)[0], rtol=1e-14)
+    np.testing.assert_allclose(
+        fg_grad(lambda x: ft.gather(x, 1, idx), X234)[0],
+        torch_grad(lambda x: torch.gather(x, 1, T(idx)), X234)[0],
+        rtol=1e-14,
+    )
     check_grads(lambda x: ft.gather(x, 1, idx), (X234,), order=2)
     same(ft.gather(np.array(5.0), 0, np.array(0)), torch.gather(T(5.0), 0, T(0)))
 
@@ -122,8 +131,11 @@ def test_scatter_matches_torch(reduce):
         # PyTorch's own backward needs src shaped like index, and scatter(reduce='add') has no
         # derivative there: compare with scatter_add instead.
         exact = src[:2, :4]
-        theirs = (lambda x, s: torch.scatter(x, 0, T(idx), s)) if reduce is None else \
-            (lambda x, s: torch.scatter_add(x, 0, T(idx), s))
+        theirs = (
+            (lambda x, s: torch.scatter(x, 0, T(idx), s))
+            if reduce is None
+            else (lambda x, s: torch.scatter_add(x, 0, T(idx), s))
+        )
         gx, gs = fg_grad(lambda x, s: ft.scatter(x, 0, idx, s, **kw), base, exact)
         tx, ts = torch_grad(theirs, base, exact)
         np.testing.assert_allclose(gx, tx, rtol=1e-14)
@@ -151,8 +163,10 @@ def test_scatter_add_and_value_forms():
     labels = np.array([2, 0, 1])
     one_hot = ft.scatter(fnp.zeros((3, 4), dtype=np.int64), 1, labels[:, None], 1)
     same(one_hot, torch.zeros(3, 4, dtype=torch.int64).scatter(1, T(labels[:, None]), 1))
-    same(ft.scatter(np.zeros(3), 0, np.array([1]), value=7.0), torch.zeros(3, dtype=torch.float64).scatter(
-        0, T([1]), 7.0))
+    same(
+        ft.scatter(np.zeros(3), 0, np.array([1]), value=7.0),
+        torch.zeros(3, dtype=torch.float64).scatter(0, T([1]), 7.0),
+    )
 
 
 def test_scatter_errors():
@@ -177,12 +191,16 @@ def test_scatter_reduce_matches_torch(reduce, include_self):
     idx = np.array([0, 2, 0, 2, 2, 1])
     src = RNG.normal(size=6)
     base = RNG.normal(size=4)
-    same(ft.scatter_reduce(base, 0, idx, src, reduce, include_self=include_self),
-         torch.scatter_reduce(T(base), 0, T(idx), T(src), reduce, include_self=include_self))
+    same(
+        ft.scatter_reduce(base, 0, idx, src, reduce, include_self=include_self),
+        torch.scatter_reduce(T(base), 0, T(idx), T(src), reduce, include_self=include_self),
+    )
     ib = np.array([5, -3, 8, 1])
     isrc = np.array([4, 7, -2, 9, 3, 6])
-    same(ft.scatter_reduce(ib, 0, idx, isrc, reduce, include_self=include_self),
-         torch.scatter_reduce(T(ib), 0, T(idx), T(isrc), reduce, include_self=include_self))
+    same(
+        ft.scatter_reduce(ib, 0, idx, isrc, reduce, include_self=include_self),
+        torch.scatter_reduce(T(ib), 0, T(idx), T(isrc), reduce, include_self=include_self),
+    )
 
 
 def test_index_select_and_take():
@@ -190,8 +208,11 @@ def test_index_select_and_take():
     same(ft.index_select(X34, 0, idx), torch.index_select(T(X34), 0, T(idx)))
     same(ft.index_select(X34, -1, idx), torch.index_select(T(X34), -1, T(idx)))
     same(ft.index_select(X34, 1, np.array(3)), torch.index_select(T(X34), 1, T(3)))
-    np.testing.assert_allclose(fg_grad(lambda x: ft.index_select(x, 1, idx), X34)[0],
-                               torch_grad(lambda x: torch.index_select(x, 1, T(idx)), X34)[0], rtol=1e-14)
+    np.testing.assert_allclose(
+        fg_grad(lambda x: ft.index_select(x, 1, idx), X34)[0],
+        torch_grad(lambda x: torch.index_select(x, 1, T(idx)), X34)[0],
+        rtol=1e-14,
+    )
     with pytest.raises(ShapeError, match="index_select: index must be a vector"):
         ft.index_select(X34, 0, np.zeros((2, 2), np.int64))
     with pytest.raises(IndexError, match="index_select: index 3 is out of bounds for dimension 0 with size 3"):
@@ -209,8 +230,10 @@ def test_masked_fill_and_masked_select():
     same(ft.masked_fill(X34, row, 0), torch.masked_fill(T(X34), T(row), 0))
     same(ft.masked_fill(np.arange(4), row, 9.7), torch.masked_fill(T(np.arange(4)), T(row), 9.7))
     same(ft.masked_fill(X34, row, np.array(3.0)), torch.masked_fill(T(X34), T(row), T(3.0)))
-    np.testing.assert_allclose(fg_grad(lambda x: ft.masked_fill(x, row, 1.0), X34)[0],
-                               torch_grad(lambda x: torch.masked_fill(x, T(row), 1.0), X34)[0])
+    np.testing.assert_allclose(
+        fg_grad(lambda x: ft.masked_fill(x, row, 1.0), X34)[0],
+        torch_grad(lambda x: torch.masked_fill(x, T(row), 1.0), X34)[0],
+    )
     with pytest.raises(DTypeError, match="masked_fill: mask must be a boolean array"):
         ft.masked_fill(X34, row.astype(np.int64), 0.0)
     with pytest.raises(ShapeError, match="masked_fill: value must be a number or a 0-d array"):
@@ -218,8 +241,10 @@ def test_masked_fill_and_masked_select():
     same(ft.masked_select(X34, mask), torch.masked_select(T(X34), T(mask)))
     same(ft.masked_select(X34, row), torch.masked_select(T(X34), T(row)))
     same(ft.masked_select(X34[0], mask), torch.masked_select(T(X34[0]), T(mask)))  # input broadcasts too
-    np.testing.assert_allclose(fg_grad(lambda x: ft.masked_select(x, mask), X34)[0],
-                               torch_grad(lambda x: torch.masked_select(x, T(mask)), X34)[0])
+    np.testing.assert_allclose(
+        fg_grad(lambda x: ft.masked_select(x, mask), X34)[0],
+        torch_grad(lambda x: torch.masked_select(x, T(mask)), X34)[0],
+    )
     with pytest.raises(DTypeError, match="masked_select"):
         ft.masked_select(X34, X34)
 
@@ -243,6 +268,7 @@ def test_nonzero():
 
 
 # -- splitting and joining -----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n,chunks", [(10, 4), (6, 4), (5, 5), (5, 7), (1, 3), (12, 3), (0, 3)])
 def test_chunk(n, chunks):
@@ -308,8 +334,9 @@ def test_cat_and_stack():
     check_grads(lambda u, v: ft.cat([u, v]) * 3.0, (a, b), order=2)
 
 
-@pytest.mark.parametrize("repeats,dim", [(2, None), (3, 0), (2, 1), ([1, 0, 3], 0), ([2, 1], 1), ([2], 0),
-                                         ([1, 2, 0, 1, 1, 3], None)])
+@pytest.mark.parametrize(
+    "repeats,dim", [(2, None), (3, 0), (2, 1), ([1, 0, 3], 0), ([2, 1], 1), ([2], 0), ([1, 2, 0, 1, 1, 3], None)]
+)
 def test_repeat_interleave(repeats, dim):
     x = np.arange(6).reshape(3, 2)
     reps = repeats if isinstance(repeats, int) else np.array(repeats)
@@ -323,8 +350,10 @@ def test_repeat_interleave_more():
     same(ft.repeat_interleave(np.array(5.0), 3), torch.repeat_interleave(T(5.0), 3))
     x = RNG.normal(size=(3, 2))
     reps = np.array([1, 3, 2])
-    np.testing.assert_allclose(fg_grad(lambda v: ft.repeat_interleave(v, reps, dim=0), x)[0],
-                               torch_grad(lambda v: torch.repeat_interleave(v, T(reps), dim=0), x)[0])
+    np.testing.assert_allclose(
+        fg_grad(lambda v: ft.repeat_interleave(v, reps, dim=0), x)[0],
+        torch_grad(lambda v: torch.repeat_interleave(v, T(reps), dim=0), x)[0],
+    )
     with pytest.raises(ShapeError, match="repeat_interleave: repeats has 2 entries but dimension 0 has size 3"):
         ft.repeat_interleave(x, np.array([1, 2]), dim=0)
     with pytest.raises(ValueError, match="negative"):
@@ -334,6 +363,7 @@ def test_repeat_interleave_more():
 
 
 # -- shapes ------------------------------------------------------------------------------------
+
 
 def test_narrow():
     x = np.arange(24).reshape(4, 6)
@@ -391,11 +421,13 @@ def test_expand():
             ft.expand(x, *bad)
         with pytest.raises(RuntimeError):
             T(x).expand(*bad)
-    np.testing.assert_allclose(fg_grad(lambda v: ft.expand(v, 2, 3, 4), x)[0],
-                               torch_grad(lambda v: v.expand(2, 3, 4), x)[0], rtol=1e-14)
+    np.testing.assert_allclose(
+        fg_grad(lambda v: ft.expand(v, 2, 3, 4), x)[0], torch_grad(lambda v: v.expand(2, 3, 4), x)[0], rtol=1e-14
+    )
 
 
 # -- arithmetic ---------------------------------------------------------------------------------
+
 
 def test_clamp():
     x = np.array([-2.0, -1.0, 0.0, 0.5, 1.0, 3.0, np.nan])
@@ -409,8 +441,9 @@ def test_clamp():
     same(ft.clamp(x, lo_t, hi_t), torch.clamp(T(x), T(lo_t), T(hi_t)))
     # Gradient passes at the boundaries (PyTorch), unlike fnp.clip's tie sharing.
     xs = np.array([-2.0, -1.0, 0.0, 1.0, 3.0])
-    np.testing.assert_allclose(fg_grad(lambda v: ft.clamp(v, -1.0, 1.0), xs)[0],
-                               torch_grad(lambda v: torch.clamp(v, -1.0, 1.0), xs)[0])
+    np.testing.assert_allclose(
+        fg_grad(lambda v: ft.clamp(v, -1.0, 1.0), xs)[0], torch_grad(lambda v: torch.clamp(v, -1.0, 1.0), xs)[0]
+    )
     lo2 = np.array([-1.0, 0.0, 0.5, 1.0, 0.0])
     g_ours = fg_grad(lambda v, m: ft.clamp(v, m, 2.0), xs, lo2)
     g_torch = torch_grad(lambda v, m: torch.clamp(v, m, T(2.0)), xs, lo2)
@@ -436,16 +469,17 @@ def test_add_sub_addcmul_addcdiv():
         ft.addcdiv(ia, ia, ia)
     with pytest.raises(RuntimeError):
         torch.addcdiv(T(ia), T(ia), T(ia))
-    for ours, theirs in [(lambda x, y, z: ft.addcmul(x, y, z, value=0.5), lambda x, y, z: torch.addcmul(x, y, z,
-                                                                                                         value=0.5)),
-                         (lambda x, y, z: ft.addcdiv(x, y, z, value=2), lambda x, y, z: torch.addcdiv(x, y, z,
-                                                                                                      value=2))]:
+    for ours, theirs in [
+        (lambda x, y, z: ft.addcmul(x, y, z, value=0.5), lambda x, y, z: torch.addcmul(x, y, z, value=0.5)),
+        (lambda x, y, z: ft.addcdiv(x, y, z, value=2), lambda x, y, z: torch.addcdiv(x, y, z, value=2)),
+    ]:
         for g1, g2 in zip(fg_grad(ours, a, b, c), torch_grad(theirs, a, b, c)):
             np.testing.assert_allclose(g1, g2, rtol=1e-13)
     check_grads(lambda x, y, z: ft.addcdiv(x, y, z, value=2), (a, b, c), order=2)
 
 
 # -- products --------------------------------------------------------------------------------------
+
 
 def test_mm_bmm_mv_dot_matmul():
     a, b = RNG.normal(size=(2, 3)), RNG.normal(size=(3, 4))
@@ -463,16 +497,24 @@ def test_mm_bmm_mv_dot_matmul():
     errors = [
         (lambda: ft.mm(a, v), lambda: torch.mm(T(a), T(v)), ShapeError, "mm: expected 2-D"),
         (lambda: ft.mm(a, a), lambda: torch.mm(T(a), T(a)), ShapeError, "cannot be multiplied"),
-        (lambda: ft.mm(a, b.astype(np.float32)), lambda: torch.mm(T(a), T(b.astype(np.float32))), DTypeError,
-         "same dtype"),
+        (
+            lambda: ft.mm(a, b.astype(np.float32)),
+            lambda: torch.mm(T(a), T(b.astype(np.float32))),
+            DTypeError,
+            "same dtype",
+        ),
         (lambda: ft.bmm(ba, bb[:4]), lambda: torch.bmm(T(ba), T(bb[:4])), ShapeError, "batch sizes differ"),
         (lambda: ft.bmm(a, b), lambda: torch.bmm(T(a), T(b)), ShapeError, "3-D"),
         (lambda: ft.mv(a, a), lambda: torch.mv(T(a), T(a)), ShapeError, "mv"),
         (lambda: ft.mv(a, np.ones(4)), lambda: torch.mv(T(a), T(np.ones(4))), ShapeError, "cannot be multiplied"),
         (lambda: ft.dot(a, a), lambda: torch.dot(T(a), T(a)), ShapeError, "dot: expected 1-D"),
         (lambda: ft.dot(v, np.ones(4)), lambda: torch.dot(T(v), T(np.ones(4))), ShapeError, "inconsistent"),
-        (lambda: ft.dot(v, v.astype(np.float32)), lambda: torch.dot(T(v), T(v.astype(np.float32))), DTypeError,
-         "same dtype"),
+        (
+            lambda: ft.dot(v, v.astype(np.float32)),
+            lambda: torch.dot(T(v), T(v.astype(np.float32))),
+            DTypeError,
+            "same dtype",
+        ),
     ]
     for ours, theirs, exc, msg in errors:
         with pytest.raises(exc, match=msg):
@@ -482,6 +524,7 @@ def test_mm_bmm_mv_dot_matmul():
 
 
 # -- reductions and sorting -------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", ["max", "min"])
 def test_max_min(name):
@@ -500,8 +543,9 @@ def test_max_min(name):
     same(ours(x, y), theirs(T(x), T(y)))
     # max(dim): the whole gradient goes to the returned index; max(): ties share it (PyTorch).
     ties = np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]])
-    np.testing.assert_allclose(fg_grad(lambda v: ours(v, 1).values, ties)[0],
-                               torch_grad(lambda v: theirs(v, 1).values, ties)[0])
+    np.testing.assert_allclose(
+        fg_grad(lambda v: ours(v, 1).values, ties)[0], torch_grad(lambda v: theirs(v, 1).values, ties)[0]
+    )
     same(ours(ties, 1).indices, theirs(T(ties), 1).indices)
     tv = torch.tensor(ties, requires_grad=True)
     theirs(tv).backward()
@@ -521,15 +565,20 @@ def test_sort_argsort(descending):
         same(tuple(o), tuple(t))
         same(ft.argsort(x, dim, descending), torch.argsort(T(x), dim, descending))
     ties = np.array([3, 1, 2, 1, 3, np.nan, 0])
-    same(tuple(ft.sort(ties, descending=descending, stable=True)),
-         tuple(torch.sort(T(ties), descending=descending, stable=True)))
-    np.testing.assert_allclose(fg_grad(lambda v: ft.sort(v, 0, descending).values, x)[0],
-                               torch_grad(lambda v: torch.sort(v, 0, descending).values, x)[0])
+    same(
+        tuple(ft.sort(ties, descending=descending, stable=True)),
+        tuple(torch.sort(T(ties), descending=descending, stable=True)),
+    )
+    np.testing.assert_allclose(
+        fg_grad(lambda v: ft.sort(v, 0, descending).values, x)[0],
+        torch_grad(lambda v: torch.sort(v, 0, descending).values, x)[0],
+    )
     o = ft.sort(x)
     assert o._fields == ("values", "indices") and o.indices.dtype == np.int64
 
 
 # -- composition with transforms ----------------------------------------------------------------------
+
 
 def test_helpers_under_grad_of_grad_and_jacobians():
     x = RNG.normal(size=(3, 4))
@@ -543,5 +592,6 @@ def test_helpers_under_grad_of_grad_and_jacobians():
     check_grads(f, (x,), order=2)
     jac = fg.jacrev(lambda v: ft.gather(v, 1, idx))(x)
     assert jac.shape == (3, 2, 3, 4)
-    np.testing.assert_allclose(np.asarray(jac).sum(axis=(0, 1)), np.asarray(
-        ft.scatter_add(np.zeros((3, 4)), 1, idx, np.ones((3, 2)))))
+    np.testing.assert_allclose(
+        np.asarray(jac).sum(axis=(0, 1)), np.asarray(ft.scatter_add(np.zeros((3, 4)), 1, idx, np.ones((3, 2))))
+    )

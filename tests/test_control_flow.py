@@ -31,7 +31,7 @@ def inner_jaxprs(jaxpr):
     found = []
     for eqn in jaxpr.eqns:
         for p in eqn.params.values():
-            for j in (p if isinstance(p, tuple) else (p,)):
+            for j in p if isinstance(p, tuple) else (p,):
                 if isinstance(j, (Jaxpr, ClosedJaxpr)):
                     j = j.jaxpr if isinstance(j, ClosedJaxpr) else j
                     found.append(j)
@@ -49,6 +49,7 @@ def typecheck_all(closed):
 
 # -- the functions under test (each also runs as a Python loop for reference) ----------------------
 
+
 def newton_sqrt(a):
     """sqrt(a) by Newton's method until converged: a data-dependent trip count."""
     return lax.while_loop(lambda x: fnp.abs(x * x - a) > 1e-12 * a, lambda x: 0.5 * (x + a / x), a)
@@ -62,7 +63,8 @@ def grow_until(a, threshold=10.0):
 def rnn_scan(w, xs, h0):
     def step(h, x):
         h = fnp.tanh(h * w + x)
-        return h, h ** 2
+        return h, h**2
+
     return lax.scan(step, h0, xs)
 
 
@@ -70,17 +72,23 @@ def rnn_python(w, xs, h0):
     h, ys = h0, []
     for x in xs:
         h = fnp.tanh(h * w + x)
-        ys.append(h ** 2)
+        ys.append(h**2)
     return h, fnp.stack(ys)
 
 
 # -- values ---------------------------------------------------------------------------------------
 
+
 def test_cond_and_switch_values():
     assert_allclose(lax.cond(True, fnp.sin, fnp.cos, 0.5), np.sin(0.5))
     assert_allclose(lax.cond(fnp.array(0.0), fnp.sin, fnp.cos, 0.5), np.cos(0.5))  # numbers: nonzero is true
-    out = lax.cond(fnp.array(3) > 2, lambda a, b: {"s": a + b, "d": a - b}, lambda a, b: {"s": a * b, "d": a / b},
-                   f64(3.0), f64(2.0))
+    out = lax.cond(
+        fnp.array(3) > 2,
+        lambda a, b: {"s": a + b, "d": a - b},
+        lambda a, b: {"s": a * b, "d": a / b},
+        f64(3.0),
+        f64(2.0),
+    )
     assert_allclose(out, {"s": 5.0, "d": 1.0})
     branches = [lambda x: x + 1.0, lambda x: x * 2.0, fnp.sin]
     for i, expected in [(-5, 4.0), (0, 4.0), (1, 6.0), (2, np.sin(3.0)), (9, np.sin(3.0))]:
@@ -106,8 +114,9 @@ def test_while_loop_values():
     assert_allclose(value, v)
     assert int(steps) == n
     assert int(lax.while_loop(lambda i: i < 0, lambda i: i + 1, 5)) == 5  # zero iterations
-    out = lax.while_loop(lambda c: c["i"] < 3, lambda c: {"i": c["i"] + 1, "x": c["x"] * 2.0},
-                         {"i": 0, "x": fnp.ones(2)})
+    out = lax.while_loop(
+        lambda c: c["i"] < 3, lambda c: {"i": c["i"] + 1, "x": c["x"] * 2.0}, {"i": 0, "x": fnp.ones(2)}
+    )
     assert_allclose(out, {"i": 3, "x": [8.0, 8.0]})
 
 
@@ -132,8 +141,11 @@ def test_scan_values_match_python_loop(rng):
     assert_allclose(c, 17.0)
     assert_allclose(ys, [8.0, 3.0, 0.0])
     # pytrees in and out, no ys, length without xs, length 0
-    c, ys = lax.scan(lambda c, x: ({"a": c["a"] + x[0], "b": c["b"] * x[1]}, None),
-                     {"a": f64(0.0), "b": f64(1.0)}, (f64([1.0, 2.0]), f64([3.0, 4.0])))
+    c, ys = lax.scan(
+        lambda c, x: ({"a": c["a"] + x[0], "b": c["b"] * x[1]}, None),
+        {"a": f64(0.0), "b": f64(1.0)},
+        (f64([1.0, 2.0]), f64([3.0, 4.0])),
+    )
     assert ys is None
     assert_allclose(c, {"a": 3.0, "b": 12.0})
     c, ys = lax.scan(lambda c, _: (c + 1, c), 0, None, length=4)
@@ -143,11 +155,13 @@ def test_scan_values_match_python_loop(rng):
     assert ys.shape == (0,)
     assert_allclose(lax.map(lambda x: {"sq": x * x}, f64([1.0, 2.0])), {"sq": [1.0, 4.0]})
     for bs in (1, 2, 3, 7):  # chunks vmapped, the scan runs over the chunks (and a remainder)
-        assert_allclose(lax.map(lambda x: fnp.sin(x).sum(), f64(np.ones((5, 2))), batch_size=bs),
-                        np.full(5, 2 * np.sin(1.0)))
+        assert_allclose(
+            lax.map(lambda x: fnp.sin(x).sum(), f64(np.ones((5, 2))), batch_size=bs), np.full(5, 2 * np.sin(1.0))
+        )
 
 
 # -- make_jaxpr: readable nested jaxprs, well typed -------------------------------------------------
+
 
 def test_make_jaxpr_prints_nested_cond():
     closed = fg.make_jaxpr(lambda p, x: lax.cond(p > 0, fnp.sin, fnp.cos, x))(1.0, 2.0)
@@ -166,8 +180,16 @@ def test_make_jaxpr_prints_nested_loops_and_typechecks():
 
     closed = fg.make_jaxpr(f)(1.0, fnp.ones(3))
     text = str(closed)
-    for piece in ("while[", "body_jaxpr={ lambda", "cond_jaxpr={ lambda", "scan[", "jaxpr={ lambda",
-                  "length=3", "num_carry=", "branches=("):
+    for piece in (
+        "while[",
+        "body_jaxpr={ lambda",
+        "cond_jaxpr={ lambda",
+        "scan[",
+        "jaxpr={ lambda",
+        "length=3",
+        "num_carry=",
+        "branches=(",
+    ):
         assert piece in text, piece
     names = [line.split("=")[0].strip() for line in text.splitlines()]
     assert names  # every nested line is indented deeper than its equation
@@ -189,8 +211,11 @@ def test_make_jaxpr_of_transformed_control_flow_typechecks(rng):
     for fun, args in cases:
         closed = fg.make_jaxpr(fun)(*args)
         assert typecheck_all(closed)
-        assert_allclose(fg.tree_util.tree_unflatten(fg.tree_structure(fun(*args)), closed(*fg.tree_leaves(args))),
-                        fun(*args), rtol=1e-12)
+        assert_allclose(
+            fg.tree_util.tree_unflatten(fg.tree_structure(fun(*args)), closed(*fg.tree_leaves(args))),
+            fun(*args),
+            rtol=1e-12,
+        )
 
 
 def test_partial_eval_jaxpr_splits_known_and_unknown():
@@ -205,12 +230,13 @@ def test_partial_eval_jaxpr_splits_known_and_unknown():
 
 # -- derivatives: check_grads (finite differences), float64, both modes, order 2 ----------------------
 
+
 def test_check_grads_cond_and_switch(rng):
     x, y = f64(rng.normal(size=3)), f64(rng.normal(size=3))
     f = lambda x, y: lax.cond(fnp.sum(x) > 0, lambda a, b: fnp.sin(a) * b, lambda a, b: a * fnp.cos(b), x, y)
     check_grads(f, (x, y), order=2)
     check_grads(f, (-x, y), order=2)
-    g = lambda i: lambda x: lax.switch(i, [lambda a: a ** 3, fnp.sin, lambda a: fnp.exp(a) * x[0]], x)
+    g = lambda i: lambda x: lax.switch(i, [lambda a: a**3, fnp.sin, lambda a: fnp.exp(a) * x[0]], x)
     for i in (0, 1, 2):
         check_grads(g(i), (x,), order=2)
 
@@ -237,7 +263,7 @@ def test_grad_of_while_loop_with_data_dependent_trip_count():
     # Newton iteration: d sqrt(a)/da = 1 / (2 sqrt(a)), d2 = -1/4 a^(-3/2)
     for a in (0.5, 2.0, 9.0):
         assert_allclose(fg.grad(newton_sqrt)(f64(a)), 0.5 / np.sqrt(a), rtol=1e-9)
-        assert_allclose(fg.grad(fg.grad(newton_sqrt))(f64(a)), -0.25 * a ** -1.5, rtol=1e-7)
+        assert_allclose(fg.grad(fg.grad(newton_sqrt))(f64(a)), -0.25 * a**-1.5, rtol=1e-7)
     # Grow until past a threshold: the trip count changes with a; compare with finite differences
     # (away from the points where it jumps).
     f = lambda a: grow_until(a)[0]
@@ -249,9 +275,12 @@ def test_grad_of_while_loop_with_data_dependent_trip_count():
     # linearize / vjp / jacrev / hessian go through the same machinery
     _, f_jvp = fg.linearize(newton_sqrt, f64(4.0))
     assert_allclose(f_jvp(f64(1.0)), 0.25)
-    assert_allclose(fg.jacrev(lambda v: fnp.stack([newton_sqrt(v[0]), newton_sqrt(v[1])]))(f64([4.0, 16.0])),
-                    np.diag([0.25, 0.125]), atol=1e-12)
-    assert_allclose(fg.hessian(newton_sqrt)(f64(4.0)), -0.25 * 4.0 ** -1.5, rtol=1e-7)
+    assert_allclose(
+        fg.jacrev(lambda v: fnp.stack([newton_sqrt(v[0]), newton_sqrt(v[1])]))(f64([4.0, 16.0])),
+        np.diag([0.25, 0.125]),
+        atol=1e-12,
+    )
+    assert_allclose(fg.hessian(newton_sqrt)(f64(4.0)), -0.25 * 4.0**-1.5, rtol=1e-7)
 
 
 def test_grad_of_while_loop_records_a_scan_over_residuals():
@@ -280,6 +309,7 @@ def test_grad_of_nested_loops(rng):
         def body(c, x):
             y = lax.while_loop(lambda v: v < 5.0, lambda v: v * a + x, c)
             return y * 0.1, y
+
         return fnp.sum(lax.scan(body, f64(1.0), xs)[1])
 
     def scan_in_while(a):
@@ -298,6 +328,7 @@ def test_grad_of_closed_over_values_and_integer_carries(rng):
         def body(c):
             i, h = c
             return i + 1, fnp.tanh(h * w + x)
+
         return fnp.sum(lax.while_loop(lambda c: c[0] < 3, body, (0, fnp.zeros(2, dtype=np.float64)))[1])
 
     check_grads(f, (w, f64(0.3)), order=2)
@@ -305,8 +336,9 @@ def test_grad_of_closed_over_values_and_integer_carries(rng):
 
 # -- vmap: batched predicates and carries against Python loops -----------------------------------------
 
+
 def test_vmap_cond_with_batched_predicate(rng):
-    f = lambda p, x: lax.cond(p > 0, lambda x: fnp.sin(x) * 2.0, lambda x: x ** 2, x)
+    f = lambda p, x: lax.cond(p > 0, lambda x: fnp.sin(x) * 2.0, lambda x: x**2, x)
     check_vmap(f, (f64(rng.normal(size=6)), f64(rng.normal(size=(6, 3)))))
     check_vmap(f, (f64(0.5), f64(rng.normal(size=(6, 3)))), in_axes=(None, 0))  # unbatched predicate
     check_vmap(fg.grad(lambda x, p: fnp.sum(f(p, x))), (f64(rng.normal(size=(5, 3))), f64(rng.normal(size=5))))
@@ -347,10 +379,16 @@ def test_vmap_scan_batched_carry_and_xs(rng):
     w = f64(rng.normal(size=3))
     check_vmap(rnn_scan, (w, f64(rng.normal(size=(4, 5, 3))), f64(rng.normal(size=3))), in_axes=(None, 1, None))
     check_vmap(rnn_scan, (w, f64(rng.normal(size=(5, 3))), f64(rng.normal(size=(4, 3)))), in_axes=(None, None, 0))
-    check_vmap(rnn_scan, (f64(rng.normal(size=(4, 3))), f64(rng.normal(size=(5, 3))), f64(rng.normal(size=3))),
-               in_axes=(0, None, None))
-    check_vmap(fg.grad(lambda w, xs: fnp.sum(rnn_scan(w, xs, fnp.zeros(3, dtype=np.float64))[1])),
-               (w, f64(rng.normal(size=(3, 5, 3)))), in_axes=(None, 0))
+    check_vmap(
+        rnn_scan,
+        (f64(rng.normal(size=(4, 3))), f64(rng.normal(size=(5, 3))), f64(rng.normal(size=3))),
+        in_axes=(0, None, None),
+    )
+    check_vmap(
+        fg.grad(lambda w, xs: fnp.sum(rnn_scan(w, xs, fnp.zeros(3, dtype=np.float64))[1])),
+        (w, f64(rng.normal(size=(3, 5, 3)))),
+        in_axes=(None, 0),
+    )
     check_vmap(lambda xs: lax.map(fnp.sin, xs), (f64(rng.normal(size=(3, 4))),))
 
 
@@ -368,13 +406,14 @@ def test_control_flow_under_jit(rng):
 
 
 def test_jacobians_of_scan(rng):
-    f = lambda x: lax.scan(lambda c, xi: (c * xi + fnp.sin(c), c ** 2), x[0], x)[1]
+    f = lambda x: lax.scan(lambda c, xi: (c * xi + fnp.sin(c), c**2), x[0], x)[1]
     x = f64(rng.normal(size=4))
     assert_allclose(fg.jacfwd(f)(x), fg.jacrev(f)(x), rtol=1e-12)
     assert_allclose(fg.hessian(lambda x: fnp.sum(f(x)))(x), fg.jacfwd(fg.jacrev(lambda x: fnp.sum(f(x))))(x))
 
 
 # -- differential tests against JAX -----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def jax_ns():
@@ -392,18 +431,19 @@ def _programs(xp, lx):
 
     def cond_prog(x, y):
         out = lx.cond(xp.sum(x) > 0, lambda a, b: xp.sin(a) * b, lambda a, b: a * xp.cos(b), x, y)
-        return xp.sum(out ** 2)
+        return xp.sum(out**2)
 
     def switch_prog(i, x):
-        return xp.sum(lx.switch(i, [lambda a: a ** 2, xp.tanh, lambda a: xp.exp(-a)], x))
+        return xp.sum(lx.switch(i, [lambda a: a**2, xp.tanh, lambda a: xp.exp(-a)], x))
 
     def scan_prog(w, xs):
         def step(c, x):
             h, s = c
             h = xp.tanh(h @ w + x)
             return (h, s + xp.sum(h)), xp.sin(h)
+
         (h, s), ys = lx.scan(step, (xp.zeros(w.shape[0], dtype=w.dtype), 0.0 * w[0, 0]), xs)
-        return xp.sum(ys ** 2) + s * xp.sum(h)
+        return xp.sum(ys**2) + s * xp.sum(h)
 
     def fori_prog(x):
         return xp.sum(lx.fori_loop(0, 4, lambda i, c: xp.sin(c) * x + i, x))
@@ -423,9 +463,9 @@ def lstm_loss(xp, lx, params, xs, ys):
         h, c = carry
         gates = x @ w_ih.T + h @ w_hh.T + b
         i = 1.0 / (1.0 + xp.exp(-gates[:, :hidden]))
-        f = 1.0 / (1.0 + xp.exp(-gates[:, hidden:2 * hidden]))
-        g = xp.tanh(gates[:, 2 * hidden:3 * hidden])
-        o = 1.0 / (1.0 + xp.exp(-gates[:, 3 * hidden:]))
+        f = 1.0 / (1.0 + xp.exp(-gates[:, hidden : 2 * hidden]))
+        g = xp.tanh(gates[:, 2 * hidden : 3 * hidden])
+        o = 1.0 / (1.0 + xp.exp(-gates[:, 3 * hidden :]))
         c = f * c + i * g
         h = o * xp.tanh(c)
         return (h, c), h @ w_out
@@ -437,9 +477,12 @@ def lstm_loss(xp, lx, params, xs, ys):
 
 
 def _lstm_args(rng, t=5, batch=2, features=3, hidden=4):
-    params = {"w_ih": rng.normal(size=(4 * hidden, features)) * 0.5,
-              "w_hh": rng.normal(size=(4 * hidden, hidden)) * 0.5,
-              "b": rng.normal(size=4 * hidden) * 0.1, "w_out": rng.normal(size=(hidden, 1))}
+    params = {
+        "w_ih": rng.normal(size=(4 * hidden, features)) * 0.5,
+        "w_hh": rng.normal(size=(4 * hidden, hidden)) * 0.5,
+        "b": rng.normal(size=4 * hidden) * 0.1,
+        "w_out": rng.normal(size=(hidden, 1)),
+    }
     return params, rng.normal(size=(t, batch, features)), rng.normal(size=(t, batch, 1))
 
 
@@ -475,8 +518,9 @@ def test_jvp_and_vmap_match_jax(jax_ns, rng):
     xb, yb = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
     assert_allclose(fg.vmap(ours["cond"])(f64(xb), f64(yb)), np.asarray(jax.vmap(theirs["cond"])(xb, yb)), rtol=1e-12)
     ib = np.array([0, 2, 1, -1, 3])
-    assert_allclose(fg.vmap(ours["switch"])(fnp.asarray(ib), f64(xb)),
-                    np.asarray(jax.vmap(theirs["switch"])(ib, xb)), rtol=1e-12)
+    assert_allclose(
+        fg.vmap(ours["switch"])(fnp.asarray(ib), f64(xb)), np.asarray(jax.vmap(theirs["switch"])(ib, xb)), rtol=1e-12
+    )
     xsb = rng.normal(size=(2, 4, 3))
     g = fg.vmap(fg.grad(ours["scan"]), (None, 0))(f64(w), f64(xsb))
     g_j = jax.vmap(jax.grad(theirs["scan"]), (None, 0))(w, xsb)
@@ -502,6 +546,7 @@ def test_lstm_gradient_matches_finite_differences_without_jax(rng):
 
 
 # -- errors -----------------------------------------------------------------------------------------
+
 
 def test_cond_branch_type_mismatch_lists_both():
     with pytest.raises(TypeError, match=r"true_fun returns .*f32\[3\].* false_fun returns .*f32\[2\]") as info:
@@ -566,9 +611,11 @@ def test_python_control_flow_inside_bodies_is_a_concretization_error():
 @pytest.mark.parametrize("how", ["make_jaxpr", "vmap", "jit"])
 def test_reverse_mode_of_while_loop_with_abstract_trip_count_is_a_clear_error(how):
     g = fg.grad(newton_sqrt)
-    run = {"make_jaxpr": lambda: fg.make_jaxpr(g)(f64(2.0)),
-           "vmap": lambda: fg.vmap(g)(f64([2.0, 3.0])),
-           "jit": lambda: fg.jit(g)(f64(2.0))}[how]
+    run = {
+        "make_jaxpr": lambda: fg.make_jaxpr(g)(f64(2.0)),
+        "vmap": lambda: fg.vmap(g)(f64([2.0, 3.0])),
+        "jit": lambda: fg.jit(g)(f64(2.0)),
+    }[how]
     with pytest.raises(errors.ConcretizationError, match=r"while_loop.*fori_loop.*scan") as info:
         run()
     assert "trip count" in str(info.value) and isinstance(info.value, TypeError)

@@ -22,10 +22,11 @@ def _rng():
 
 # -- the functions: (xp, *args) -> scalar (or vector for the Jacobian tests) -------------------------------
 
+
 def mlp(xp, w1, b1, w2, x):
     h = xp.tanh(x @ w1 + b1)
     out = h @ w2
-    return xp.sum(out ** 2) / out.shape[0]
+    return xp.sum(out**2) / out.shape[0]
 
 
 def softmax_cross_entropy(xp, logits, onehot):
@@ -40,22 +41,22 @@ def logsumexp(xp, x):
 
 
 def norms(xp, x):
-    return xp.sqrt(xp.sum(x ** 2)) + xp.sum(xp.abs(x)) + xp.max(xp.abs(x)) + xp.sqrt(xp.sum(x * x, axis=0)).sum()
+    return xp.sqrt(xp.sum(x**2)) + xp.sum(xp.abs(x)) + xp.max(xp.abs(x)) + xp.sqrt(xp.sum(x * x, axis=0)).sum()
 
 
 def polynomial(xp, x):
-    return xp.sum(3.0 * x ** 4 - 2.0 * x ** 3 + 0.5 * x ** 2 - x + 1.0)
+    return xp.sum(3.0 * x**4 - 2.0 * x**3 + 0.5 * x**2 - x + 1.0)
 
 
 def trig_chain(xp, x):
-    return xp.sum(xp.sin(xp.cos(xp.tanh(x))) * xp.exp(-x ** 2) + xp.arctan(x) * xp.cosh(0.3 * x))
+    return xp.sum(xp.sin(xp.cos(xp.tanh(x))) * xp.exp(-(x**2)) + xp.arctan(x) * xp.cosh(0.3 * x))
 
 
 def indexing_heavy(xp, x):
     a = x[::2] * x[1::2]
     b = x[xp.array([0, 2, 2, 5])] * x[-1]
     c = x[::-1][None, :, None][0, 1:4, 0]
-    return xp.sum(a ** 2) + xp.sum(b) + xp.sum(c * x[:3]) + x[3] * x[4]
+    return xp.sum(a**2) + xp.sum(b) + xp.sum(c * x[:3]) + x[3] * x[4]
 
 
 def einsum_contractions(xp, a, b, c):
@@ -66,14 +67,18 @@ def einsum_contractions(xp, a, b, c):
 
 def einsum_diagonals(xp, a, b):
     # repeated indices (traces and diagonals); autograd's einsum cannot differentiate these
-    return (xp.einsum("ii->", a @ a.T) + xp.sum(xp.einsum("ii->i", a) ** 3)
-            + xp.sum(xp.einsum("bii->bi", b) * xp.einsum("bij->bj", b)) + xp.einsum("ii", a * a))
+    return (
+        xp.einsum("ii->", a @ a.T)
+        + xp.sum(xp.einsum("ii->i", a) ** 3)
+        + xp.sum(xp.einsum("bii->bi", b) * xp.einsum("bij->bj", b))
+        + xp.einsum("ii", a * a)
+    )
 
 
 def where_maximum_ties(xp, x):
     # x holds exact ties with the constant 0.5 and with each other: gradients split evenly.
     leaky = xp.where(x > 0, x, 0.1 * x)
-    return xp.sum(leaky ** 2) + xp.sum(xp.maximum(x, 0.5)) + xp.max(x) + xp.sum(xp.minimum(x, x[::-1]))
+    return xp.sum(leaky**2) + xp.sum(xp.maximum(x, 0.5)) + xp.max(x) + xp.sum(xp.minimum(x, x[::-1]))
 
 
 def cumulative(xp, x):
@@ -104,34 +109,43 @@ def attention(xp, q, k, v):
 
 
 def products_and_powers(xp, x):
-    return xp.prod(x[:4]) + xp.sum(x ** 2.5 / (1.0 + x ** 2)) + xp.sum(xp.sqrt(x) * xp.log1p(x)) + xp.std(x)
+    return xp.prod(x[:4]) + xp.sum(x**2.5 / (1.0 + x**2)) + xp.sum(xp.sqrt(x) * xp.log1p(x)) + xp.std(x)
 
 
 def stacking(xp, x, y):
     z = xp.concatenate([x, y, x * y], axis=0)
     s = xp.stack([x, y], axis=1)
     t = xp.transpose(xp.reshape(z, (3, 2, 2)), (2, 0, 1))
-    return xp.sum(s ** 3) + xp.sum(t * xp.arange(12.0).reshape(2, 3, 2)) + xp.sum(xp.tile(x, 2) * xp.repeat(y, 2))
+    return xp.sum(s**3) + xp.sum(t * xp.arange(12.0).reshape(2, 3, 2)) + xp.sum(xp.tile(x, 2) * xp.repeat(y, 2))
 
 
 def vector_fn(xp, x):  # vector output, for Jacobians
-    return xp.concatenate([xp.sin(x) * x[::-1], xp.cumsum(x ** 2), xp.tanh(x[:2] @ xp.ones((2, 3)))])
+    return xp.concatenate([xp.sin(x) * x[::-1], xp.cumsum(x**2), xp.tanh(x[:2] @ xp.ones((2, 3)))])
 
 
 # name -> (function, argument builder, libraries that support every op used)
 ALL = ("jax", "autograd")
 CASES = {
-    "mlp": (mlp, lambda r: (r.normal(size=(3, 4)), r.normal(size=4), r.normal(size=(4, 2)), r.normal(size=(5, 3))),
-            ALL),
-    "softmax_cross_entropy": (softmax_cross_entropy,
-                              lambda r: (r.normal(size=(4, 5)), np.eye(5)[r.integers(0, 5, 4)]), ALL),
+    "mlp": (
+        mlp,
+        lambda r: (r.normal(size=(3, 4)), r.normal(size=4), r.normal(size=(4, 2)), r.normal(size=(5, 3))),
+        ALL,
+    ),
+    "softmax_cross_entropy": (
+        softmax_cross_entropy,
+        lambda r: (r.normal(size=(4, 5)), np.eye(5)[r.integers(0, 5, 4)]),
+        ALL,
+    ),
     "logsumexp": (logsumexp, lambda r: (r.normal(size=(3, 4)) * 3,), ALL),
     "norms": (norms, lambda r: (r.normal(size=(3, 2)),), ALL),
     "polynomial": (polynomial, lambda r: (r.normal(size=6),), ALL),
     "trig_chain": (trig_chain, lambda r: (r.normal(size=5),), ALL),
     "indexing_heavy": (indexing_heavy, lambda r: (r.normal(size=6),), ALL),
-    "einsum_contractions": (einsum_contractions,
-                            lambda r: (r.normal(size=(3, 3)), r.normal(size=(3, 2)), r.normal(size=(2, 4))), ALL),
+    "einsum_contractions": (
+        einsum_contractions,
+        lambda r: (r.normal(size=(3, 3)), r.normal(size=(3, 2)), r.normal(size=(2, 4))),
+        ALL,
+    ),
     "einsum_diagonals": (einsum_diagonals, lambda r: (r.normal(size=(3, 3)), r.normal(size=(2, 3, 3))), ("jax",)),
     "where_maximum_ties": (where_maximum_ties, lambda r: (np.array([0.5, -1.0, 0.5, 2.0, 2.0, 0.3]),), ALL),
     "cumulative": (cumulative, lambda r: (r.normal(size=(3, 4)),), ALL),
@@ -146,6 +160,7 @@ CASES = {
 
 
 # -- oracles --------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def jax_ns():
@@ -183,8 +198,9 @@ def test_gradients_match_jax(name, jax_ns):
     v_fg, g_fg = fg.value_and_grad(lambda *a: fn(fnp, *a), argnums=nums)(*_fg_args(args))
     v_jax, g_jax = jax.jit(jax.value_and_grad(lambda *a: fn(jnp, *a), argnums=nums))(*[jnp.asarray(a) for a in args])
     assert_allclose(v_fg, np.asarray(v_jax), rtol=1e-12, err_msg=f"{name} value")
-    assert_allclose(tuple(g_fg), tuple(np.asarray(g) for g in g_jax), rtol=1e-10, atol=1e-12,
-                    err_msg=f"{name} gradient")
+    assert_allclose(
+        tuple(g_fg), tuple(np.asarray(g) for g in g_jax), rtol=1e-10, atol=1e-12, err_msg=f"{name} gradient"
+    )
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(CASES) if "jax" in CASES[n][2]])
@@ -209,8 +225,9 @@ def test_jacobians_match_jax(jax_ns):
     assert_allclose(fg.jacfwd(lambda v: vector_fn(fnp, v))(fnp.asarray(x)), j_expected, rtol=1e-12)
     # second-order Jacobian of a vector function (a 3-tensor)
     h_expected = np.asarray(jax.jit(jax.jacfwd(jax.jacrev(lambda v: vector_fn(jnp, v))))(jnp.asarray(x)))
-    assert_allclose(fg.jacfwd(fg.jacrev(lambda v: vector_fn(fnp, v)))(fnp.asarray(x)), h_expected, rtol=1e-10,
-                    atol=1e-12)
+    assert_allclose(
+        fg.jacfwd(fg.jacrev(lambda v: vector_fn(fnp, v)))(fnp.asarray(x)), h_expected, rtol=1e-10, atol=1e-12
+    )
 
 
 def test_jvp_vjp_match_jax(jax_ns):

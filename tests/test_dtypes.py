@@ -21,8 +21,23 @@ ALL = [np.dtype(bool)] + INTS + FLOATS + COMPLEX
 
 
 def test_dtype_names_exported():
-    for name in ("bool_", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16",
-                 "float32", "float64", "complex64", "complex128", "float0"):
+    for name in (
+        "bool_",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "uint16",
+        "uint32",
+        "uint64",
+        "float16",
+        "float32",
+        "float64",
+        "complex64",
+        "complex128",
+        "float0",
+    ):
         assert isinstance(getattr(fnp, name), np.dtype), name
     assert fnp.float32 == np.float32 and fnp.int64 == np.int64
     assert fnp.dtype("float32") == np.float32
@@ -56,7 +71,8 @@ def test_promotion_table(a, b):
     elif BF16 is not None and BF16 in (a, b):
         other = b if a == BF16 else a
         expected = {BF16: BF16, np.dtype("float16"): np.dtype("float32")}.get(other) or np.result_type(
-            np.float32, other)
+            np.float32, other
+        )
     else:
         expected = np.result_type(a, b)
     assert (x + y).dtype == expected
@@ -150,7 +166,7 @@ def test_bfloat16():
     fi = fnp.finfo(BF16)
     assert fi.bits == 16 and fi.nexp == 8 and fi.nmant == 7
     assert float(fi.max) > 3e38  # float32's range with less precision
-    assert fnp.finfo("bfloat16").eps == fi.eps == 2.0 ** -7
+    assert fnp.finfo("bfloat16").eps == fi.eps == 2.0**-7
     assert fnp.issubdtype(BF16, fnp.floating) and fnp.issubdtype(BF16, fnp.inexact)
     assert not fnp.issubdtype(BF16, fnp.integer)
     x = fnp.array([1.0, 2.0, 3.0], dtype="bfloat16")

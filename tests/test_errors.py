@@ -42,6 +42,7 @@ def test_every_error_class_derives_from_funcgrad_error_and_a_builtin():
 
 # -- transformations --------------------------------------------------------------------------------
 
+
 def test_grad_of_non_scalar_output():
     with pytest.raises(TypeError, match=r"scalar.*\(3,\)"):
         fg.grad(lambda x: x * 2.0)(fnp.ones(3))
@@ -101,7 +102,7 @@ def test_concretization_error_names_the_argument():
     with pytest.raises(errors.ConcretizationError, match="size="):
         fg.make_jaxpr(lambda x: fnp.nonzero(x))(fnp.ones(3))
     with pytest.raises(errors.ConcretizationError, match="dynamic_slice"):
-        fg.make_jaxpr(lambda x, i: x[i:i + 2])(fnp.ones(3), 1)
+        fg.make_jaxpr(lambda x, i: x[i : i + 2])(fnp.ones(3), 1)
 
 
 def test_control_flow_under_grad_is_fine():
@@ -136,6 +137,7 @@ def test_vjp_and_jvp_argument_errors():
 
 # -- arrays ---------------------------------------------------------------------------------------------
 
+
 def test_item_assignment_names_the_functional_form():
     x = fnp.zeros(3)
     with pytest.raises(TypeError, match=r"\.at\[") as info:
@@ -161,25 +163,30 @@ def test_conversion_errors():
         [0, 1][fnp.array(0.5)]
 
 
-@pytest.mark.parametrize("fn,pattern", [
-    (lambda: fnp.ones(3) + fnp.ones(4), r"add.*\(3,\).*\(4,\)"),
-    (lambda: fnp.multiply(fnp.ones((2, 3)), fnp.ones((3, 2))), r"multiply.*\(2, 3\).*\(3, 2\)"),
-    (lambda: fnp.where(fnp.ones(3) > 0, fnp.ones(2), 1.0), r"where.*\(3,\).*\(2,\)"),
-    (lambda: fnp.ones((2, 3)) @ fnp.ones((2, 3)), r"matmul.*\(2, 3\).*\(2, 3\)"),
-    (lambda: fnp.matmul(fnp.ones((4, 2, 3)), fnp.ones((5, 3, 2))), r"matmul.*\(4,\).*\(5,\)"),
-    (lambda: fnp.dot(fnp.ones((2, 3)), fnp.ones((4, 2))), r"dot.*\(2, 3\).*\(4, 2\)"),
-    (lambda: fnp.concatenate([fnp.ones((2, 3)), fnp.ones((2, 4))]), r"concatenate.*\(2, 3\).*\(2, 4\)"),
-    (lambda: fnp.stack([fnp.ones(3), fnp.ones(2)]), r"stack.*\(3,\).*\(2,\)"),
-    (lambda: fnp.reshape(fnp.ones(3), (2, 2)), r"reshape.*\(3,\).*\(2, 2\)"),
-    (lambda: fnp.broadcast_to(fnp.ones(3), (2, 4)), r"broadcast_to.*\(3,\).*\(2, 4\)"),
-    (lambda: fnp.einsum("ij,jk", fnp.ones((2, 3)), fnp.ones((4, 2))), r"einsum.*'j'.*3.*4"),
-    (lambda: fnp.tensordot(fnp.ones((2, 3)), fnp.ones((4, 2)), 1), r"tensordot.*\(2, 3\).*\(4, 2\)"),
-    (lambda: lax.add(fnp.ones(3), fnp.ones(4)), r"lax\.add.*\(3,\).*\(4,\)"),
-    (lambda: lax.add(fnp.ones((3, 1)), fnp.ones(4)), r"lax\.add.*\(3, 1\).*\(4,\)"),
-    (lambda: lax.dot_general(fnp.ones((2, 3)), fnp.ones((4, 2)), (((1,), (0,)), ((), ()))),
-     r"dot_general.*\(2, 3\).*\(4, 2\)"),
-    (lambda: fnp.zeros(3).at[fnp.array([0, 1])].set(fnp.ones(3)), r"\(3,\).*\(2,\)"),
-])
+@pytest.mark.parametrize(
+    "fn,pattern",
+    [
+        (lambda: fnp.ones(3) + fnp.ones(4), r"add.*\(3,\).*\(4,\)"),
+        (lambda: fnp.multiply(fnp.ones((2, 3)), fnp.ones((3, 2))), r"multiply.*\(2, 3\).*\(3, 2\)"),
+        (lambda: fnp.where(fnp.ones(3) > 0, fnp.ones(2), 1.0), r"where.*\(3,\).*\(2,\)"),
+        (lambda: fnp.ones((2, 3)) @ fnp.ones((2, 3)), r"matmul.*\(2, 3\).*\(2, 3\)"),
+        (lambda: fnp.matmul(fnp.ones((4, 2, 3)), fnp.ones((5, 3, 2))), r"matmul.*\(4,\).*\(5,\)"),
+        (lambda: fnp.dot(fnp.ones((2, 3)), fnp.ones((4, 2))), r"dot.*\(2, 3\).*\(4, 2\)"),
+        (lambda: fnp.concatenate([fnp.ones((2, 3)), fnp.ones((2, 4))]), r"concatenate.*\(2, 3\).*\(2, 4\)"),
+        (lambda: fnp.stack([fnp.ones(3), fnp.ones(2)]), r"stack.*\(3,\).*\(2,\)"),
+        (lambda: fnp.reshape(fnp.ones(3), (2, 2)), r"reshape.*\(3,\).*\(2, 2\)"),
+        (lambda: fnp.broadcast_to(fnp.ones(3), (2, 4)), r"broadcast_to.*\(3,\).*\(2, 4\)"),
+        (lambda: fnp.einsum("ij,jk", fnp.ones((2, 3)), fnp.ones((4, 2))), r"einsum.*'j'.*3.*4"),
+        (lambda: fnp.tensordot(fnp.ones((2, 3)), fnp.ones((4, 2)), 1), r"tensordot.*\(2, 3\).*\(4, 2\)"),
+        (lambda: lax.add(fnp.ones(3), fnp.ones(4)), r"lax\.add.*\(3,\).*\(4,\)"),
+        (lambda: lax.add(fnp.ones((3, 1)), fnp.ones(4)), r"lax\.add.*\(3, 1\).*\(4,\)"),
+        (
+            lambda: lax.dot_general(fnp.ones((2, 3)), fnp.ones((4, 2)), (((1,), (0,)), ((), ()))),
+            r"dot_general.*\(2, 3\).*\(4, 2\)",
+        ),
+        (lambda: fnp.zeros(3).at[fnp.array([0, 1])].set(fnp.ones(3)), r"\(3,\).*\(2,\)"),
+    ],
+)
 def test_shape_mismatch_errors_name_op_and_shapes(fn, pattern):
     with pytest.raises(ValueError, match=pattern) as info:
         fn()
@@ -187,9 +194,11 @@ def test_shape_mismatch_errors_name_op_and_shapes(fn, pattern):
 
 
 def test_shape_errors_under_tracing_match_eager():
-    for fn, args in [(lambda a, b: a + b, (fnp.ones(3), fnp.ones(4))),
-                     (lambda a, b: a @ b, (fnp.ones((2, 3)), fnp.ones((2, 3)))),
-                     (lambda a, b: lax.add(a, b), (fnp.ones((3, 1)), fnp.ones(4)))]:
+    for fn, args in [
+        (lambda a, b: a + b, (fnp.ones(3), fnp.ones(4))),
+        (lambda a, b: a @ b, (fnp.ones((2, 3)), fnp.ones((2, 3)))),
+        (lambda a, b: lax.add(a, b), (fnp.ones((3, 1)), fnp.ones(4))),
+    ]:
         with pytest.raises(errors.ShapeError):
             fn(*args)
         with pytest.raises(errors.ShapeError):
@@ -211,20 +220,23 @@ def test_dtype_errors():
         fnp.take(fnp.ones(3), fnp.array([0.5]))
 
 
-@pytest.mark.parametrize("fn,axis_text,range_text", [
-    (lambda: fnp.sum(fnp.ones((2, 3)), axis=2), "axis 2", "[-2, 1]"),
-    (lambda: fnp.mean(fnp.ones((2, 3)), axis=-3), "axis -3", "[-2, 1]"),
-    (lambda: fnp.argmax(fnp.ones(3), axis=1), "axis 1", "[-1, 0]"),
-    (lambda: fnp.expand_dims(fnp.ones((2, 3)), 4), "axis 4", "[-3, 2]"),
-    (lambda: fnp.concatenate([fnp.ones(2), fnp.ones(2)], axis=1), "axis 1", "[-1, 0]"),
-    (lambda: fnp.stack([fnp.ones(2), fnp.ones(2)], axis=3), "axis 3", "[-2, 1]"),
-    (lambda: fnp.squeeze(fnp.ones((1, 2)), 2), "axis 2", "[-2, 1]"),
-    (lambda: fnp.moveaxis(fnp.ones((1, 2)), 0, 5), "axis 5", "[-2, 1]"),
-    (lambda: fnp.cumsum(fnp.ones(3), axis=1), "axis 1", "[-1, 0]"),
-    (lambda: fnp.flip(fnp.ones(3), 1), "axis 1", "[-1, 0]"),
-    (lambda: fnp.sort(fnp.ones(3), axis=1), "axis 1", "[-1, 0]"),
-    (lambda: fnp.take(fnp.ones(3), fnp.array([0]), axis=1), "axis 1", "[-1, 0]"),
-])
+@pytest.mark.parametrize(
+    "fn,axis_text,range_text",
+    [
+        (lambda: fnp.sum(fnp.ones((2, 3)), axis=2), "axis 2", "[-2, 1]"),
+        (lambda: fnp.mean(fnp.ones((2, 3)), axis=-3), "axis -3", "[-2, 1]"),
+        (lambda: fnp.argmax(fnp.ones(3), axis=1), "axis 1", "[-1, 0]"),
+        (lambda: fnp.expand_dims(fnp.ones((2, 3)), 4), "axis 4", "[-3, 2]"),
+        (lambda: fnp.concatenate([fnp.ones(2), fnp.ones(2)], axis=1), "axis 1", "[-1, 0]"),
+        (lambda: fnp.stack([fnp.ones(2), fnp.ones(2)], axis=3), "axis 3", "[-2, 1]"),
+        (lambda: fnp.squeeze(fnp.ones((1, 2)), 2), "axis 2", "[-2, 1]"),
+        (lambda: fnp.moveaxis(fnp.ones((1, 2)), 0, 5), "axis 5", "[-2, 1]"),
+        (lambda: fnp.cumsum(fnp.ones(3), axis=1), "axis 1", "[-1, 0]"),
+        (lambda: fnp.flip(fnp.ones(3), 1), "axis 1", "[-1, 0]"),
+        (lambda: fnp.sort(fnp.ones(3), axis=1), "axis 1", "[-1, 0]"),
+        (lambda: fnp.take(fnp.ones(3), fnp.array([0]), axis=1), "axis 1", "[-1, 0]"),
+    ],
+)
 def test_bad_axis(fn, axis_text, range_text):
     with pytest.raises(errors.AxisError) as info:
         fn()

@@ -11,8 +11,10 @@ RNG = np.random.default_rng(0)
 
 
 def _mlp_params(sizes, dtype=np.float64):
-    return [(RNG.standard_normal((m, n)).astype(dtype) / np.sqrt(m), RNG.standard_normal(n).astype(dtype) * 0.1)
-            for m, n in zip(sizes[:-1], sizes[1:])]
+    return [
+        (RNG.standard_normal((m, n)).astype(dtype) / np.sqrt(m), RNG.standard_normal(n).astype(dtype) * 0.1)
+        for m, n in zip(sizes[:-1], sizes[1:])
+    ]
 
 
 def _mlp(params, x, np_mod=fnp):
@@ -59,7 +61,7 @@ def _wgan_gp_loss(critic_params, real, fake, eps, lam, np_mod, grad, vmap):
 
     x_hat = eps[:, None] * real + (1 - eps[:, None]) * fake
     grads = vmap(grad(critic))(x_hat)
-    norms = np_mod.sqrt(np_mod.sum(grads ** 2, axis=1) + 1e-12)
+    norms = np_mod.sqrt(np_mod.sum(grads**2, axis=1) + 1e-12)
     penalty = np_mod.mean((norms - 1.0) ** 2)
     scores_real = vmap(critic)(real)
     scores_fake = vmap(critic)(fake)
@@ -75,11 +77,13 @@ def test_wgan_gp_parameter_gradient_matches_jax():
         real, fake = RNG.standard_normal((6, 5)), RNG.standard_normal((6, 5))
         eps = RNG.uniform(size=6)
         fg_params = [(fnp.asarray(w), fnp.asarray(b)) for w, b in params]
-        ours = fg.grad(_wgan_gp_loss)(fg_params, fnp.asarray(real), fnp.asarray(fake), fnp.asarray(eps), 10.0,
-                                      fnp, fg.grad, fg.vmap)
+        ours = fg.grad(_wgan_gp_loss)(
+            fg_params, fnp.asarray(real), fnp.asarray(fake), fnp.asarray(eps), 10.0, fnp, fg.grad, fg.vmap
+        )
         jparams = [(jnp.asarray(w), jnp.asarray(b)) for w, b in params]
-        theirs = jax.grad(_wgan_gp_loss)(jparams, jnp.asarray(real), jnp.asarray(fake), jnp.asarray(eps), 10.0,
-                                         jnp, jax.grad, jax.vmap)
+        theirs = jax.grad(_wgan_gp_loss)(
+            jparams, jnp.asarray(real), jnp.asarray(fake), jnp.asarray(eps), 10.0, jnp, jax.grad, jax.vmap
+        )
         for (a, b), (c, d) in zip(ours, theirs):
             np.testing.assert_allclose(a, np.asarray(c), rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(b, np.asarray(d), rtol=1e-9, atol=1e-12)

@@ -53,6 +53,7 @@ def _close(got, want, what, rtol=None):
 
 # -- the op table ----------------------------------------------------------------------------------
 
+
 def _batches(dtype_index):
     """Rows grouped by identical arguments (so one jitted function can share them)."""
     groups = {}
@@ -63,8 +64,9 @@ def _batches(dtype_index):
         args = row.args(dt)
         key = (dt.name,) + tuple((a.shape, a.dtype.str, a.tobytes()) for a in args)
         groups.setdefault(key, (args, []))[1].append(row)
-    return [pytest.param(args, rows, id=f"{rows[0].name}+{len(rows) - 1}-{key[0]}")
-            for key, (args, rows) in groups.items()]
+    return [
+        pytest.param(args, rows, id=f"{rows[0].name}+{len(rows) - 1}-{key[0]}") for key, (args, rows) in groups.items()
+    ]
 
 
 def _check_batch(args, rows):
@@ -78,8 +80,12 @@ def _check_batch(args, rows):
                 fg.jit(row.fn)(*xs)
             raise
     for row, g, w in zip(rows, got, want):
-        _close(g, w, f"jit({row.name})", rtol=max(3e-6, row.rtol or 0) if np.asarray(tree_flatten(w)[0][0]).dtype
-               == np.float32 else None)
+        _close(
+            g,
+            w,
+            f"jit({row.name})",
+            rtol=max(3e-6, row.rtol or 0) if np.asarray(tree_flatten(w)[0][0]).dtype == np.float32 else None,
+        )
 
 
 @pytest.mark.parametrize("args,rows", _batches(0))
@@ -96,18 +102,115 @@ def test_op_table_under_jit_other_dtypes(args, rows):
 # Every primitive with a scalar template, on special values, fused into one kernel per dtype.
 FLOAT_VALUES = [-np.inf, -3.5, -1.0, -0.75, -0.0, 0.0, 1e-30, 0.3, 0.5, 1.0, 2.5, 40.0, np.inf, np.nan]
 INT_VALUES = {np.dtype(t): None for t in ("int8", "int32", "int64", "uint8", "uint32")}
-UNARY_FLOAT = ["neg", "sign", "floor", "ceil", "round", "is_finite", "exp", "exp2", "log", "log1p", "expm1", "tanh",
-               "logistic", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh",
-               "sqrt", "rsqrt", "cbrt", "abs", "isnan", "real", "imag", "conj", "erf", "erfc", "lgamma"]
-BINARY_FLOAT = ["add", "sub", "mul", "div", "rem", "pow", "max", "min", "atan2", "eq", "ne", "lt", "le", "gt", "ge",
-                "floor_divide", "remainder"]
+UNARY_FLOAT = [
+    "neg",
+    "sign",
+    "floor",
+    "ceil",
+    "round",
+    "is_finite",
+    "exp",
+    "exp2",
+    "log",
+    "log1p",
+    "expm1",
+    "tanh",
+    "logistic",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "sqrt",
+    "rsqrt",
+    "cbrt",
+    "abs",
+    "isnan",
+    "real",
+    "imag",
+    "conj",
+    "erf",
+    "erfc",
+    "lgamma",
+]
+BINARY_FLOAT = [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "rem",
+    "pow",
+    "max",
+    "min",
+    "atan2",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "floor_divide",
+    "remainder",
+]
 UNARY_INT = ["neg", "sign", "floor", "ceil", "round", "abs", "not", "real", "imag", "conj"]
-BINARY_INT = ["add", "sub", "mul", "div", "rem", "max", "min", "eq", "ne", "lt", "le", "gt", "ge", "and", "or", "xor",
-              "shift_left", "shift_right_arithmetic", "shift_right_logical", "floor_divide", "remainder"]
+BINARY_INT = [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "rem",
+    "max",
+    "min",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "and",
+    "or",
+    "xor",
+    "shift_left",
+    "shift_right_arithmetic",
+    "shift_right_logical",
+    "floor_divide",
+    "remainder",
+]
 # Transcendental functions: float32 uses fastmath (<= 2 ulp, tests/test_jit_fastmath.py) and both
 # widths may differ from NumPy's libm in the last bits.
-INEXACT = {"exp", "exp2", "log", "log1p", "expm1", "tanh", "logistic", "sin", "cos", "tan", "asin", "acos", "atan",
-           "sinh", "cosh", "asinh", "acosh", "atanh", "cbrt", "erf", "erfc", "lgamma", "pow", "atan2", "integer_pow3"}
+INEXACT = {
+    "exp",
+    "exp2",
+    "log",
+    "log1p",
+    "expm1",
+    "tanh",
+    "logistic",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "cbrt",
+    "erf",
+    "erfc",
+    "lgamma",
+    "pow",
+    "atan2",
+    "integer_pow3",
+}
 
 
 def _prim(name):
@@ -152,8 +255,11 @@ def test_every_template_on_special_values(dtype):
             return lax.select(a > b, a, b)
         if name == "convert":
             to = np.float64 if np.dtype(dtype).kind in "iu" else np.int32
-            return lax.convert_element_type(lax.max(lax.min(a, b), b), to) if False else \
-                lax.convert_element_type(a, np.float32 if np.dtype(dtype) == np.float64 else np.float64)
+            return (
+                lax.convert_element_type(lax.max(lax.min(a, b), b), to)
+                if False
+                else lax.convert_element_type(a, np.float32 if np.dtype(dtype) == np.float64 else np.float64)
+            )
         p = _prim(name)
         return p.bind(a) if nargs == 1 else p.bind(a, b)
 
@@ -174,13 +280,20 @@ def test_every_template_on_special_values(dtype):
             g, w = g[keep], w[keep]
         if g.dtype.kind == "f" and name in INEXACT:
             tol = 4e-7 if g.dtype == np.float32 else 1e-14
-            np.testing.assert_allclose(g, w, rtol=tol, atol=1e-37 if g.dtype == np.float32 else 1e-300,
-                                       equal_nan=True, err_msg=f"{name} {dtype}")
+            np.testing.assert_allclose(
+                g,
+                w,
+                rtol=tol,
+                atol=1e-37 if g.dtype == np.float32 else 1e-300,
+                equal_nan=True,
+                err_msg=f"{name} {dtype}",
+            )
         else:
             np.testing.assert_array_equal(g, w, err_msg=f"{name} {dtype}: {x} {y}")
 
 
 # -- fusion ------------------------------------------------------------------------------------------
+
 
 def _kernels(text):
     return text.count("def kernel(")
@@ -218,6 +331,7 @@ def test_rows_softmax_and_logsumexp_are_one_pass(rng):
     text = fg.jit(softmax).lower(a).as_text()
     assert _kernels(text) == 1 and "fm.rmax" in text and "fm.radd" in text
     _close(fg.jit(softmax)(a), softmax(a), "softmax")
+
     # row statistics feeding elementwise work again (layer norm)
     def layer_norm(x):
         return (x - fnp.mean(x, -1, keepdims=True)) / fnp.sqrt(fnp.var(x, -1, keepdims=True) + 1e-5)
@@ -234,8 +348,13 @@ def test_fused_reductions_over_any_axes(rng, axes):
 
     def f(x, xi):
         y = fnp.exp(x * 0.1) + 1.0
-        return (fnp.sum(y * y, axis=axes), fnp.max(y - 2.0, axis=axes), fnp.min(-y, axis=axes),
-                fnp.sum(xi * 3, axis=axes), fnp.max(xi + 1, axis=axes))
+        return (
+            fnp.sum(y * y, axis=axes),
+            fnp.max(y - 2.0, axis=axes),
+            fnp.min(-y, axis=axes),
+            fnp.sum(xi * 3, axis=axes),
+            fnp.max(xi + 1, axis=axes),
+        )
 
     xa, xia = fnp.asarray(x), fnp.asarray(xi)
     _close(fg.jit(f)(xa, xia), f(xa, xia), f"reductions over {axes}", rtol=1e-5)
@@ -259,7 +378,7 @@ def test_adam_update_is_one_kernel_per_parameter(rng):
     def adam(p, g, m, v, t):
         m = fg.tree_map(lambda m, g: 0.9 * m + 0.1 * g, m, g)
         v = fg.tree_map(lambda v, g: 0.999 * v + 0.001 * g * g, v, g)
-        c1, c2 = 1 - 0.9 ** t, 1 - 0.999 ** t
+        c1, c2 = 1 - 0.9**t, 1 - 0.999**t
         return fg.tree_map(lambda p, m, v: p - 1e-3 * (m / c1) / (fnp.sqrt(v / c2) + 1e-8), p, m, v), m, v
 
     t = fnp.asarray(np.float32(3.0))
@@ -278,8 +397,10 @@ def test_transposed_products_are_computed_in_place(rng):
 
     step = fg.jit(lambda w, x: w - 0.1 * fg.grad(loss)(w, x))
     text = step.lower(w, x).as_text()
-    assert "transpose" not in text.split("# ---- kernel")[0].replace("# ", "").split("\n", 1)[1] or \
-        "= transpose_" not in text
+    assert (
+        "transpose" not in text.split("# ---- kernel")[0].replace("# ", "").split("\n", 1)[1]
+        or "= transpose_" not in text
+    )
     _close(step(w, x), w - 0.1 * fg.grad(loss)(w, x), "sgd step")
 
 
@@ -291,15 +412,16 @@ def test_parallel_kernels_match_serial(rng, monkeypatch):
     x = fnp.asarray(rng.standard_normal((97, 33)).astype(np.float32))
     f = fg.jit(lambda x: (chain(x), fnp.sum(fnp.exp(x), axis=1), fnp.max(x, axis=1) - fnp.min(x, axis=1)))
     assert "_parallel(" in f.lower(x).as_text()
-    _close(f(x), (chain(x), fnp.sum(fnp.exp(x), axis=1), fnp.max(x, axis=1) - fnp.min(x, axis=1)), "parallel",
-           rtol=1e-5)
+    _close(
+        f(x), (chain(x), fnp.sum(fnp.exp(x), axis=1), fnp.max(x, axis=1) - fnp.min(x, axis=1)), "parallel", rtol=1e-5
+    )
 
 
 def test_non_contiguous_and_scalar_inputs(rng):
     x = rng.standard_normal((6, 8)).astype(np.float32)
     f = fg.jit(lambda a, s, b: fnp.exp(a) * s + b)
-    a = fnp.asarray(x)[:, ::2]        # a strided view
-    b = fnp.asarray(x[:4, :6]).T      # a transposed one
+    a = fnp.asarray(x)[:, ::2]  # a strided view
+    b = fnp.asarray(x[:4, :6]).T  # a transposed one
     s = fnp.asarray(np.float32(2.0))  # rank 0: a scalar argument of the kernel
     assert not np.asarray(a).flags.c_contiguous and not np.asarray(b).flags.c_contiguous
     _close(f(a, s, b), fnp.exp(a) * s + b, "strided inputs")
@@ -317,6 +439,7 @@ def test_float16_and_complex_run_their_impls(rng):
 
 # -- transformations -----------------------------------------------------------------------------------
 
+
 def mlp_loss(params, x, y):
     from funcgrad.scipy.special import logsumexp
 
@@ -330,8 +453,13 @@ def mlp_loss(params, x, y):
 
 def _mlp(rng, dtype=np.float64):
     sizes = (7, 6, 5, 3)
-    params = [(fnp.asarray((rng.standard_normal((a, b)) / np.sqrt(a)).astype(dtype)),
-               fnp.asarray(rng.standard_normal(b).astype(dtype) * 0.1)) for a, b in zip(sizes[:-1], sizes[1:])]
+    params = [
+        (
+            fnp.asarray((rng.standard_normal((a, b)) / np.sqrt(a)).astype(dtype)),
+            fnp.asarray(rng.standard_normal(b).astype(dtype) * 0.1),
+        )
+        for a, b in zip(sizes[:-1], sizes[1:])
+    ]
     x = fnp.asarray(rng.standard_normal((4, sizes[0])).astype(dtype))
     y = fnp.asarray(np.eye(sizes[-1], dtype=dtype)[rng.integers(0, sizes[-1], 4)])
     return params, x, y
@@ -369,6 +497,7 @@ def test_float32_training_step_matches_eager(rng):
 
 # -- the trace cache -----------------------------------------------------------------------------------
 
+
 def test_traces_once_per_signature():
     calls = []
 
@@ -381,7 +510,7 @@ def test_traces_once_per_signature():
     for _ in range(3):
         f(a, b)
     assert len(calls) == 1
-    f(fnp.ones(4), fnp.ones(4))          # new shape
+    f(fnp.ones(4), fnp.ones(4))  # new shape
     f(a, b)
     assert len(calls) == 2
     f(np.ones(3, np.float64), np.ones(3))  # new dtype (and NumPy inputs)
@@ -501,15 +630,17 @@ print("result", float(fnp.sum(f(fnp.linspace(-1.0, 1.0, 11)))))
 
 
 def _run(code, env):
-    res = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
-                         cwd=ROOT, timeout=300)
+    res = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     return res.stdout
 
 
 def test_second_process_loads_kernels_from_disk(tmp_path):
-    env = dict(os.environ, FUNCGRAD_CACHE_DIR=str(tmp_path),
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(
+        os.environ, FUNCGRAD_CACHE_DIR=str(tmp_path), PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
     first = _run(SCRIPT, env)
     assert "Compiled kernel k_" in first and "Loaded kernel" not in first, first
     second = _run(SCRIPT, env)
@@ -521,10 +652,15 @@ def test_second_process_loads_kernels_from_disk(tmp_path):
 
 
 def test_processes_compiling_the_same_kernel_at_once(tmp_path):
-    env = dict(os.environ, FUNCGRAD_CACHE_DIR=str(tmp_path),
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    procs = [subprocess.Popen([sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=env, cwd=ROOT) for _ in range(3)]
+    env = dict(
+        os.environ, FUNCGRAD_CACHE_DIR=str(tmp_path), PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT
+        )
+        for _ in range(3)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == 0, err[-3000:]
@@ -560,13 +696,16 @@ def test_threads_share_the_compile_cache(rng):
 
 
 def test_jit_without_fusible_work_does_not_import_numba():
-    out = _run("""
+    out = _run(
+        """
         import sys
         import funcgrad as fg, funcgrad.numpy as fnp
         f = fg.jit(lambda a, b: a @ b)
         f(fnp.ones((2, 3)), fnp.ones((3, 2)))
         print("numba" in sys.modules)
-    """, dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")))
+    """,
+        dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")),
+    )
     assert out.strip() == "False"
 
 

@@ -14,8 +14,9 @@ import pytest
 
 numba = pytest.importorskip("numba")
 
-SPECIAL = np.array([0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.17549435e-38, 3.4028235e38, -3.4028235e38],
-                   np.float32)
+SPECIAL = np.array(
+    [0.0, -0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45, 1.17549435e-38, 3.4028235e38, -3.4028235e38], np.float32
+)
 
 
 def _linear(lo, hi, n=1 << 18):
@@ -96,8 +97,9 @@ def test_float32_functions_within_two_ulp(name):
         ref = ref_fn(x.astype(np.float64))
     err = _ulp_error(got, ref)
     worst = int(np.argmax(err))
-    assert err[worst] <= 2.0, (f"{name}: {err[worst]:.2f} ulp at x={x[worst]!r}: got {got[worst]!r}, "
-                               f"float64 says {ref[worst]!r}")
+    assert err[worst] <= 2.0, (
+        f"{name}: {err[worst]:.2f} ulp at x={x[worst]!r}: got {got[worst]!r}, float64 says {ref[worst]!r}"
+    )
 
 
 def test_pow_within_two_ulp_and_special_cases():
@@ -105,8 +107,9 @@ def test_pow_within_two_ulp_and_special_cases():
 
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.uniform(0, 10, 1 << 17), rng.uniform(-3, 3, 1 << 15), np.geomspace(1e-30, 1e30, 1 << 14)])
-    y = np.concatenate([rng.uniform(-30, 30, 1 << 17), np.round(rng.uniform(-12, 12, 1 << 15)),
-                        rng.uniform(-2, 2, 1 << 14)])
+    y = np.concatenate(
+        [rng.uniform(-30, 30, 1 << 17), np.round(rng.uniform(-12, 12, 1 << 15)), rng.uniform(-2, 2, 1 << 14)]
+    )
     vals = np.array([0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 3.0, -3.0, np.inf, -np.inf, np.nan, 2.5, -2.5])
     sx, sy = (a.ravel() for a in np.meshgrid(vals, vals))  # every special pairing (C99 powf)
     x = np.concatenate([x, sx]).astype(np.float32)

@@ -26,27 +26,63 @@ CONV_CASES = [
     ("same_strided", (2, 3, 7, 6), (4, 3, 3, 3), dict(window_strides=(2, 3), padding="SAME")),
     ("same_lower", (1, 2, 6, 5), (3, 2, 2, 3), dict(window_strides=(2, 1), padding="SAME_LOWER")),
     ("explicit_neg_pad", (2, 2, 7, 6), (3, 2, 3, 2), dict(window_strides=(2, 1), padding=((2, -1), (0, 1)))),
-    ("lhs_dilation", (1, 2, 4, 5), (3, 2, 3, 3), dict(window_strides=(1, 2), padding=((2, 2), (1, 0)),
-                                                       lhs_dilation=(2, 3))),
+    (
+        "lhs_dilation",
+        (1, 2, 4, 5),
+        (3, 2, 3, 3),
+        dict(window_strides=(1, 2), padding=((2, 2), (1, 0)), lhs_dilation=(2, 3)),
+    ),
     ("rhs_dilation", (2, 2, 8, 7), (3, 2, 3, 2), dict(window_strides=(1, 2), padding="SAME", rhs_dilation=(2, 3))),
-    ("all_dilations", (1, 2, 5, 5), (2, 2, 2, 3), dict(window_strides=(3, 2), padding=((1, 2), (2, 1)),
-                                                        lhs_dilation=(2, 1), rhs_dilation=(1, 2))),
+    (
+        "all_dilations",
+        (1, 2, 5, 5),
+        (2, 2, 2, 3),
+        dict(window_strides=(3, 2), padding=((1, 2), (2, 1)), lhs_dilation=(2, 1), rhs_dilation=(1, 2)),
+    ),
     ("groups", (2, 4, 6, 5), (6, 2, 3, 2), dict(window_strides=(1, 2), padding="SAME", feature_group_count=2)),
-    ("depthwise", (2, 3, 5, 5), (6, 1, 3, 3), dict(window_strides=(2, 2), padding=((1, 1), (1, 1)),
-                                                    feature_group_count=3)),
+    (
+        "depthwise",
+        (2, 3, 5, 5),
+        (6, 1, 3, 3),
+        dict(window_strides=(2, 2), padding=((1, 1), (1, 1)), feature_group_count=3),
+    ),
     ("batch_groups", (4, 3, 5, 4), (6, 3, 2, 2), dict(window_strides=(1, 1), padding="VALID", batch_group_count=2)),
     ("conv_1d", (2, 3, 9), (4, 3, 3), dict(window_strides=(2,), padding="SAME")),
-    ("conv_1d_dilated", (2, 2, 10), (4, 1, 4), dict(window_strides=(1,), padding=((3, 0),), rhs_dilation=(2,),
-                                                     feature_group_count=2)),
-    ("conv_3d", (1, 2, 5, 4, 6), (3, 2, 2, 3, 2), dict(window_strides=(2, 1, 2), padding="SAME",
-                                                        rhs_dilation=(1, 1, 2))),
-    ("nhwc", (2, 6, 5, 3), (3, 2, 3, 4), dict(window_strides=(1, 2), padding="SAME",
-                                              dimension_numbers=("NHWC", "HWIO", "NHWC"))),
-    ("nhwc_groups", (2, 5, 5, 4), (2, 2, 2, 6), dict(window_strides=(2, 1), padding=((0, 1), (1, 1)),
-                                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                                      feature_group_count=2)),
-    ("mixed_layout", (5, 2, 6, 3), (4, 3, 2, 3), dict(window_strides=(1, 1), padding="VALID",
-                                                       dimension_numbers=("HNWC", "OHWI", "NCWH"))),
+    (
+        "conv_1d_dilated",
+        (2, 2, 10),
+        (4, 1, 4),
+        dict(window_strides=(1,), padding=((3, 0),), rhs_dilation=(2,), feature_group_count=2),
+    ),
+    (
+        "conv_3d",
+        (1, 2, 5, 4, 6),
+        (3, 2, 2, 3, 2),
+        dict(window_strides=(2, 1, 2), padding="SAME", rhs_dilation=(1, 1, 2)),
+    ),
+    (
+        "nhwc",
+        (2, 6, 5, 3),
+        (3, 2, 3, 4),
+        dict(window_strides=(1, 2), padding="SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")),
+    ),
+    (
+        "nhwc_groups",
+        (2, 5, 5, 4),
+        (2, 2, 2, 6),
+        dict(
+            window_strides=(2, 1),
+            padding=((0, 1), (1, 1)),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=2,
+        ),
+    ),
+    (
+        "mixed_layout",
+        (5, 2, 6, 3),
+        (4, 3, 2, 3),
+        dict(window_strides=(1, 1), padding="VALID", dimension_numbers=("HNWC", "OHWI", "NCWH")),
+    ),
     ("empty_output", (1, 2, 3, 3), (2, 2, 4, 2), dict(window_strides=(1, 1), padding="VALID")),
 ]
 CONV_IDS = [c[0] for c in CONV_CASES]
@@ -84,14 +120,16 @@ def test_conv_vjp_matches_jax(jax, name, lhs_shape, rhs_shape, kw):
 def test_conv_second_order_matches_jax(jax, name):
     _, lhs_shape, rhs_shape, kw = CONV_CASES[CONV_IDS.index(name)]
     x, w = _operands(lhs_shape, rhs_shape)
-    ct = np.random.default_rng(2).standard_normal(jax.eval_shape(
-        lambda a, b: jax.lax.conv_general_dilated(a, b, **kw), x, w).shape)
+    ct = np.random.default_rng(2).standard_normal(
+        jax.eval_shape(lambda a, b: jax.lax.conv_general_dilated(a, b, **kw), x, w).shape
+    )
 
     def make(conv, vjp, np_):
         def f(a, b):
             _, pullback = vjp(lambda a, b: conv(a, b, **kw), a, b)
             ga, gb = pullback(ct)
             return np_.sum(ga * ga * a) + np_.sum(gb * gb * gb)
+
         return f
 
     import jax.numpy as jnp
@@ -102,8 +140,22 @@ def test_conv_second_order_matches_jax(jax, name):
         np.testing.assert_allclose(np.asarray(g), np.asarray(h), rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("name", ["same_strided", "explicit_neg_pad", "lhs_dilation", "all_dilations", "groups",
-                                  "depthwise", "batch_groups", "conv_1d", "conv_3d", "nhwc", "mixed_layout"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "same_strided",
+        "explicit_neg_pad",
+        "lhs_dilation",
+        "all_dilations",
+        "groups",
+        "depthwise",
+        "batch_groups",
+        "conv_1d",
+        "conv_3d",
+        "nhwc",
+        "mixed_layout",
+    ],
+)
 def test_conv_check_grads(name):
     _, lhs_shape, rhs_shape, kw = CONV_CASES[CONV_IDS.index(name)]
     x, w = _operands(lhs_shape, rhs_shape, seed=3)
@@ -114,11 +166,19 @@ def test_conv_check_grads(name):
 
 def test_conv_wrappers_match_jax(jax):
     x, w = _operands((2, 3, 7, 6), (4, 3, 3, 2))
-    np.testing.assert_allclose(np.asarray(lax.conv(x, w, (2, 1), "SAME")),
-                               np.asarray(jax.lax.conv(x, w, (2, 1), "SAME")), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(lax.conv(x, w, (2, 1), "SAME")),
+        np.asarray(jax.lax.conv(x, w, (2, 1), "SAME")),
+        rtol=1e-12,
+        atol=1e-12,
+    )
     args = ((1, 2), ((1, 0), (2, 1)), (2, 1), (1, 2))
-    np.testing.assert_allclose(np.asarray(lax.conv_with_general_padding(x, w, *args)),
-                               np.asarray(jax.lax.conv_with_general_padding(x, w, *args)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        np.asarray(lax.conv_with_general_padding(x, w, *args)),
+        np.asarray(jax.lax.conv_with_general_padding(x, w, *args)),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @pytest.mark.parametrize("padding", ["SAME", "VALID", ((1, 2), (0, 1))])
@@ -137,15 +197,18 @@ def test_conv_accepts_jax_dimension_numbers(jax):
     dn = jax.lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
     ours = lax.conv_dimension_numbers(x.shape, w.shape, ("NHWC", "HWIO", "NHWC"))
     assert tuple(map(tuple, dn)) == tuple(ours)
-    np.testing.assert_allclose(np.asarray(lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)),
-                               np.asarray(lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=ours)))
+    np.testing.assert_allclose(
+        np.asarray(lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=dn)),
+        np.asarray(lax.conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=ours)),
+    )
 
 
 def test_conv_dtypes():
     x, w = _operands((1, 2, 5, 5), (3, 2, 3, 3), dtype=np.float32)
     assert lax.conv(x, w, (1, 1), "SAME").dtype == np.float32
-    out = lax.conv_general_dilated(x.astype(np.float16), w.astype(np.float16), (1, 1), "SAME",
-                                   preferred_element_type=np.float32)
+    out = lax.conv_general_dilated(
+        x.astype(np.float16), w.astype(np.float16), (1, 1), "SAME", preferred_element_type=np.float32
+    )
     assert out.dtype == np.float32
     np.testing.assert_allclose(np.asarray(out), np.asarray(lax.conv(x, w, (1, 1), "SAME")), rtol=2e-2, atol=2e-2)
     xi, wi = np.arange(50).reshape(1, 2, 5, 5), np.ones((1, 2, 2, 2), np.int64)
@@ -172,19 +235,22 @@ def test_conv_under_jit_like_tracing():
     assert "conv_general_dilated" in str(jaxpr)
 
 
-@pytest.mark.parametrize("lhs_shape,rhs_shape,kw,match", [
-    ((1, 3, 5, 5), (2, 4, 3, 3), {}, r"feature dimension \(3\).*\(4\).*lhs shape \(1, 3, 5, 5\)"),
-    ((1, 4, 5, 5), (3, 2, 3, 3), dict(feature_group_count=2), r"rhs output feature dimension \(3\).*multiple"),
-    ((3, 4, 5, 5), (4, 4, 3, 3), dict(batch_group_count=2), r"lhs batch dimension \(3\).*batch_group_count"),
-    ((1, 3, 5, 5), (2, 3, 3), {}, r"same rank.*\(1, 3, 5, 5\).*\(2, 3, 3\)"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), dict(padding="FULL"), r"conv_general_dilated.*padding.*'FULL'"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), dict(padding=((1, 1),)), r"conv_general_dilated: padding.*2 \(low, high\)"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), dict(window_strides=(1, 1, 1)), r"window_strides.*needs 2"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), dict(window_strides=(0, 1)), r"window_strides must be positive"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), dict(dimension_numbers=("NCH", "OIHW", "NCHW")), r"layout 'NCH'.*rank 4"),
-    ((1, 3, 5, 5), (2, 3, 3, 3), dict(dimension_numbers=("NCHW", "OIHW", "NCWW")), r"out layout 'NCWW'"),
-    ((1, 4, 5, 5), (4, 2, 3, 3), dict(feature_group_count=2, batch_group_count=2), r"at most one"),
-])
+@pytest.mark.parametrize(
+    "lhs_shape,rhs_shape,kw,match",
+    [
+        ((1, 3, 5, 5), (2, 4, 3, 3), {}, r"feature dimension \(3\).*\(4\).*lhs shape \(1, 3, 5, 5\)"),
+        ((1, 4, 5, 5), (3, 2, 3, 3), dict(feature_group_count=2), r"rhs output feature dimension \(3\).*multiple"),
+        ((3, 4, 5, 5), (4, 4, 3, 3), dict(batch_group_count=2), r"lhs batch dimension \(3\).*batch_group_count"),
+        ((1, 3, 5, 5), (2, 3, 3), {}, r"same rank.*\(1, 3, 5, 5\).*\(2, 3, 3\)"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), dict(padding="FULL"), r"conv_general_dilated.*padding.*'FULL'"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), dict(padding=((1, 1),)), r"conv_general_dilated: padding.*2 \(low, high\)"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), dict(window_strides=(1, 1, 1)), r"window_strides.*needs 2"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), dict(window_strides=(0, 1)), r"window_strides must be positive"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), dict(dimension_numbers=("NCH", "OIHW", "NCHW")), r"layout 'NCH'.*rank 4"),
+        ((1, 3, 5, 5), (2, 3, 3, 3), dict(dimension_numbers=("NCHW", "OIHW", "NCWW")), r"out layout 'NCWW'"),
+        ((1, 4, 5, 5), (4, 2, 3, 3), dict(feature_group_count=2, batch_group_count=2), r"at most one"),
+    ],
+)
 def test_conv_errors(lhs_shape, rhs_shape, kw, match):
     x, w = np.ones(lhs_shape), np.ones(rhs_shape)
     kw = dict(dict(window_strides=(1,) * (len(lhs_shape) - 2), padding="SAME"), **kw)
@@ -208,12 +274,21 @@ WINDOW_CASES = [
     ("same_overlap", (2, 6, 5), dict(window_dimensions=(1, 3, 3), window_strides=(1, 1, 2), padding="SAME")),
     ("explicit", (3, 7), dict(window_dimensions=(2, 3), window_strides=(1, 2), padding=((1, 0), (2, 1)))),
     ("neg_pad", (4, 7), dict(window_dimensions=(2, 2), window_strides=(2, 1), padding=((0, -1), (-1, 1)))),
-    ("base_dilation", (3, 5), dict(window_dimensions=(2, 3), window_strides=(1, 2), padding=((0, 1), (1, 1)),
-                                   base_dilation=(2, 1))),
-    ("window_dilation", (5, 7), dict(window_dimensions=(2, 3), window_strides=(1, 1), padding="SAME",
-                                     window_dilation=(2, 2))),
-    ("pool_nchw", (2, 3, 6, 6), dict(window_dimensions=(1, 1, 3, 3), window_strides=(1, 1, 2, 2),
-                                     padding=((0, 0), (0, 0), (1, 1), (1, 1)))),
+    (
+        "base_dilation",
+        (3, 5),
+        dict(window_dimensions=(2, 3), window_strides=(1, 2), padding=((0, 1), (1, 1)), base_dilation=(2, 1)),
+    ),
+    (
+        "window_dilation",
+        (5, 7),
+        dict(window_dimensions=(2, 3), window_strides=(1, 1), padding="SAME", window_dilation=(2, 2)),
+    ),
+    (
+        "pool_nchw",
+        (2, 3, 6, 6),
+        dict(window_dimensions=(1, 1, 3, 3), window_strides=(1, 1, 2, 2), padding=((0, 0), (0, 0), (1, 1), (1, 1))),
+    ),
     ("1d", (9,), dict(window_dimensions=(3,), window_strides=(2,), padding="SAME_LOWER")),
 ]
 WINDOW_IDS = [c[0] for c in WINDOW_CASES]
@@ -309,11 +384,11 @@ def test_reduce_window_sum_is_avg_pool_numerator():
     got = lax.reduce_window(x, 0.0, lax.add, **kw) / 4
     np.testing.assert_array_equal(np.asarray(got), [[[[2.5, 4.5], [10.5, 12.5]]]])
     assert lax.reduce_window(np.arange(6, dtype=np.int64), 0, lax.add, (2,), (2,), "VALID").dtype == np.int64
-    np.testing.assert_array_equal(np.asarray(lax.reduce_window_max(np.arange(6, dtype=np.int32), (3,), (3,))),
-                                  [2, 5])
+    np.testing.assert_array_equal(np.asarray(lax.reduce_window_max(np.arange(6, dtype=np.int32), (3,), (3,))), [2, 5])
     # fnp and numpy reducers are recognised too
-    np.testing.assert_array_equal(np.asarray(lax.reduce_window(x, -np.inf, fnp.maximum, **kw)),
-                                  [[[[5.0, 7.0], [13.0, 15.0]]]])
+    np.testing.assert_array_equal(
+        np.asarray(lax.reduce_window(x, -np.inf, fnp.maximum, **kw)), [[[[5.0, 7.0], [13.0, 15.0]]]]
+    )
 
 
 def test_reduce_window_errors():

@@ -21,38 +21,92 @@ _r = np.random.default_rng(0)
 # (name, operand shape, start_indices, GatherDimensionNumbers fields, slice_sizes); indices include
 # out-of-range values so the modes matter.
 GATHER_CASES = [
-    ("rows", (5, 6), _r.integers(-2, 7, size=(4, 1)),
-     dict(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)), (1, 6)),
-    ("points_window", (5, 6), _r.integers(-1, 6, size=(3, 2, 2)),
-     dict(offset_dims=(2,), collapsed_slice_dims=(0,), start_index_map=(0, 1)), (1, 3)),
-    ("permuted_map", (5, 6, 4), _r.integers(0, 5, size=(3, 2)),
-     dict(offset_dims=(1, 2), collapsed_slice_dims=(1,), start_index_map=(1, 0)), (2, 1, 4)),
-    ("batching", (3, 6, 4), _r.integers(-1, 7, size=(3, 5, 1)),
-     dict(offset_dims=(2,), collapsed_slice_dims=(1,), start_index_map=(1,), operand_batching_dims=(0,),
-          start_indices_batching_dims=(0,)), (1, 1, 4)),
-    ("offsets_first", (5, 6), _r.integers(0, 5, size=(2, 3, 1)),
-     dict(offset_dims=(0, 3), collapsed_slice_dims=(), start_index_map=(1,)), (2, 3)),
-    ("scalar_points", (4, 5), _r.integers(0, 4, size=(7, 2)),
-     dict(offset_dims=(), collapsed_slice_dims=(0, 1), start_index_map=(0, 1)), (1, 1)),
-    ("no_index_vector", (4, 5), np.zeros((3, 0), np.int64),
-     dict(offset_dims=(1, 2), collapsed_slice_dims=(), start_index_map=()), (2, 5)),
-    ("batching_middle", (2, 5, 3), _r.integers(0, 5, size=(4, 3, 1)),
-     dict(offset_dims=(2,), collapsed_slice_dims=(1,), start_index_map=(1,), operand_batching_dims=(2,),
-          start_indices_batching_dims=(1,)), (2, 1, 1)),
+    (
+        "rows",
+        (5, 6),
+        _r.integers(-2, 7, size=(4, 1)),
+        dict(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)),
+        (1, 6),
+    ),
+    (
+        "points_window",
+        (5, 6),
+        _r.integers(-1, 6, size=(3, 2, 2)),
+        dict(offset_dims=(2,), collapsed_slice_dims=(0,), start_index_map=(0, 1)),
+        (1, 3),
+    ),
+    (
+        "permuted_map",
+        (5, 6, 4),
+        _r.integers(0, 5, size=(3, 2)),
+        dict(offset_dims=(1, 2), collapsed_slice_dims=(1,), start_index_map=(1, 0)),
+        (2, 1, 4),
+    ),
+    (
+        "batching",
+        (3, 6, 4),
+        _r.integers(-1, 7, size=(3, 5, 1)),
+        dict(
+            offset_dims=(2,),
+            collapsed_slice_dims=(1,),
+            start_index_map=(1,),
+            operand_batching_dims=(0,),
+            start_indices_batching_dims=(0,),
+        ),
+        (1, 1, 4),
+    ),
+    (
+        "offsets_first",
+        (5, 6),
+        _r.integers(0, 5, size=(2, 3, 1)),
+        dict(offset_dims=(0, 3), collapsed_slice_dims=(), start_index_map=(1,)),
+        (2, 3),
+    ),
+    (
+        "scalar_points",
+        (4, 5),
+        _r.integers(0, 4, size=(7, 2)),
+        dict(offset_dims=(), collapsed_slice_dims=(0, 1), start_index_map=(0, 1)),
+        (1, 1),
+    ),
+    (
+        "no_index_vector",
+        (4, 5),
+        np.zeros((3, 0), np.int64),
+        dict(offset_dims=(1, 2), collapsed_slice_dims=(), start_index_map=()),
+        (2, 5),
+    ),
+    (
+        "batching_middle",
+        (2, 5, 3),
+        _r.integers(0, 5, size=(4, 3, 1)),
+        dict(
+            offset_dims=(2,),
+            collapsed_slice_dims=(1,),
+            start_index_map=(1,),
+            operand_batching_dims=(2,),
+            start_indices_batching_dims=(1,),
+        ),
+        (2, 1, 1),
+    ),
 ]
 GATHER_IDS = [c[0] for c in GATHER_CASES]
 
 
 def _scatter_fields(d):
-    return dict(update_window_dims=d["offset_dims"], inserted_window_dims=d["collapsed_slice_dims"],
-                scatter_dims_to_operand_dims=d["start_index_map"],
-                operand_batching_dims=d.get("operand_batching_dims", ()),
-                scatter_indices_batching_dims=d.get("start_indices_batching_dims", ()))
+    return dict(
+        update_window_dims=d["offset_dims"],
+        inserted_window_dims=d["collapsed_slice_dims"],
+        scatter_dims_to_operand_dims=d["start_index_map"],
+        operand_batching_dims=d.get("operand_batching_dims", ()),
+        scatter_indices_batching_dims=d.get("start_indices_batching_dims", ()),
+    )
 
 
 def _gather_shape(jax, shape, idx, fields, slice_sizes):
-    return jax.eval_shape(lambda x: jax.lax.gather(x, idx, jax.lax.GatherDimensionNumbers(**fields), slice_sizes),
-                          np.zeros(shape)).shape
+    return jax.eval_shape(
+        lambda x: jax.lax.gather(x, idx, jax.lax.GatherDimensionNumbers(**fields), slice_sizes), np.zeros(shape)
+    ).shape
 
 
 @pytest.mark.parametrize("mode", ["clip", "fill"])
@@ -90,8 +144,9 @@ def test_scatter_matches_jax(jax, mode, name, shape, idx, fields, slice_sizes):
     # scatter (set): compare where the written positions are unambiguous (no repeated windows)
     ones = lax.scatter_add(np.zeros(shape), idx, np.ones(u.shape), dn, mode=mode)
     if np.all(np.asarray(ones) <= 1):
-        np.testing.assert_array_equal(np.asarray(lax.scatter(x, idx, u, dn, mode=mode)),
-                                      np.asarray(jax.lax.scatter(x, idx, u, jdn, mode=mode)))
+        np.testing.assert_array_equal(
+            np.asarray(lax.scatter(x, idx, u, dn, mode=mode)), np.asarray(jax.lax.scatter(x, idx, u, jdn, mode=mode))
+        )
 
 
 @pytest.mark.parametrize("mode", ["clip", "fill"])
@@ -115,14 +170,14 @@ def test_gather_scatter_check_grads(name, mode):
 
 
 def test_scatter_repeated_indices():
-    dn = lax.ScatterDimensionNumbers(update_window_dims=(), inserted_window_dims=(0,),
-                                     scatter_dims_to_operand_dims=(0,))
+    dn = lax.ScatterDimensionNumbers(
+        update_window_dims=(), inserted_window_dims=(0,), scatter_dims_to_operand_dims=(0,)
+    )
     idx = np.array([[1], [3], [1], [1], [9], [-1]])
     u = np.arange(1.0, 7.0)
     x = np.zeros(5)
     np.testing.assert_array_equal(np.asarray(lax.scatter_add(x, idx, u, dn)), [0.0, 8.0, 0.0, 2.0, 0.0])
-    np.testing.assert_array_equal(np.asarray(lax.scatter_add(x, idx, u, dn, mode="clip")),
-                                  [6.0, 8.0, 0.0, 2.0, 5.0])
+    np.testing.assert_array_equal(np.asarray(lax.scatter_add(x, idx, u, dn, mode="clip")), [6.0, 8.0, 0.0, 2.0, 5.0])
     out = np.asarray(lax.scatter(x, idx, u, dn))
     assert out[1] in (1.0, 3.0, 4.0) and out[3] == 2.0 and out[[0, 2, 4]].tolist() == [0.0, 0.0, 0.0]
     # only the update that was written receives a cotangent, and the overwritten operand none
@@ -140,8 +195,9 @@ def test_gather_fill_values_and_dtypes():
     xf = fnp.array([1.0, 2.0, 3.0])
     np.testing.assert_array_equal(np.asarray(lax.gather(xf, idx, dn, (1,))), [1.0, 3.0, 1.0, 3.0])  # clamps
     np.testing.assert_array_equal(np.asarray(lax.gather(xf, idx, dn, (1,), mode="fill")), [1.0, np.nan, np.nan, 3.0])
-    np.testing.assert_array_equal(np.asarray(lax.gather(xf, idx, dn, (1,), mode="fill", fill_value=-7)),
-                                  [1.0, -7.0, -7.0, 3.0])
+    np.testing.assert_array_equal(
+        np.asarray(lax.gather(xf, idx, dn, (1,), mode="fill", fill_value=-7)), [1.0, -7.0, -7.0, 3.0]
+    )
     xi = fnp.array([1, 2, 3], dtype="int32")
     out = lax.gather(xi, idx, dn, (1,), mode=lax.GatherScatterMode.FILL_OR_DROP)
     assert out.dtype == np.int32 and np.asarray(out).tolist() == [1, np.iinfo(np.int32).min, np.iinfo(np.int32).min, 3]
@@ -165,18 +221,54 @@ def test_gather_under_make_jaxpr_and_jvp():
 
 
 GATHER_ERRORS = [
-    (np.ones((4, 5)), np.ones((3, 1)), dict(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)),
-     (1, 5), TypeError, r"lax.gather: indices must have an integer dtype, got float64"),
-    (np.ones((4, 5)), np.zeros((3, 2), int), dict(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)),
-     (1, 5), ValueError, r"lax.gather: the index vector .*\(3, 2\).*2 entries.*start_index_map \(0,\) has 1"),
-    (np.ones((4, 5)), np.zeros((3, 1), int), dict(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)),
-     (1, 6), ValueError, r"lax.gather: slice_sizes \(1, 6\) do not fit operand shape \(4, 5\)"),
-    (np.ones((4, 5)), np.zeros((3, 1), int), dict(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)),
-     (2, 5), ValueError, r"collapsed_slice_dims \(0,\) needs slice size <= 1"),
-    (np.ones((4, 5)), np.zeros((3, 1), int), dict(offset_dims=(1,), collapsed_slice_dims=(), start_index_map=(0,)),
-     (1, 5), ValueError, r"account for the 2 axes of operand shape \(4, 5\)"),
-    (np.ones((4, 5)), np.zeros((3, 1), int), dict(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)),
-     (1, 5, 1), ValueError, r"slice_sizes \(1, 5, 1\) needs one entry per axis of operand shape \(4, 5\)"),
+    (
+        np.ones((4, 5)),
+        np.ones((3, 1)),
+        dict(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)),
+        (1, 5),
+        TypeError,
+        r"lax.gather: indices must have an integer dtype, got float64",
+    ),
+    (
+        np.ones((4, 5)),
+        np.zeros((3, 2), int),
+        dict(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)),
+        (1, 5),
+        ValueError,
+        r"lax.gather: the index vector .*\(3, 2\).*2 entries.*start_index_map \(0,\) has 1",
+    ),
+    (
+        np.ones((4, 5)),
+        np.zeros((3, 1), int),
+        dict(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)),
+        (1, 6),
+        ValueError,
+        r"lax.gather: slice_sizes \(1, 6\) do not fit operand shape \(4, 5\)",
+    ),
+    (
+        np.ones((4, 5)),
+        np.zeros((3, 1), int),
+        dict(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)),
+        (2, 5),
+        ValueError,
+        r"collapsed_slice_dims \(0,\) needs slice size <= 1",
+    ),
+    (
+        np.ones((4, 5)),
+        np.zeros((3, 1), int),
+        dict(offset_dims=(1,), collapsed_slice_dims=(), start_index_map=(0,)),
+        (1, 5),
+        ValueError,
+        r"account for the 2 axes of operand shape \(4, 5\)",
+    ),
+    (
+        np.ones((4, 5)),
+        np.zeros((3, 1), int),
+        dict(offset_dims=(1,), collapsed_slice_dims=(0,), start_index_map=(0,)),
+        (1, 5, 1),
+        ValueError,
+        r"slice_sizes \(1, 5, 1\) needs one entry per axis of operand shape \(4, 5\)",
+    ),
 ]
 
 
@@ -187,8 +279,9 @@ def test_gather_errors(x, idx, fields, slice_sizes, exc, match):
 
 
 def test_scatter_errors():
-    dn = lax.ScatterDimensionNumbers(update_window_dims=(1,), inserted_window_dims=(0,),
-                                     scatter_dims_to_operand_dims=(0,))
+    dn = lax.ScatterDimensionNumbers(
+        update_window_dims=(1,), inserted_window_dims=(0,), scatter_dims_to_operand_dims=(0,)
+    )
     x, idx = np.zeros((4, 5)), np.zeros((3, 1), int)
     with pytest.raises(TypeError, match=r"lax.scatter_add: updates dtype float32 differs from operand dtype float64"):
         lax.scatter_add(x, idx, np.ones((3, 5), np.float32), dn)

@@ -44,6 +44,7 @@ RECT_SHAPES = [(4, 3), (3, 5), (2, 5, 3), (2, 3, 4)]
 
 # -- values vs numpy.linalg ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SQUARE_SHAPES)
 def test_square_values(rng, shape, dtype):
@@ -61,10 +62,18 @@ def test_square_values(rng, shape, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("a_shape,b_shape", [
-    ((3, 3), (3,)), ((3, 3), (3, 2)), ((2, 3, 3), (3,)), ((2, 3, 3), (2, 3, 4)), ((2, 3, 3), (3, 1)),
-    ((3, 3), (5, 3, 2)), ((4, 1, 3, 3), (2, 3, 2)),
-])
+@pytest.mark.parametrize(
+    "a_shape,b_shape",
+    [
+        ((3, 3), (3,)),
+        ((3, 3), (3, 2)),
+        ((2, 3, 3), (3,)),
+        ((2, 3, 3), (2, 3, 4)),
+        ((2, 3, 3), (3, 1)),
+        ((3, 3), (5, 3, 2)),
+        ((4, 1, 3, 3), (2, 3, 2)),
+    ],
+)
 def test_solve_values(rng, a_shape, b_shape, dtype):
     a = _well_conditioned(rng, a_shape, dtype)
     b = _rand(rng, b_shape, dtype)
@@ -96,8 +105,11 @@ def test_cholesky_eigh_values(rng, shape, dtype):
 @pytest.mark.parametrize("uplo", ["L", "U"])
 def test_eigh_cholesky_read_one_triangle_without_symmetrize(rng, uplo):
     a = _spd(rng, (2, 4, 4))
-    junk = a + np.triu(rng.standard_normal((4, 4)), 1) * (uplo == "L") + np.tril(rng.standard_normal((4, 4)), -1) * (
-        uplo == "U")
+    junk = (
+        a
+        + np.triu(rng.standard_normal((4, 4)), 1) * (uplo == "L")
+        + np.tril(rng.standard_normal((4, 4)), -1) * (uplo == "U")
+    )
     w, v = LA.eigh(junk, UPLO=uplo, symmetrize_input=False)
     nw, nv = np.linalg.eigh(junk, UPLO=uplo)
     assert_allclose(w, nw, rtol=1e-10, atol=1e-10)
@@ -159,8 +171,9 @@ def test_triangular_solve_values(rng, dtype):
     low, up = np.tril(a), np.triu(a)
     assert_allclose(LA.solve_triangular(a, b, lower=True), np.linalg.solve(low, b), **tol)
     assert_allclose(LA.solve_triangular(a, b), np.linalg.solve(up, b), **tol)
-    assert_allclose(LA.solve_triangular(a, b, trans="T", lower=True), np.linalg.solve(np.swapaxes(low, -1, -2), b),
-                    **tol)
+    assert_allclose(
+        LA.solve_triangular(a, b, trans="T", lower=True), np.linalg.solve(np.swapaxes(low, -1, -2), b), **tol
+    )
     unit = np.tril(a, -1) + np.eye(4)
     assert_allclose(LA.solve_triangular(a, b, lower=True, unit_diagonal=True), np.linalg.solve(unit, b), **tol)
     assert_allclose(LA.solve_triangular(a, b[..., 0], lower=True), np.linalg.solve(low, b[..., :1])[..., 0], **tol)
@@ -268,20 +281,31 @@ def test_norm_matches_numpy(rng, keepdims):
     assert_allclose(LA.norm(x, keepdims=keepdims), np.linalg.norm(x, keepdims=keepdims), rtol=1e-12)
     for ord in VECTOR_ORDS:
         for axis in (0, -1, 1):
-            assert_allclose(LA.norm(x, ord, axis, keepdims), np.linalg.norm(x, ord, axis, keepdims), rtol=1e-12,
-                            err_msg=f"ord={ord} axis={axis}")
-        assert_allclose(LA.norm(x[0, 0], ord, keepdims=keepdims), np.linalg.norm(x[0, 0], ord, keepdims=keepdims),
-                        rtol=1e-12)
+            assert_allclose(
+                LA.norm(x, ord, axis, keepdims),
+                np.linalg.norm(x, ord, axis, keepdims),
+                rtol=1e-12,
+                err_msg=f"ord={ord} axis={axis}",
+            )
+        assert_allclose(
+            LA.norm(x[0, 0], ord, keepdims=keepdims), np.linalg.norm(x[0, 0], ord, keepdims=keepdims), rtol=1e-12
+        )
     for ord in MATRIX_ORDS:
         for axis in ((1, 2), (2, 0), (-1, -2)):
-            assert_allclose(LA.norm(x, ord, axis, keepdims), np.linalg.norm(x, ord, axis, keepdims), rtol=1e-10,
-                            err_msg=f"ord={ord} axis={axis}")
-        assert_allclose(LA.norm(x[0], ord, keepdims=keepdims), np.linalg.norm(x[0], ord, keepdims=keepdims),
-                        rtol=1e-10)
+            assert_allclose(
+                LA.norm(x, ord, axis, keepdims),
+                np.linalg.norm(x, ord, axis, keepdims),
+                rtol=1e-10,
+                err_msg=f"ord={ord} axis={axis}",
+            )
+        assert_allclose(LA.norm(x[0], ord, keepdims=keepdims), np.linalg.norm(x[0], ord, keepdims=keepdims), rtol=1e-10)
     assert_allclose(LA.vector_norm(x, ord=1, axis=(0, 2)), np.linalg.vector_norm(x, ord=1, axis=(0, 2)), rtol=1e-12)
     assert_allclose(LA.vector_norm(x, ord=np.inf), np.linalg.vector_norm(x, ord=np.inf), rtol=1e-12)
-    assert_allclose(LA.matrix_norm(x, ord="nuc", keepdims=keepdims),
-                    np.linalg.matrix_norm(x, ord="nuc", keepdims=keepdims), rtol=1e-10)
+    assert_allclose(
+        LA.matrix_norm(x, ord="nuc", keepdims=keepdims),
+        np.linalg.matrix_norm(x, ord="nuc", keepdims=keepdims),
+        rtol=1e-10,
+    )
     x32 = x.astype(np.float32)
     assert LA.norm(x32).dtype == np.float32
 
@@ -308,6 +332,7 @@ def test_norm_gradient_at_zero_is_nan_like_jax():
 
 
 # -- derivatives: finite differences, both modes, second order ---------------------------------------
+
 
 def _sym_loss_eigh(a):
     w, v = LA.eigh(a)
@@ -339,12 +364,18 @@ GRAD_CASES = {
     "svd_wide": (_uv_loss, lambda r: (_rand(r, (3, 5)),)),
     "svd_square_full": (lambda a: LA.svd(a)[0] ** 2, lambda r: (_rand(r, (3, 3)),)),
     "svdvals": (LA.svdvals, lambda r: (_rand(r, (2, 3, 5)),)),
-    "triangular": (lambda a, b: LA.solve_triangular(a, b, lower=True),
-                   lambda r: (_well_conditioned(r, (2, 3, 3)), _rand(r, (2, 3, 2)))),
-    "triangular_upper_T": (lambda a, b: LA.solve_triangular(a, b, trans=1, unit_diagonal=True),
-                           lambda r: (_rand(r, (3, 3)), _rand(r, (3, 4)))),
-    "triangular_right": (lambda a, b: lax.linalg.triangular_solve(a, b, lower=True, transpose_a=True),
-                         lambda r: (_well_conditioned(r, (2, 3, 3)), _rand(r, (2, 4, 3)))),
+    "triangular": (
+        lambda a, b: LA.solve_triangular(a, b, lower=True),
+        lambda r: (_well_conditioned(r, (2, 3, 3)), _rand(r, (2, 3, 2))),
+    ),
+    "triangular_upper_T": (
+        lambda a, b: LA.solve_triangular(a, b, trans=1, unit_diagonal=True),
+        lambda r: (_rand(r, (3, 3)), _rand(r, (3, 4))),
+    ),
+    "triangular_right": (
+        lambda a, b: lax.linalg.triangular_solve(a, b, lower=True, transpose_a=True),
+        lambda r: (_well_conditioned(r, (2, 3, 3)), _rand(r, (2, 4, 3))),
+    ),
     "pinv_tall": (LA.pinv, lambda r: (_rand(r, (4, 3)),)),
     "pinv_wide": (LA.pinv, lambda r: (_rand(r, (2, 3, 4)),)),
     "matrix_power": (lambda a: LA.matrix_power(a, -3), lambda r: (_well_conditioned(r, (3, 3)),)),
@@ -363,8 +394,9 @@ def test_check_grads(rng, name):
     check_grads(f, make(rng), order=2, modes=("fwd", "rev"))
 
 
-@pytest.mark.parametrize("name", ["solve", "inv", "det", "slogdet", "cholesky", "eigh", "qr_tall", "svd_tall",
-                                  "triangular", "pinv_wide"])
+@pytest.mark.parametrize(
+    "name", ["solve", "inv", "det", "slogdet", "cholesky", "eigh", "qr_tall", "svd_tall", "triangular", "pinv_wide"]
+)
 def test_jacfwd_matches_jacrev(rng, name):
     f, make = GRAD_CASES[name]
     args = make(rng)
@@ -413,6 +445,7 @@ def test_make_jaxpr_and_linearize(rng):
 
 # -- numerical failure and errors ------------------------------------------------------------------
 
+
 def test_singular_and_not_positive_definite_give_nan_per_matrix(rng):
     a = np.stack([_well_conditioned(rng, (3, 3)), np.ones((3, 3))])
     out = np.asarray(LA.inv(a))
@@ -425,8 +458,17 @@ def test_singular_and_not_positive_definite_give_nan_per_matrix(rng):
     assert np.all(np.isnan(L[1]))
 
 
-@pytest.mark.parametrize("fn,name", [(LA.inv, "inv"), (LA.det, "det"), (LA.slogdet, "slogdet"),
-                                     (LA.cholesky, "cholesky"), (LA.eigh, "eigh"), (LA.eigvalsh, "eigh")])
+@pytest.mark.parametrize(
+    "fn,name",
+    [
+        (LA.inv, "inv"),
+        (LA.det, "det"),
+        (LA.slogdet, "slogdet"),
+        (LA.cholesky, "cholesky"),
+        (LA.eigh, "eigh"),
+        (LA.eigvalsh, "eigh"),
+    ],
+)
 def test_non_square_errors(fn, name):
     with pytest.raises(ValueError, match=rf"linalg\.{name}: a must be a square matrix.*\(2, 3\)"):
         fn(np.ones((2, 3)))
@@ -465,6 +507,7 @@ def test_full_matrices_derivatives(rng, shape):
 
     check_grads(svd_invariants, (a,), order=2)
     if shape[-2] > shape[-1]:
+
         def qr_invariants(x):
             q, r = LA.qr(x, mode="complete")
             q2 = q[..., :, k:]
@@ -479,6 +522,7 @@ def test_full_matrices_derivatives(rng, shape):
 
 
 # -- differential tests against JAX ----------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def jax_mods():
@@ -499,8 +543,10 @@ def _jax_case(rng, name):
         "det": (lambda L, x: (L.det(x) ** 2).sum(), a),
         "solve": (lambda L, x: (L.solve(x, b) ** 3).sum(), a),
         "inv": (lambda L, x: (L.inv(x) * b[..., :1]).sum(), a),
-        "eigh": (lambda L, x: (L.eigh(x)[0] * np.arange(4.0)).sum()
-                 + (L.eigh(x)[1][..., 0, :] ** 2 * np.arange(4.0)).sum(), s),
+        "eigh": (
+            lambda L, x: (L.eigh(x)[0] * np.arange(4.0)).sum() + (L.eigh(x)[1][..., 0, :] ** 2 * np.arange(4.0)).sum(),
+            s,
+        ),
         "cholesky": (lambda L, x: (L.cholesky(x) ** 2 * np.arange(16.0).reshape(4, 4)).sum(), s),
         "nuclear": (lambda L, x: L.norm(x, "nuc", axis=(-2, -1)).sum(), m),
         "spectral": (lambda L, x: L.norm(x, 2, axis=(-2, -1)).sum(), m),
@@ -511,8 +557,9 @@ def _jax_case(rng, name):
     return cases[name]
 
 
-@pytest.mark.parametrize("name", ["logdet", "det", "solve", "inv", "eigh", "cholesky", "nuclear", "spectral",
-                                  "svd_u", "qr", "pinv"])
+@pytest.mark.parametrize(
+    "name", ["logdet", "det", "solve", "inv", "eigh", "cholesky", "nuclear", "spectral", "svd_u", "qr", "pinv"]
+)
 def test_gradients_match_jax(rng, jax_mods, name):
     jax, jnp = jax_mods
     loss, x = _jax_case(rng, name)
@@ -560,12 +607,19 @@ def test_complex_jvp_vjp_match_jax(rng, jax_mods, name):
     jf = lambda v: f(jnp.linalg, v)
     _, ours = fg.jvp(lambda v: f(LA, v), (x,), (t,))
     _, theirs = jax.jit(lambda p, d: jax.jvp(jf, (p,), (d,)))(x, t)
-    assert_allclose(tuple(fg.tree_leaves(ours)), tuple(np.asarray(v) for v in jax.tree_util.tree_leaves(theirs)),
-                    rtol=1e-9, atol=1e-9)
+    assert_allclose(
+        tuple(fg.tree_leaves(ours)),
+        tuple(np.asarray(v) for v in jax.tree_util.tree_leaves(theirs)),
+        rtol=1e-9,
+        atol=1e-9,
+    )
     out = jax.eval_shape(jf, x)
     cts = jax.tree_util.tree_map(
-        lambda o: np.asarray(rng.standard_normal(o.shape) + (1j * rng.standard_normal(o.shape) if o.dtype.kind == "c"
-                                                             else 0), o.dtype), out)
+        lambda o: np.asarray(
+            rng.standard_normal(o.shape) + (1j * rng.standard_normal(o.shape) if o.dtype.kind == "c" else 0), o.dtype
+        ),
+        out,
+    )
     theirs = jax.jit(lambda p, c: jax.vjp(jf, p)[1](c)[0])(x, cts)
     ours = fg.vjp(lambda v: f(LA, v), x)[1](jax.tree_util.tree_map(fnp.asarray, cts))[0]
     assert_allclose(ours, np.asarray(theirs), rtol=1e-9, atol=1e-9)

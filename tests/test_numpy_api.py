@@ -16,14 +16,18 @@ from funcgrad.testing import assert_allclose
 
 # -- the Array class ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value,text", [
-    (fnp.array([1.0, 2.0, 3.0]), "Array([1., 2., 3.], dtype=float32)"),
-    (fnp.array(1), "Array(1, dtype=int64)"),
-    (fnp.array([True, False]), "Array([ True, False], dtype=bool)"),
-    (fnp.zeros((0, 3)), "Array([], shape=(0, 3), dtype=float32)"),
-    (fnp.array([[1, 2], [3, 4]]), "Array([[1, 2],\n       [3, 4]], dtype=int64)"),
-    (fnp.asarray(np.array([0.5], np.float64)), "Array([0.5], dtype=float64)"),
-])
+
+@pytest.mark.parametrize(
+    "value,text",
+    [
+        (fnp.array([1.0, 2.0, 3.0]), "Array([1., 2., 3.], dtype=float32)"),
+        (fnp.array(1), "Array(1, dtype=int64)"),
+        (fnp.array([True, False]), "Array([ True, False], dtype=bool)"),
+        (fnp.zeros((0, 3)), "Array([], shape=(0, 3), dtype=float32)"),
+        (fnp.array([[1, 2], [3, 4]]), "Array([[1, 2],\n       [3, 4]], dtype=int64)"),
+        (fnp.asarray(np.array([0.5], np.float64)), "Array([0.5], dtype=float64)"),
+    ],
+)
 def test_repr(value, text):
     assert repr(value) == text
 
@@ -98,17 +102,46 @@ def test_methods():
 def test_operators():
     x = fnp.array([[1.0, 2.0], [3.0, 4.0]])
     n = np.asarray(x)
-    for op in (lambda a: a + 1, lambda a: 1 - a, lambda a: a * a, lambda a: a / 2, lambda a: 3 / a, lambda a: a // 1.5,
-               lambda a: 7.0 // a, lambda a: a % 1.5, lambda a: 5.0 % a, lambda a: a ** 2, lambda a: 2 ** a,
-               lambda a: a @ a, lambda a: -a, lambda a: +a, lambda a: abs(-a), lambda a: a < 2, lambda a: a <= 2,
-               lambda a: a > 2, lambda a: a >= 2, lambda a: a == 2, lambda a: a != 2, lambda a: 2 < a):
+    for op in (
+        lambda a: a + 1,
+        lambda a: 1 - a,
+        lambda a: a * a,
+        lambda a: a / 2,
+        lambda a: 3 / a,
+        lambda a: a // 1.5,
+        lambda a: 7.0 // a,
+        lambda a: a % 1.5,
+        lambda a: 5.0 % a,
+        lambda a: a**2,
+        lambda a: 2**a,
+        lambda a: a @ a,
+        lambda a: -a,
+        lambda a: +a,
+        lambda a: abs(-a),
+        lambda a: a < 2,
+        lambda a: a <= 2,
+        lambda a: a > 2,
+        lambda a: a >= 2,
+        lambda a: a == 2,
+        lambda a: a != 2,
+        lambda a: 2 < a,
+    ):
         assert_allclose(op(x), op(n), rtol=1e-6)
     q, r = divmod(x, 1.5)
     assert_allclose((q, r), divmod(n, 1.5))
     i = fnp.array([1, 2, 3])
     m = np.asarray(i)
-    for op in (lambda a: a & 1, lambda a: a | 4, lambda a: a ^ 3, lambda a: ~a, lambda a: a << 2, lambda a: a >> 1,
-               lambda a: 5 & a, lambda a: a // 2, lambda a: a % 2):
+    for op in (
+        lambda a: a & 1,
+        lambda a: a | 4,
+        lambda a: a ^ 3,
+        lambda a: ~a,
+        lambda a: a << 2,
+        lambda a: a >> 1,
+        lambda a: 5 & a,
+        lambda a: a // 2,
+        lambda a: a % 2,
+    ):
         assert_allclose(op(i), op(m))
     b = fnp.array([True, False])
     assert (~b).tolist() == [False, True] and (b & True).tolist() == [True, False]
@@ -158,31 +191,50 @@ def test_at_updates_return_new_arrays():
 def test_indexing_forms():
     x = fnp.arange(24).reshape(2, 3, 4)
     n = np.arange(24).reshape(2, 3, 4)
-    for idx in [0, -1, (1, 2), (1, 2, 3), np.s_[:, 1], np.s_[..., -1], np.s_[None, 0], np.s_[:, None, :, None],
-                np.s_[::-1, ::2], np.s_[1, ::-1, 1:3], np.s_[[0, 1, 1]], np.s_[:, [2, 0], 1:],
-                np.s_[[1, 0], [2, 1], [3, 0]], np.s_[n[..., 0] > 10], np.s_[:, n[0, :, 0] > 3], np.s_[np.array(1)]]:
+    for idx in [
+        0,
+        -1,
+        (1, 2),
+        (1, 2, 3),
+        np.s_[:, 1],
+        np.s_[..., -1],
+        np.s_[None, 0],
+        np.s_[:, None, :, None],
+        np.s_[::-1, ::2],
+        np.s_[1, ::-1, 1:3],
+        np.s_[[0, 1, 1]],
+        np.s_[:, [2, 0], 1:],
+        np.s_[[1, 0], [2, 1], [3, 0]],
+        np.s_[n[..., 0] > 10],
+        np.s_[:, n[0, :, 0] > 3],
+        np.s_[np.array(1)],
+    ]:
         assert_allclose(x[idx], n[idx], err_msg=repr(idx))
         assert x[idx].dtype == np.int64
 
 
 # -- creation functions and their dtypes ---------------------------------------------------------------
 
-@pytest.mark.parametrize("data,dtype,shape", [
-    ([1, 2, 3], np.int64, (3,)),
-    ([1.0, 2], np.float32, (2,)),
-    ([True, False], np.bool_, (2,)),
-    ([1 + 1j], np.complex64, (1,)),
-    ((1, 2), np.int64, (2,)),
-    ([[1, 2], [3, 4]], np.int64, (2, 2)),
-    (3, np.int64, ()),
-    (2.5, np.float32, ()),
-    (False, np.bool_, ()),
-    ([], np.float32, (0,)),
-    (np.arange(3, dtype=np.int32), np.int32, (3,)),
-    (np.ones(2, np.float64), np.float64, (2,)),
-    (np.float16(1.0), np.float16, ()),
-    ([np.int8(1), np.int8(2)], np.int8, (2,)),
-])
+
+@pytest.mark.parametrize(
+    "data,dtype,shape",
+    [
+        ([1, 2, 3], np.int64, (3,)),
+        ([1.0, 2], np.float32, (2,)),
+        ([True, False], np.bool_, (2,)),
+        ([1 + 1j], np.complex64, (1,)),
+        ((1, 2), np.int64, (2,)),
+        ([[1, 2], [3, 4]], np.int64, (2, 2)),
+        (3, np.int64, ()),
+        (2.5, np.float32, ()),
+        (False, np.bool_, ()),
+        ([], np.float32, (0,)),
+        (np.arange(3, dtype=np.int32), np.int32, (3,)),
+        (np.ones(2, np.float64), np.float64, (2,)),
+        (np.float16(1.0), np.float16, ()),
+        ([np.int8(1), np.int8(2)], np.int8, (2,)),
+    ],
+)
 def test_array_infers_dtype_like_torch_tensor(data, dtype, shape):
     x = fnp.array(data)
     assert x.dtype == dtype and x.shape == shape
@@ -222,17 +274,20 @@ def test_like_functions():
     assert fnp.zeros_like(x, shape=(2, 2)).shape == (2, 2)
 
 
-@pytest.mark.parametrize("args,kwargs,expected,dtype", [
-    ((5,), {}, [0, 1, 2, 3, 4], np.int64),
-    ((2, 5), {}, [2, 3, 4], np.int64),
-    ((0, 10, 3), {}, [0, 3, 6, 9], np.int64),
-    ((5, 0, -2), {}, [5, 3, 1], np.int64),
-    ((0.0, 1.0, 0.25), {}, [0.0, 0.25, 0.5, 0.75], np.float32),
-    ((0, 1, 0.5), {}, [0.0, 0.5], np.float32),
-    ((3.0,), {}, [0.0, 1.0, 2.0], np.float32),
-    ((3,), {"dtype": np.float64}, [0.0, 1.0, 2.0], np.float64),
-    ((1, 1), {}, [], np.int64),
-])
+@pytest.mark.parametrize(
+    "args,kwargs,expected,dtype",
+    [
+        ((5,), {}, [0, 1, 2, 3, 4], np.int64),
+        ((2, 5), {}, [2, 3, 4], np.int64),
+        ((0, 10, 3), {}, [0, 3, 6, 9], np.int64),
+        ((5, 0, -2), {}, [5, 3, 1], np.int64),
+        ((0.0, 1.0, 0.25), {}, [0.0, 0.25, 0.5, 0.75], np.float32),
+        ((0, 1, 0.5), {}, [0.0, 0.5], np.float32),
+        ((3.0,), {}, [0.0, 1.0, 2.0], np.float32),
+        ((3,), {"dtype": np.float64}, [0.0, 1.0, 2.0], np.float64),
+        ((1, 1), {}, [], np.int64),
+    ],
+)
 def test_arange(args, kwargs, expected, dtype):
     x = fnp.arange(*args, **kwargs)
     assert x.dtype == dtype
@@ -249,8 +304,9 @@ def test_linspace_logspace():
     assert fnp.linspace(0, 1, 3, dtype=np.float64).dtype == np.float64
     x, step = fnp.linspace(0.0, 2.0, 5, retstep=True)
     assert float(step) == 0.5
-    assert_allclose(fnp.linspace(fnp.array([0.0, 1.0]), fnp.array([1.0, 3.0]), 3),
-                    np.linspace([0.0, 1.0], [1.0, 3.0], 3))
+    assert_allclose(
+        fnp.linspace(fnp.array([0.0, 1.0]), fnp.array([1.0, 3.0]), 3), np.linspace([0.0, 1.0], [1.0, 3.0], 3)
+    )
     assert_allclose(fg.grad(lambda b: fnp.sum(fnp.linspace(0.0, b, 5)))(2.0), 2.5)  # differentiable
     assert_allclose(fnp.logspace(0, 2, 3), [1.0, 10.0, 100.0], rtol=1e-6)
     assert_allclose(fnp.logspace(0, 3, 4, base=2.0), [1.0, 2.0, 4.0, 8.0], rtol=1e-6)
@@ -306,16 +362,26 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.extra import numpy as hnp  # noqa: E402
 
 BINARY = {
-    "add": (fnp.add, np.add), "subtract": (fnp.subtract, np.subtract), "multiply": (fnp.multiply, np.multiply),
-    "maximum": (fnp.maximum, np.maximum), "minimum": (fnp.minimum, np.minimum), "less": (fnp.less, np.less),
-    "equal": (fnp.equal, np.equal), "arctan2": (fnp.arctan2, np.arctan2), "hypot": (fnp.hypot, np.hypot),
-    "true_divide": (fnp.true_divide, np.true_divide), "where_gt": (
-        lambda a, b: fnp.where(a > b, a, b), lambda a, b: np.where(a > b, a, b)),
+    "add": (fnp.add, np.add),
+    "subtract": (fnp.subtract, np.subtract),
+    "multiply": (fnp.multiply, np.multiply),
+    "maximum": (fnp.maximum, np.maximum),
+    "minimum": (fnp.minimum, np.minimum),
+    "less": (fnp.less, np.less),
+    "equal": (fnp.equal, np.equal),
+    "arctan2": (fnp.arctan2, np.arctan2),
+    "hypot": (fnp.hypot, np.hypot),
+    "true_divide": (fnp.true_divide, np.true_divide),
+    "where_gt": (lambda a, b: fnp.where(a > b, a, b), lambda a, b: np.where(a > b, a, b)),
 }
 
 
-@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, max_side=4),
-       op=st.sampled_from(sorted(BINARY)), dtype=st.sampled_from(["float32", "float64"]), data=st.data())
+@given(
+    shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, max_side=4),
+    op=st.sampled_from(sorted(BINARY)),
+    dtype=st.sampled_from(["float32", "float64"]),
+    data=st.data(),
+)
 def test_binary_broadcasting_matches_numpy(shapes, op, dtype, data):
     s1, s2 = shapes.input_shapes
     elems = st.floats(-10, 10, width=32, allow_subnormal=False).filter(lambda v: abs(v) > 1e-3)
@@ -330,8 +396,10 @@ def test_binary_broadcasting_matches_numpy(shapes, op, dtype, data):
     assert_allclose(out, expected, rtol=1e-6 if dtype == "float32" else 1e-14)
 
 
-@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3),
-       op=st.sampled_from(["add", "multiply", "maximum", "true_divide"]))
+@given(
+    shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3),
+    op=st.sampled_from(["add", "multiply", "maximum", "true_divide"]),
+)
 def test_binary_broadcasting_gradients_sum_over_broadcast_axes(shapes, op):
     s1, s2 = shapes.input_shapes
     rng = np.random.default_rng(0)

@@ -17,28 +17,40 @@ Point = collections.namedtuple("Point", ["x", "y"])
 
 
 def test_public_names():
-    for name in ("tree_map", "tree_leaves", "tree_flatten", "tree_unflatten", "tree_structure",
-                 "register_pytree_node", "register_dataclass", "tree_map_with_path", "keystr"):
+    for name in (
+        "tree_map",
+        "tree_leaves",
+        "tree_flatten",
+        "tree_unflatten",
+        "tree_structure",
+        "register_pytree_node",
+        "register_dataclass",
+        "tree_map_with_path",
+        "keystr",
+    ):
         assert callable(getattr(tu, name)), name
     assert fg.tree_map is tu.tree_map
     assert fg.tree_leaves is tu.tree_leaves
     assert fg.tree_structure is tu.tree_structure
 
 
-@pytest.mark.parametrize("tree,leaves", [
-    (1.0, [1.0]),
-    ((1, 2), [1, 2]),
-    ([1, [2, (3,)]], [1, 2, 3]),
-    ({"b": 1, "a": 2}, [2, 1]),                       # dict keys sorted
-    ({"a": None, "b": (None, 3)}, [3]),               # None has no leaves
-    (None, []),
-    ((), []),
-    ({}, []),
-    (Point(1, (2, 3)), [1, 2, 3]),
-    (collections.OrderedDict([("b", 1), ("a", 2)]), [1, 2]),  # insertion order
-    (collections.defaultdict(list, {"b": 1, "a": 2}), [2, 1]),
-    ([fnp.ones(2), np.zeros(1), "text"], None),       # arrays and other objects are leaves
-])
+@pytest.mark.parametrize(
+    "tree,leaves",
+    [
+        (1.0, [1.0]),
+        ((1, 2), [1, 2]),
+        ([1, [2, (3,)]], [1, 2, 3]),
+        ({"b": 1, "a": 2}, [2, 1]),  # dict keys sorted
+        ({"a": None, "b": (None, 3)}, [3]),  # None has no leaves
+        (None, []),
+        ((), []),
+        ({}, []),
+        (Point(1, (2, 3)), [1, 2, 3]),
+        (collections.OrderedDict([("b", 1), ("a", 2)]), [1, 2]),  # insertion order
+        (collections.defaultdict(list, {"b": 1, "a": 2}), [2, 1]),
+        ([fnp.ones(2), np.zeros(1), "text"], None),  # arrays and other objects are leaves
+    ],
+)
 def test_flatten_unflatten_roundtrip(tree, leaves):
     flat, treedef = tu.tree_flatten(tree)
     if leaves is not None:
@@ -93,7 +105,7 @@ def test_register_pytree_node():
     assert tu.tree_structure(Box(1, "a")) != tu.tree_structure(Box(1, "b"))  # aux data is structure
     with pytest.raises(ValueError, match="already registered"):
         tu.register_pytree_node(Box, lambda b: ((), None), lambda a, c: Box(None, None))
-    g = fg.grad(lambda b: fnp.sum(b.value ** 2))(Box(fnp.array([1.0, 2.0]), "w"))
+    g = fg.grad(lambda b: fnp.sum(b.value**2))(Box(fnp.array([1.0, 2.0]), "w"))
     assert type(g) is Box and g.label == "w"
     assert_allclose(g.value, [2.0, 4.0])
 
@@ -131,7 +143,12 @@ def test_key_paths_and_keystr():
     tree = {"params": [{"w": 1, "b": 2}, Point(3, 4)], "step": 5}
     pairs, treedef = tu.tree_flatten_with_path(tree)
     assert [tu.keystr(p) for p, _ in pairs] == [
-        "['params'][0]['b']", "['params'][0]['w']", "['params'][1].x", "['params'][1].y", "['step']"]
+        "['params'][0]['b']",
+        "['params'][0]['w']",
+        "['params'][1].x",
+        "['params'][1].y",
+        "['step']",
+    ]
     assert [v for _, v in pairs] == tu.tree_leaves(tree)
     assert treedef == tu.tree_structure(tree)
     out = tu.tree_map_with_path(lambda p, v: f"{tu.keystr(p)}={v}", tree)

@@ -21,12 +21,16 @@ def A(x):
 # Threefry hash and keys (hard-coded reference values; no JAX needed)
 # -------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("key,count,expected", [
-    # Known-answer tests of Threefry-2x32 (20 rounds) from Random123 (also in JAX's tests).
-    ([0, 0], [0, 0], (0x6B200159, 0x99BA4EFE)),
-    ([0xFFFFFFFF, 0xFFFFFFFF], [0xFFFFFFFF, 0xFFFFFFFF], (0x1CB996FC, 0xBB002BE7)),
-    ([0x13198A2E, 0x03707344], [0x243F6A88, 0x85A308D3], (0xC4923A9C, 0x483DF7A0)),
-])
+
+@pytest.mark.parametrize(
+    "key,count,expected",
+    [
+        # Known-answer tests of Threefry-2x32 (20 rounds) from Random123 (also in JAX's tests).
+        ([0, 0], [0, 0], (0x6B200159, 0x99BA4EFE)),
+        ([0xFFFFFFFF, 0xFFFFFFFF], [0xFFFFFFFF, 0xFFFFFFFF], (0x1CB996FC, 0xBB002BE7)),
+        ([0x13198A2E, 0x03707344], [0x243F6A88, 0x85A308D3], (0xC4923A9C, 0x483DF7A0)),
+    ],
+)
 def test_threefry_known_answers(key, count, expected):
     out = random.threefry_2x32(np.array(key, U32), np.array(count, U32))
     assert A(out).tolist() == list(expected)
@@ -47,13 +51,26 @@ def test_threefry_primitive_abstract_eval():
         random.threefry2x32_p.abstract_eval(s, s, a, ShapedArray((3,), np.int32))
 
 
-@pytest.mark.parametrize("seed,expected", [
-    (0, [0, 0]), (42, [0, 42]), (2**31 - 1, [0, 2**31 - 1]), (2**32, [1, 0]), (2**32 + 7, [1, 7]),
-    (2**40 + 5, [256, 5]), (2**63 - 1, [2**31 - 1, 2**32 - 1]), (-1, [2**32 - 1, 2**32 - 1]),
-    (-(2**63), [2**31, 0]), (2**64 - 1, [2**32 - 1, 2**32 - 1]), (True, [0, 1]),
-    (np.int32(-1), [0, 2**32 - 1]), (np.int8(-3), [0, 2**32 - 3]), (np.uint64(2**64 - 1), [2**32 - 1, 2**32 - 1]),
-    (np.int64(-2), [2**32 - 1, 2**32 - 2]),
-])
+@pytest.mark.parametrize(
+    "seed,expected",
+    [
+        (0, [0, 0]),
+        (42, [0, 42]),
+        (2**31 - 1, [0, 2**31 - 1]),
+        (2**32, [1, 0]),
+        (2**32 + 7, [1, 7]),
+        (2**40 + 5, [256, 5]),
+        (2**63 - 1, [2**31 - 1, 2**32 - 1]),
+        (-1, [2**32 - 1, 2**32 - 1]),
+        (-(2**63), [2**31, 0]),
+        (2**64 - 1, [2**32 - 1, 2**32 - 1]),
+        (True, [0, 1]),
+        (np.int32(-1), [0, 2**32 - 1]),
+        (np.int8(-3), [0, 2**32 - 3]),
+        (np.uint64(2**64 - 1), [2**32 - 1, 2**32 - 1]),
+        (np.int64(-2), [2**32 - 1, 2**32 - 2]),
+    ],
+)
 def test_prngkey_seed_words(seed, expected):
     for make in (random.PRNGKey, random.key):
         k = make(seed)
@@ -64,14 +81,16 @@ def test_prngkey_seed_words(seed, expected):
 def test_reference_values_seed_42():
     """Values produced by jax.random (jax_enable_x64=True) for PRNGKey(42), hard-coded."""
     k = random.PRNGKey(42)
-    assert A(random.split(k, 3)).tolist() == [[1832780943, 270669613], [64467757, 2916123636],
-                                             [2465931498, 255383827]]
+    assert A(random.split(k, 3)).tolist() == [[1832780943, 270669613], [64467757, 2916123636], [2465931498, 255383827]]
     assert A(random.split(random.key(0))).tolist() == [[1797259609, 2579123966], [928981903, 3453687069]]
     assert A(random.fold_in(k, 2**32 - 1)).tolist() == [2398536845, 3890976714]
     assert A(random.fold_in(random.key(0), 1)).tolist() == [928981903, 3453687069]
     assert A(random.bits(k, (5,))).tolist() == [2098992034, 2919706841, 2646866425, 2409546199, 1935504149]
-    assert A(random.bits(k, (3,), np.uint64)).tolist() == [7871734211187709741, 276886910877598708,
-                                                          10591095138341673235]
+    assert A(random.bits(k, (3,), np.uint64)).tolist() == [
+        7871734211187709741,
+        276886910877598708,
+        10591095138341673235,
+    ]
     assert A(random.uniform(k, (3,))).view(U32).tolist() == [1056585764, 1059981104, 1058915320]
     assert A(random.normal(k, (3,))).view(U32).tolist() == [3169312533, 1055861736, 1050109537]
     assert A(random.randint(k, (6,), 0, 100)).tolist() == [85, 18, 3, 71, 5, 46]
@@ -134,6 +153,7 @@ def test_results_are_immutable_arrays_and_inputs_not_frozen():
 # dtypes and shapes
 # -------------------------------------------------------------------------------------------------
 
+
 def test_default_dtypes_and_config():
     k = random.key(0)
     assert random.uniform(k, (2,)).dtype == np.float32
@@ -189,6 +209,7 @@ def test_param_broadcasting():
 # -------------------------------------------------------------------------------------------------
 # statistics (fixed keys: deterministic)
 # -------------------------------------------------------------------------------------------------
+
 
 def _ks_statistic(samples, cdf):
     s = np.sort(np.asarray(samples, np.float64))
@@ -350,6 +371,7 @@ def test_exponential_and_gumbel_moments():
 # errors
 # -------------------------------------------------------------------------------------------------
 
+
 def test_bad_keys():
     with pytest.raises(TypeError, match=r"random\.uniform.*'key'.*random\.key\(0\)"):
         random.uniform(0, (2,))
@@ -456,8 +478,9 @@ def test_funcgrad_ops_path_matches_numpy_path(name, monkeypatch):
         assert np.array_equal(out, ref)
 
 
-@pytest.mark.parametrize("name", ["split", "fold_in", "uniform", "normal", "randint", "bernoulli", "categorical",
-                                  "permutation", "choice_p"])
+@pytest.mark.parametrize(
+    "name", ["split", "fold_in", "uniform", "normal", "randint", "bernoulli", "categorical", "permutation", "choice_p"]
+)
 def test_traceable_with_make_jaxpr(name):
     k = random.key(0)
     jaxpr = fg.make_jaxpr(_TRACED_CASES[name])(k)
@@ -476,6 +499,7 @@ def test_traced_fold_in_data_and_seedless_errors():
 # -------------------------------------------------------------------------------------------------
 # differential tests against JAX (jax_enable_x64=True semantics)
 # -------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def jax_x64():
@@ -513,12 +537,18 @@ def test_jax_bits_uniform_randint(jax_x64, seed):
     jr, jnp = jax_x64.random, jax_x64.numpy
     k, fk = jr.PRNGKey(seed), random.PRNGKey(seed)
     # odd and even element counts, every bit width
-    for shape, dtypes in [((), (jnp.uint32,)), ((5,), (jnp.uint8, jnp.uint16, jnp.uint32, jnp.uint64)),
-                          ((2, 3), (jnp.uint32, jnp.uint64))]:
+    for shape, dtypes in [
+        ((), (jnp.uint32,)),
+        ((5,), (jnp.uint8, jnp.uint16, jnp.uint32, jnp.uint64)),
+        ((2, 3), (jnp.uint32, jnp.uint64)),
+    ]:
         for dt in dtypes:
             _same(random.bits(fk, shape, dt), jr.bits(k, shape, dt))
-    for shape, dtypes in [((), (jnp.float32,)), ((5,), (jnp.float32, jnp.float64, jnp.float16, jnp.bfloat16)),
-                          ((2, 3), (jnp.float32, jnp.float64))]:
+    for shape, dtypes in [
+        ((), (jnp.float32,)),
+        ((5,), (jnp.float32, jnp.float64, jnp.float16, jnp.bfloat16)),
+        ((2, 3), (jnp.float32, jnp.float64)),
+    ]:
         for dt in dtypes:
             _same(random.uniform(fk, shape, dt, -2.5, 3.0), jr.uniform(k, shape, dt, -2.5, 3.0))
     for shape, dtypes in [((5,), (jnp.int64, jnp.int8, jnp.uint32)), ((2, 3), (jnp.int64,))]:
@@ -548,16 +578,24 @@ def test_jax_samplers(jax_x64, seed):
     _same(random.choice(fk, x, (2,), axis=1), jr.choice(k, x, (2,), axis=1))
     pp = np.array([0.1, 0.2, 0.3, 0.4], np.float32)
     _same(random.choice(fk, 4, (50,), p=pp), jr.choice(k, 4, (50,), p=pp))
-    np.testing.assert_array_equal(A(random.choice(fk, 4, (3,), replace=False, p=pp)),
-                                  A(jr.choice(k, 4, (3,), replace=False, p=pp)))
+    np.testing.assert_array_equal(
+        A(random.choice(fk, 4, (3,), replace=False, p=pp)), A(jr.choice(k, 4, (3,), replace=False, p=pp))
+    )
     # within a few ulp: float64 normal, truncated normal, gamma / beta
-    np.testing.assert_allclose(A(random.normal(fk, (n,), jnp.float64)), A(jr.normal(k, (n,), jnp.float64)),
-                               rtol=1e-13, atol=1e-15)
-    np.testing.assert_allclose(A(random.truncated_normal(fk, -1.5, 2.0, (n,))),
-                               A(jr.truncated_normal(k, -1.5, 2.0, (n,), jnp.float32)), rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(
+        A(random.normal(fk, (n,), jnp.float64)), A(jr.normal(k, (n,), jnp.float64)), rtol=1e-13, atol=1e-15
+    )
+    np.testing.assert_allclose(
+        A(random.truncated_normal(fk, -1.5, 2.0, (n,))),
+        A(jr.truncated_normal(k, -1.5, 2.0, (n,), jnp.float32)),
+        rtol=1e-5,
+        atol=2e-6,
+    )
     a = np.array([0.3, 1.0, 2.5, 10.0], np.float32)
-    np.testing.assert_allclose(A(random.gamma(fk, a, (50, 4))), A(jr.gamma(k, a, (50, 4), jnp.float32)),
-                               rtol=1e-5)
-    np.testing.assert_allclose(A(random.beta(fk, 0.4, 0.4, (200,))),
-                               A(jr.beta(k, np.float32(0.4), np.float32(0.4), (200,), jnp.float32)),
-                               rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(A(random.gamma(fk, a, (50, 4))), A(jr.gamma(k, a, (50, 4), jnp.float32)), rtol=1e-5)
+    np.testing.assert_allclose(
+        A(random.beta(fk, 0.4, 0.4, (200,))),
+        A(jr.beta(k, np.float32(0.4), np.float32(0.4), (200,), jnp.float32)),
+        rtol=1e-4,
+        atol=1e-6,
+    )

@@ -27,11 +27,42 @@ PKG = os.path.dirname(os.path.abspath(funcgrad.__file__))
 # Primitives linear in (some of) their operands: reverse mode transposes them, so each needs
 # a transpose rule. (Names that do not exist yet are ignored: the list may run ahead of the code.)
 KNOWN_LINEAR = {
-    "neg", "add", "sub", "add_any", "mul", "div", "reduce_sum", "broadcast_in_dim", "reshape", "transpose",
-    "squeeze", "expand_dims", "rev", "slice", "pad", "concatenate", "dynamic_slice", "dynamic_update_slice",
-    "getitem", "index_update", "select_n", "convert_element_type", "cumsum", "real", "imag", "conj", "complex",
-    "dot_general", "custom_lin", "checkpoint_lin", "gather", "scatter_add", "conv_general_dilated",
-    "reduce_window_sum", "triangular_solve", "copy",
+    "neg",
+    "add",
+    "sub",
+    "add_any",
+    "mul",
+    "div",
+    "reduce_sum",
+    "broadcast_in_dim",
+    "reshape",
+    "transpose",
+    "squeeze",
+    "expand_dims",
+    "rev",
+    "slice",
+    "pad",
+    "concatenate",
+    "dynamic_slice",
+    "dynamic_update_slice",
+    "getitem",
+    "index_update",
+    "select_n",
+    "convert_element_type",
+    "cumsum",
+    "real",
+    "imag",
+    "conj",
+    "complex",
+    "dot_general",
+    "custom_lin",
+    "checkpoint_lin",
+    "gather",
+    "scatter_add",
+    "conv_general_dilated",
+    "reduce_window_sum",
+    "triangular_solve",
+    "copy",
 }
 
 
@@ -92,9 +123,11 @@ def test_primitive_has_a_lowering(where, prim):
     assert rule is not None, (
         f"primitive '{prim.name}' ({where}) has no jit lowering: give it a scalar template (lower= in its "
         "family factory, or the template table next to it) or list it in CALL_IMPL_PRIMITIVES in "
-        "funcgrad/jit/lowering.py")
+        "funcgrad/jit/lowering.py"
+    )
     assert rule is CALL_IMPL or isinstance(rule, (str, dict)) or callable(rule), (
-        f"primitive '{prim.name}' ({where}): lowering {rule!r} is not a template, a template function or CALL_IMPL")
+        f"primitive '{prim.name}' ({where}): lowering {rule!r} is not a template, a template function or CALL_IMPL"
+    )
 
 
 def test_elementwise_templates_format():
@@ -130,8 +163,9 @@ def test_primitive_names_are_unique():
 
 def _run(code):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    res = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
-                         cwd=ROOT, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
     assert res.returncode == 0, f"subprocess failed:\n{res.stdout}\n{res.stderr}"
     return res.stdout
 
@@ -188,7 +222,8 @@ def test_core_has_no_upward_imports_even_lazily():
             elif isinstance(node, ast.Import):
                 targets += [a.name for a in node.names]
             for t in targets:
-                if t.startswith(("..", "funcgrad.transforms", "funcgrad.lax", "funcgrad.numpy")) and \
-                        not t.startswith(("..core", "funcgrad.core")):
+                if t.startswith(("..", "funcgrad.transforms", "funcgrad.lax", "funcgrad.numpy")) and not t.startswith(
+                    ("..core", "funcgrad.core")
+                ):
                     offenders.append(f"core/{fname}:{node.lineno} imports {t}")
     assert not offenders, "\n".join(offenders)

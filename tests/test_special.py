@@ -44,27 +44,50 @@ def _close(actual, expected, rtol, atol=0.0):
 
 # -- inputs ------------------------------------------------------------------------------------
 
-ERF_X = np.concatenate([RNG.normal(size=400) * 3, RNG.uniform(-30, 30, 400), np.linspace(-6, 6, 241),
-                        [0.0, -0.0, 1e-300, -1e-300, 0.46875, -0.46875, 4.0, -4.0, 26.5, 26.7, 27.0, -27.0]])
-ERFINV_X = np.concatenate([RNG.uniform(-1, 1, 500), 1 - 10.0 ** -np.arange(1, 16), -(1 - 10.0 ** -np.arange(1, 16)),
-                           [np.nextafter(1.0, 0.0), -np.nextafter(1.0, 0.0), 1e-300, 0.0, 0.5, -0.5, 1e-10]])
-GAMMA_X = np.concatenate([RNG.uniform(-20, 20, 600), RNG.uniform(0, 3, 600), 10 ** RNG.uniform(-300, 300, 200),
-                          -(10 ** RNG.uniform(-10, 2, 100)), [1.0, 2.0, 0.5, 1.5, 2.5, 10.0, 9.999999, 1e10, 1e300]])
+ERF_X = np.concatenate(
+    [
+        RNG.normal(size=400) * 3,
+        RNG.uniform(-30, 30, 400),
+        np.linspace(-6, 6, 241),
+        [0.0, -0.0, 1e-300, -1e-300, 0.46875, -0.46875, 4.0, -4.0, 26.5, 26.7, 27.0, -27.0],
+    ]
+)
+ERFINV_X = np.concatenate(
+    [
+        RNG.uniform(-1, 1, 500),
+        1 - 10.0 ** -np.arange(1, 16),
+        -(1 - 10.0 ** -np.arange(1, 16)),
+        [np.nextafter(1.0, 0.0), -np.nextafter(1.0, 0.0), 1e-300, 0.0, 0.5, -0.5, 1e-10],
+    ]
+)
+GAMMA_X = np.concatenate(
+    [
+        RNG.uniform(-20, 20, 600),
+        RNG.uniform(0, 3, 600),
+        10 ** RNG.uniform(-300, 300, 200),
+        -(10 ** RNG.uniform(-10, 2, 100)),
+        [1.0, 2.0, 0.5, 1.5, 2.5, 10.0, 9.999999, 1e10, 1e300],
+    ]
+)
 SPECIAL_VALUES = np.array([0.0, -0.0, 1.0, 2.0, -1.0, -2.0, np.inf, -np.inf, np.nan])
 
 
 # -- float64 accuracy vs SciPy ------------------------------------------------------------------
 
-@pytest.mark.parametrize("fn,ref,xs,rtol", [
-    (fsp.erf, sp.erf, ERF_X, 5e-16),
-    # SciPy's erfc/erfcx lose ~1e-13 in the far tail (exp(-x*x) unsplit); funcgrad does not (see mpmath test).
-    (fsp.erfc, sp.erfc, ERF_X, 2e-13),
-    (fsp.erfcx, sp.erfcx, ERF_X, 2e-13),
-    (fsp.erfinv, sp.erfinv, ERFINV_X, 2e-15),
-    (fsp.ndtr, sp.ndtr, ERF_X, 2e-13),
-    (fsp.digamma, sp.digamma, GAMMA_X[GAMMA_X > 0], 1e-14),
-    (fsp.gammaln, sp.gammaln, GAMMA_X[(GAMMA_X > 2.1) | ((GAMMA_X > 0) & (GAMMA_X < 0.9))], 1e-14),
-])
+
+@pytest.mark.parametrize(
+    "fn,ref,xs,rtol",
+    [
+        (fsp.erf, sp.erf, ERF_X, 5e-16),
+        # SciPy's erfc/erfcx lose ~1e-13 in the far tail (exp(-x*x) unsplit); funcgrad does not (see mpmath test).
+        (fsp.erfc, sp.erfc, ERF_X, 2e-13),
+        (fsp.erfcx, sp.erfcx, ERF_X, 2e-13),
+        (fsp.erfinv, sp.erfinv, ERFINV_X, 2e-15),
+        (fsp.ndtr, sp.ndtr, ERF_X, 2e-13),
+        (fsp.digamma, sp.digamma, GAMMA_X[GAMMA_X > 0], 1e-14),
+        (fsp.gammaln, sp.gammaln, GAMMA_X[(GAMMA_X > 2.1) | ((GAMMA_X > 0) & (GAMMA_X < 0.9))], 1e-14),
+    ],
+)
 def test_float64_matches_scipy(fn, ref, xs, rtol):
     out = fn(xs)
     assert out.dtype == np.float64
@@ -88,8 +111,15 @@ def test_polygamma_matches_scipy(n):
 
 def test_special_values_match_scipy():
     x = SPECIAL_VALUES
-    for fn, ref in [(fsp.erf, sp.erf), (fsp.erfc, sp.erfc), (fsp.erfcx, sp.erfcx), (fsp.gammaln, sp.gammaln),
-                    (fsp.digamma, sp.digamma), (fsp.gamma, sp.gamma), (fsp.expit, sp.expit)]:
+    for fn, ref in [
+        (fsp.erf, sp.erf),
+        (fsp.erfc, sp.erfc),
+        (fsp.erfcx, sp.erfcx),
+        (fsp.gammaln, sp.gammaln),
+        (fsp.digamma, sp.digamma),
+        (fsp.gamma, sp.gamma),
+        (fsp.expit, sp.expit),
+    ]:
         out, expected = np.asarray(fn(x)), ref(x)
         _close(out, expected, rtol=5e-16)
         np.testing.assert_array_equal(np.signbit(out[np.isinf(out)]), np.signbit(expected[np.isinf(expected)]))
@@ -129,11 +159,18 @@ def test_incomplete_gamma_matches_scipy():
 
 # -- float32 and other dtypes --------------------------------------------------------------------
 
-@pytest.mark.parametrize("fn,ref,xs", [
-    (fsp.erf, sp.erf, ERF_X), (fsp.erfc, sp.erfc, ERF_X), (fsp.erfinv, sp.erfinv, ERFINV_X),
-    (fsp.gammaln, sp.gammaln, GAMMA_X[np.abs(GAMMA_X) < 1e30]), (fsp.digamma, sp.digamma, GAMMA_X[GAMMA_X > 0]),
-    (lambda x: fsp.polygamma(1, x), lambda x: sp.polygamma(1, x), GAMMA_X[(GAMMA_X > 0) & (GAMMA_X < 1e15)]),
-])
+
+@pytest.mark.parametrize(
+    "fn,ref,xs",
+    [
+        (fsp.erf, sp.erf, ERF_X),
+        (fsp.erfc, sp.erfc, ERF_X),
+        (fsp.erfinv, sp.erfinv, ERFINV_X),
+        (fsp.gammaln, sp.gammaln, GAMMA_X[np.abs(GAMMA_X) < 1e30]),
+        (fsp.digamma, sp.digamma, GAMMA_X[GAMMA_X > 0]),
+        (lambda x: fsp.polygamma(1, x), lambda x: sp.polygamma(1, x), GAMMA_X[(GAMMA_X > 0) & (GAMMA_X < 1e15)]),
+    ],
+)
 def test_float32_is_correctly_rounded(fn, ref, xs):
     x32 = xs.astype(np.float32)
     out = fn(x32)
@@ -160,12 +197,34 @@ def test_dtypes_and_promotion():
         fsp.xlogy(np.array([1j]), 1.0)
     assert lax.lgamma(np.arange(1.0, 4.0)).shape == (3,)
     x32 = fnp.full((2,), 0.5)
-    for fn in (fsp.erf, fsp.erfc, fsp.erfcx, fsp.erfinv, fsp.ndtr, fsp.gammaln, fsp.gamma, fsp.digamma, fsp.expit,
-               fsp.log_expit, fsp.logit, fsp.entr, fsp.softmax, fsp.log_softmax, fsp.logsumexp,
-               lambda v: fsp.polygamma(2, v)):
+    for fn in (
+        fsp.erf,
+        fsp.erfc,
+        fsp.erfcx,
+        fsp.erfinv,
+        fsp.ndtr,
+        fsp.gammaln,
+        fsp.gamma,
+        fsp.digamma,
+        fsp.expit,
+        fsp.log_expit,
+        fsp.logit,
+        fsp.entr,
+        fsp.softmax,
+        fsp.log_softmax,
+        fsp.logsumexp,
+        lambda v: fsp.polygamma(2, v),
+    ):
         assert fn(x32).dtype == np.float32
-    for fn in (fsp.betaln, fsp.xlogy, fsp.xlog1py, fsp.rel_entr, fsp.gammainc, fsp.gammaincc,
-               lambda a, b: fsp.logsumexp(a, b=b)):
+    for fn in (
+        fsp.betaln,
+        fsp.xlogy,
+        fsp.xlog1py,
+        fsp.rel_entr,
+        fsp.gammainc,
+        fsp.gammaincc,
+        lambda a, b: fsp.logsumexp(a, b=b),
+    ):
         assert fn(x32, x32).dtype == np.float32
 
 
@@ -174,7 +233,7 @@ def test_lax_exports_and_docstring_examples():
     assert float(lax.erf_inv(lax.erf(0.3))) == pytest.approx(0.3, rel=1e-6)
     assert float(lax.lgamma(5.0)) == pytest.approx(np.log(24.0), rel=1e-6)
     assert float(lax.digamma(1.0)) == pytest.approx(-np.euler_gamma, rel=1e-6)
-    assert float(lax.polygamma(1, 1.0)) == pytest.approx(np.pi ** 2 / 6, rel=1e-6)
+    assert float(lax.polygamma(1, 1.0)) == pytest.approx(np.pi**2 / 6, rel=1e-6)
     assert float(lax.igamma(1.0, 1.0)) == pytest.approx(1 - np.exp(-1), rel=1e-6)
     assert float(lax.igammac(1.0, 1.0)) == pytest.approx(np.exp(-1), rel=1e-6)
     assert float(lax.erfc(10.0)) > 0
@@ -203,18 +262,22 @@ def test_polygamma_order_must_be_static_under_jit():
 
 # -- derivatives ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name,fn,x", [
-    ("erf", lax.erf, [-2.0, -0.3, 0.1, 0.9, 3.0]),
-    ("erfc", lax.erfc, [-2.0, -0.3, 0.1, 0.9, 3.0]),
-    ("erfcx", lax.erfcx, [-1.0, 0.2, 0.9, 5.0]),
-    ("erf_inv", lax.erf_inv, [-0.8, -0.2, 0.05, 0.6, 0.85]),
-    ("lgamma", lax.lgamma, [-2.5, -0.5, 0.3, 1.0, 2.0, 7.5, 15.0]),
-    ("digamma", lax.digamma, [-2.5, -0.5, 0.3, 1.4, 2.0, 7.5, 15.0]),
-    ("polygamma1", lambda x: lax.polygamma(1, x), [-1.5, 0.4, 1.0, 3.0, 12.0]),
-    ("polygamma3", lambda x: lax.polygamma(3, x), [-1.5, 0.4, 1.0, 3.0, 12.0]),
-    ("igamma_x", lambda x: lax.igamma(np.full(3, 2.5), x), [0.3, 2.0, 6.0]),
-    ("igammac_x", lambda x: lax.igammac(np.full(3, 0.7), x), [0.3, 2.0, 6.0]),
-])
+
+@pytest.mark.parametrize(
+    "name,fn,x",
+    [
+        ("erf", lax.erf, [-2.0, -0.3, 0.1, 0.9, 3.0]),
+        ("erfc", lax.erfc, [-2.0, -0.3, 0.1, 0.9, 3.0]),
+        ("erfcx", lax.erfcx, [-1.0, 0.2, 0.9, 5.0]),
+        ("erf_inv", lax.erf_inv, [-0.8, -0.2, 0.05, 0.6, 0.85]),
+        ("lgamma", lax.lgamma, [-2.5, -0.5, 0.3, 1.0, 2.0, 7.5, 15.0]),
+        ("digamma", lax.digamma, [-2.5, -0.5, 0.3, 1.4, 2.0, 7.5, 15.0]),
+        ("polygamma1", lambda x: lax.polygamma(1, x), [-1.5, 0.4, 1.0, 3.0, 12.0]),
+        ("polygamma3", lambda x: lax.polygamma(3, x), [-1.5, 0.4, 1.0, 3.0, 12.0]),
+        ("igamma_x", lambda x: lax.igamma(np.full(3, 2.5), x), [0.3, 2.0, 6.0]),
+        ("igammac_x", lambda x: lax.igammac(np.full(3, 0.7), x), [0.3, 2.0, 6.0]),
+    ],
+)
 def test_check_grads_float64(name, fn, x):
     check_grads(fn, (np.array(x, np.float64),), order=2, modes=("fwd", "rev"))
 
@@ -228,10 +291,12 @@ def test_derivative_identities():
     d4 = [float(fg.grad(fg.grad(fg.grad(fg.grad(lax.lgamma))))(v)) for v in x[:4]]
     np.testing.assert_allclose(d4, sp.polygamma(3, x[:4]), rtol=1e-13)
     y = np.array([-0.9, 0.0, 0.5, 0.999])
-    np.testing.assert_allclose([float(fg.grad(lax.erf_inv)(v)) for v in y],
-                               np.sqrt(np.pi) / 2 * np.exp(sp.erfinv(y) ** 2), rtol=1e-14)
-    np.testing.assert_allclose([float(fg.grad(lax.erf)(v)) for v in y], 2 / np.sqrt(np.pi) * np.exp(-y ** 2),
-                               rtol=1e-15)
+    np.testing.assert_allclose(
+        [float(fg.grad(lax.erf_inv)(v)) for v in y], np.sqrt(np.pi) / 2 * np.exp(sp.erfinv(y) ** 2), rtol=1e-14
+    )
+    np.testing.assert_allclose(
+        [float(fg.grad(lax.erf)(v)) for v in y], 2 / np.sqrt(np.pi) * np.exp(-(y**2)), rtol=1e-15
+    )
     hess = fg.hessian(lambda v: fnp.sum(fsp.gammaln(v)))(np.array([1.5, 3.0]))
     np.testing.assert_allclose(np.asarray(hess), np.diag(sp.polygamma(1, [1.5, 3.0])), rtol=1e-14)
 
@@ -243,12 +308,16 @@ def test_igamma_gradient_in_a_is_refused():
 
 # -- funcgrad.scipy.special wrappers --------------------------------------------------------------
 
+
 def test_logsumexp_matches_scipy():
     a = RNG.normal(size=(3, 4, 5)) * 10
     for axis in [None, 0, 1, -1, (0, 2)]:
         for keepdims in (False, True):
-            _close(fsp.logsumexp(a, axis=axis, keepdims=keepdims), sp.logsumexp(a, axis=axis, keepdims=keepdims),
-                   rtol=1e-14)
+            _close(
+                fsp.logsumexp(a, axis=axis, keepdims=keepdims),
+                sp.logsumexp(a, axis=axis, keepdims=keepdims),
+                rtol=1e-14,
+            )
     b = RNG.normal(size=(4, 5))
     out, sign = fsp.logsumexp(a, axis=-1, b=b, return_sign=True)
     ref_out, ref_sign = sp.logsumexp(a, axis=-1, b=b, return_sign=True)
@@ -274,14 +343,18 @@ def test_logsumexp_infinities_and_gradients_as_jax():
     np.testing.assert_allclose(g_one[0], [soft[0], 0.0, soft[1]], rtol=1e-15)
     np.testing.assert_array_equal(g_one[1], 0.0)
     assert np.all(np.isnan(np.asarray(fg.grad(fsp.logsumexp)(np.array([-np.inf, -np.inf])))))
-    check_grads(lambda v, w: fsp.logsumexp(v, axis=0, b=w), (RNG.normal(size=(3, 2)), RNG.uniform(1, 2, (3, 2))),
-                order=2)
+    check_grads(
+        lambda v, w: fsp.logsumexp(v, axis=0, b=w), (RNG.normal(size=(3, 2)), RNG.uniform(1, 2, (3, 2))), order=2
+    )
     jax = pytest.importorskip("jax")
     from jax.scipy.special import logsumexp as jlse
 
     a32 = np.array([[0.0, -np.inf, 1.0], [2.0, 3.0, -np.inf]], np.float32)
-    np.testing.assert_allclose(np.asarray(fg.grad(lambda v: fnp.sum(fsp.logsumexp(v, axis=1)))(a32)),
-                               np.asarray(jax.grad(lambda v: jlse(v, axis=1).sum())(a32)), rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(fg.grad(lambda v: fnp.sum(fsp.logsumexp(v, axis=1)))(a32)),
+        np.asarray(jax.grad(lambda v: jlse(v, axis=1).sum())(a32)),
+        rtol=1e-6,
+    )
 
 
 def test_xlogy_family_values_and_gradients():
@@ -341,6 +414,7 @@ def test_gamma_betaln_ndtr():
 
 # -- against PyTorch ----------------------------------------------------------------------------
 
+
 def test_against_torch_special():
     torch = pytest.importorskip("torch")
     t = torch.special
@@ -348,14 +422,19 @@ def test_against_torch_special():
     pos = RNG.uniform(0.05, 20, 50)
     u = RNG.uniform(-0.999, 0.999, 50)
     cases = [
-        (fsp.erf(x), t.erf(torch.tensor(x))), (fsp.erfc(x), t.erfc(torch.tensor(x))),
+        (fsp.erf(x), t.erf(torch.tensor(x))),
+        (fsp.erfc(x), t.erfc(torch.tensor(x))),
         (fsp.erfcx(x), t.erfcx(torch.tensor(x))),
-        (fsp.erfinv(u), t.erfinv(torch.tensor(u))), (fsp.gammaln(x), t.gammaln(torch.tensor(x))),
-        (fsp.digamma(pos), t.digamma(torch.tensor(pos))), (fsp.polygamma(2, pos), t.polygamma(2, torch.tensor(pos))),
-        (fsp.expit(x), t.expit(torch.tensor(x))), (fsp.logit(u / 2 + 0.5), t.logit(torch.tensor(u / 2 + 0.5))),
+        (fsp.erfinv(u), t.erfinv(torch.tensor(u))),
+        (fsp.gammaln(x), t.gammaln(torch.tensor(x))),
+        (fsp.digamma(pos), t.digamma(torch.tensor(pos))),
+        (fsp.polygamma(2, pos), t.polygamma(2, torch.tensor(pos))),
+        (fsp.expit(x), t.expit(torch.tensor(x))),
+        (fsp.logit(u / 2 + 0.5), t.logit(torch.tensor(u / 2 + 0.5))),
         (fsp.xlogy(pos, x + 10), t.xlogy(torch.tensor(pos), torch.tensor(x + 10))),
         (fsp.xlog1py(pos, x + 10), t.xlog1py(torch.tensor(pos), torch.tensor(x + 10))),
-        (fsp.entr(x), t.entr(torch.tensor(x))), (fsp.ndtr(x), t.ndtr(torch.tensor(x))),
+        (fsp.entr(x), t.entr(torch.tensor(x))),
+        (fsp.ndtr(x), t.ndtr(torch.tensor(x))),
         (fsp.logsumexp(x.reshape(5, 10), axis=1), torch.logsumexp(torch.tensor(x.reshape(5, 10)), 1)),
         (fsp.softmax(x.reshape(5, 10), axis=1), t.softmax(torch.tensor(x.reshape(5, 10)), 1)),
         (fsp.log_softmax(x.reshape(5, 10), axis=0), t.log_softmax(torch.tensor(x.reshape(5, 10)), 0)),
@@ -374,7 +453,8 @@ def test_gradients_against_torch_autograd():
         (fsp.gammaln, torch.special.gammaln, x, 1e-13),
         # PyTorch's trigamma (digamma's derivative) is good to ~1e-9 only; ours matches SciPy to 1e-15.
         (fsp.digamma, torch.special.digamma, x, 1e-8),
-        (fsp.erf, torch.special.erf, u, 1e-13), (fsp.erfinv, torch.special.erfinv, u, 1e-13),
+        (fsp.erf, torch.special.erf, u, 1e-13),
+        (fsp.erfinv, torch.special.erfinv, u, 1e-13),
         (lambda a: fsp.logsumexp(a), lambda a: torch.logsumexp(a, 0), x, 1e-13),
     ]:
         g = np.asarray(fg.grad(lambda a, f=ours: fnp.sum(f(a)))(v))
@@ -385,11 +465,22 @@ def test_gradients_against_torch_autograd():
 
 # -- composition with vmap / jit (skipped until those transforms land) ------------------------------
 
-@pytest.mark.parametrize("fn", [
-    lax.erf, lax.erfc, lax.erf_inv, lax.lgamma, lax.digamma, lambda x: lax.polygamma(2, x),
-    lambda x: lax.igamma(2.5, x), lambda x: fsp.logsumexp(x), lambda x: fsp.xlogy(x, x),
-    lambda x: fg.grad(lambda v: fnp.sum(fsp.gammaln(v)))(x),
-])
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lax.erf,
+        lax.erfc,
+        lax.erf_inv,
+        lax.lgamma,
+        lax.digamma,
+        lambda x: lax.polygamma(2, x),
+        lambda x: lax.igamma(2.5, x),
+        lambda x: fsp.logsumexp(x),
+        lambda x: fsp.xlogy(x, x),
+        lambda x: fg.grad(lambda v: fnp.sum(fsp.gammaln(v)))(x),
+    ],
+)
 def test_vmap_and_jit(fn):
     from funcgrad.testing import check_jit, check_vmap
 

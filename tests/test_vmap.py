@@ -27,14 +27,15 @@ def _stack(outs, axis=0):
 
 def f_scalar(x):
     """A smooth scalar function of a vector (float64 throughout)."""
-    return fnp.sum(fnp.tanh(x) * x ** 2) + fnp.prod(fnp.cos(x))
+    return fnp.sum(fnp.tanh(x) * x**2) + fnp.prod(fnp.cos(x))
 
 
 def f_vec(x):
-    return fnp.sin(x) * fnp.sum(x ** 2) + fnp.tanh(x[::-1])
+    return fnp.sin(x) * fnp.sum(x**2) + fnp.tanh(x[::-1])
 
 
 # -- axis specifications -------------------------------------------------------------------------
+
 
 def test_in_axes_int_none_tuple(rng):
     x, y = rng.standard_normal((4, 3)), rng.standard_normal((3, 4))
@@ -109,6 +110,7 @@ def test_nested_vmap(rng):
 
 # -- composition with autodiff -----------------------------------------------------------------------
 
+
 @pytest.fixture
 def xs(rng):
     return rng.standard_normal((4, 3))
@@ -146,8 +148,10 @@ def test_jvp_vjp_linearize(xs, rng):
     want_t = _stack([fg.jvp(f_vec, (x,), (t,))[1] for x, t in zip(xs, ts)])
     _close(fg.jvp(fg.vmap(f_vec), (xs,), (ts,)), (want_p, want_t))
     _close(fg.vmap(lambda x, t: fg.jvp(f_vec, (x,), (t,)))(xs, ts), (want_p, want_t))
-    _close(fg.vmap(lambda x, t: fg.jvp(f_vec, (x,), (t,)), in_axes=(0, None))(xs, ts[0]),
-           (want_p, _stack([fg.jvp(f_vec, (x,), (ts[0],))[1] for x in xs])))
+    _close(
+        fg.vmap(lambda x, t: fg.jvp(f_vec, (x,), (t,)), in_axes=(0, None))(xs, ts[0]),
+        (want_p, _stack([fg.jvp(f_vec, (x,), (ts[0],))[1] for x in xs])),
+    )
     want_v = _stack([fg.vjp(f_vec, x)[1](t)[0] for x, t in zip(xs, ts)])
     _close(fg.vjp(fg.vmap(f_vec), xs)[1](ts)[0], want_v)
     _close(fg.vmap(lambda x, t: fg.vjp(f_vec, x)[1](t)[0])(xs, ts), want_v)
@@ -175,6 +179,7 @@ def test_checkpoint_under_vmap(xs):
 
 
 # -- custom_jvp / custom_vjp ---------------------------------------------------------------------------
+
 
 @fg.custom_jvp
 def scaled_sin(x, s):
@@ -209,18 +214,24 @@ def test_custom_jvp_under_vmap(in_axes, rng):
     loss = lambda x, s: fnp.sum(scaled_sin(x, s))  # noqa: E731
     grads = fg.vmap(fg.grad(loss, argnums=(0, 1)), in_axes)(*args)
     _close(grads, _stack([fg.grad(loss, argnums=(0, 1))(*ex(i)) for i in range(4)]))
-    assert np.allclose(np.asarray(grads[0]), 3 * np.cos(_stack([ex(i)[0] for i in range(4)]))
-                       * _stack([ex(i)[1] for i in range(4)]))
+    assert np.allclose(
+        np.asarray(grads[0]), 3 * np.cos(_stack([ex(i)[0] for i in range(4)])) * _stack([ex(i)[1] for i in range(4)])
+    )
     # grad of the vmapped function: unbatched arguments get the sum over examples.
     got = fg.grad(lambda x, s: fg.vmap(scaled_sin, in_axes)(x, s).sum(), argnums=(0, 1))(*args)
-    want = fg.grad(lambda x, s: sum(loss(*[a if ax is None else a[(slice(None),) * ax + (i,)]
-                                            for a, ax in zip((x, s), in_axes)]) for i in range(4)),
-                   argnums=(0, 1))(*args)
+    want = fg.grad(
+        lambda x, s: sum(
+            loss(*[a if ax is None else a[(slice(None),) * ax + (i,)] for a, ax in zip((x, s), in_axes)])
+            for i in range(4)
+        ),
+        argnums=(0, 1),
+    )(*args)
     _close(got, want)
     # Forward mode through the vmapped function.
     t = (np.ones_like(x), np.zeros_like(s))
-    _close(fg.jvp(fg.vmap(scaled_sin, in_axes), args, t)[1],
-           _stack([3.0 * np.cos(ex(i)[0]) * ex(i)[1] for i in range(4)]))
+    _close(
+        fg.jvp(fg.vmap(scaled_sin, in_axes), args, t)[1], _stack([3.0 * np.cos(ex(i)[0]) * ex(i)[1] for i in range(4)])
+    )
 
 
 @pytest.mark.parametrize("in_axes", [(0, 0), (0, None), (None, 0)], ids=str)
@@ -238,13 +249,16 @@ def test_custom_vjp_under_vmap(in_axes, rng):
     # grad of vmap: the cotangent of an unbatched argument is summed over the batch.
     got = fg.grad(lambda x, y: fg.vmap(weird_mul, in_axes)(x, y).sum(), argnums=(0, 1))(x, y)
     per = [fg.grad(lambda x, y: weird_mul(x, y).sum(), argnums=(0, 1))(*ex(i)) for i in range(4)]
-    want = tuple(sum(np.asarray(p[k]) for p in per) if ax is None else _stack([p[k] for p in per])
-                 for k, ax in enumerate(in_axes))
+    want = tuple(
+        sum(np.asarray(p[k]) for p in per) if ax is None else _stack([p[k] for p in per])
+        for k, ax in enumerate(in_axes)
+    )
     _close(got, want)
     assert got[0].shape == x.shape and got[1].shape == y.shape
 
 
 # -- per-example gradients and Jacobians ---------------------------------------------------------------
+
 
 def _mlp(params, x):
     (w1, b1), (w2, b2) = params
@@ -253,8 +267,10 @@ def _mlp(params, x):
 
 
 def test_per_example_gradients_of_an_mlp(rng):
-    params = ((rng.standard_normal((256, 784)) * 0.05, rng.standard_normal(256) * 0.1),
-              (rng.standard_normal((10, 256)) * 0.05, rng.standard_normal(10) * 0.1))
+    params = (
+        (rng.standard_normal((256, 784)) * 0.05, rng.standard_normal(256) * 0.1),
+        (rng.standard_normal((10, 256)) * 0.05, rng.standard_normal(10) * 0.1),
+    )
     xb, yb = rng.standard_normal((6, 784)), rng.integers(0, 10, 6)
 
     def loss(params, x, y):
@@ -284,6 +300,7 @@ def test_per_sample_jacobians(rng):
 
 
 # -- errors --------------------------------------------------------------------------------------------
+
 
 def test_inconsistent_sizes_lists_every_argument(rng):
     with pytest.raises(ValueError, match="inconsistent sizes") as e:
@@ -345,6 +362,7 @@ def test_leaked_batch_tracer():
 
 # -- differential checks against JAX -------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def jax():
     jax = pytest.importorskip("jax")
@@ -359,7 +377,7 @@ def test_vmap_grad_matches_jax(jax, rng):
     def make(np_):
         def loss(w, x):
             h = np_.tanh(w @ x)
-            return np_.sum(h ** 2) + np_.max(x) * np_.sum(np_.sin(w))
+            return np_.sum(h**2) + np_.max(x) * np_.sum(np_.sin(w))
 
         return loss
 
@@ -378,12 +396,13 @@ def test_vmap_hessian_and_jacrev_match_jax(jax, rng):
     xs = rng.standard_normal((3, 4))
 
     def make(np_):
-        return lambda x: np_.sum(np_.exp(-x ** 2) * np_.cumsum(x)) + np_.prod(np_.cos(x[1:]))
+        return lambda x: np_.sum(np_.exp(-(x**2)) * np_.cumsum(x)) + np_.prod(np_.cos(x[1:]))
 
     _close(fg.vmap(fg.hessian(make(fnp)))(xs), np.asarray(jax.vmap(jax.hessian(make(jnp)))(xs)), 1e-10)
-    g = lambda np_: (lambda x: np_.sort(x) * np_.linalg.norm(x))  # noqa: E731
-    _close(fg.vmap(fg.jacrev(g(fnp)), in_axes=1)(xs.T), np.asarray(jax.vmap(jax.jacrev(g(jnp)), in_axes=1)(xs.T)),
-           1e-10)
+    g = lambda np_: lambda x: np_.sort(x) * np_.linalg.norm(x)  # noqa: E731
+    _close(
+        fg.vmap(fg.jacrev(g(fnp)), in_axes=1)(xs.T), np.asarray(jax.vmap(jax.jacrev(g(jnp)), in_axes=1)(xs.T)), 1e-10
+    )
 
 
 def test_vmap_grad_of_conv_and_gather_matches_jax(jax, rng):

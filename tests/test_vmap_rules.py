@@ -24,6 +24,7 @@ AXES = (0, 1, -1, None)
 
 # -- harness ----------------------------------------------------------------------------------
 
+
 def _normal(rng, shape):
     return rng.standard_normal(shape)
 
@@ -99,8 +100,9 @@ def check_rule(f, args, in_axes, diff=(), tol=1e-9, grad_tol=1e-7, out_axes=(0, 
     _assert_close(fg.vmap(g, in_axes)(*args), _looped(g, in_axes)(*args), grad_tol)
 
     oa = out_axes[-1]
-    weights = [np.random.default_rng(1).standard_normal(np.shape(leaf))
-               for leaf in tree_leaves(_looped(f, in_axes, oa)(*args))]
+    weights = [
+        np.random.default_rng(1).standard_normal(np.shape(leaf)) for leaf in tree_leaves(_looped(f, in_axes, oa)(*args))
+    ]
 
     def weighted(fn):
         def h(*a):
@@ -121,14 +123,20 @@ def make_args(rng, shapes, axes, makers=None):
 
 CONV_CASES = {
     "plain": ((2, 4, 5, 6), (6, 4, 3, 2), dict(window_strides=(1, 2), padding="SAME", rhs_dilation=(2, 1))),
-    "feature_groups": ((2, 4, 5, 6), (6, 2, 3, 2), dict(window_strides=(1, 1), padding="VALID",
-                                                        feature_group_count=2)),
+    "feature_groups": ((2, 4, 5, 6), (6, 2, 3, 2), dict(window_strides=(1, 1), padding="VALID", feature_group_count=2)),
     "batch_groups": ((4, 4, 5, 4), (6, 4, 2, 2), dict(window_strides=(1, 1), padding="VALID", batch_group_count=2)),
-    "nhwc_groups": ((2, 5, 6, 4), (3, 2, 2, 6), dict(window_strides=(2, 1), padding=((1, 0), (2, 1)),
-                                                     lhs_dilation=(2, 1), feature_group_count=2,
-                                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))),
-    "conv_1d_depthwise": ((2, 3, 7), (6, 1, 3), dict(window_strides=(2,), padding=((1, 2),),
-                                                      feature_group_count=3)),
+    "nhwc_groups": (
+        (2, 5, 6, 4),
+        (3, 2, 2, 6),
+        dict(
+            window_strides=(2, 1),
+            padding=((1, 0), (2, 1)),
+            lhs_dilation=(2, 1),
+            feature_group_count=2,
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        ),
+    ),
+    "conv_1d_depthwise": ((2, 3, 7), (6, 1, 3), dict(window_strides=(2,), padding=((1, 2),), feature_group_count=3)),
 }
 
 
@@ -161,8 +169,13 @@ def test_conv_per_example_kernel_grads(rng):
 
 WINDOW_CASES = {
     "strided_same": dict(window_dimensions=(2, 3), window_strides=(1, 2), padding="SAME"),
-    "dilated": dict(window_dimensions=(2, 2), window_strides=(2, 1), padding=((1, 0), (0, 2)),
-                    base_dilation=(2, 1), window_dilation=(1, 2)),
+    "dilated": dict(
+        window_dimensions=(2, 2),
+        window_strides=(2, 1),
+        padding=((1, 0), (0, 2)),
+        base_dilation=(2, 1),
+        window_dilation=(1, 2),
+    ),
 }
 
 
@@ -248,8 +261,14 @@ SCATTER_CASES = {
     # name: (function, dimension numbers, operand, indices, updates shapes, index maker)
     "scatter_add": (lax.scatter_add, SD((1,), (0,), (0,)), (5, 3), (4, 1), (4, 3), _ints(-1, 6)),
     "scatter": (lax.scatter, SD((1,), (0,), (0,)), (5, 3), (4, 1), (4, 3), _unique_indices),
-    "scatter_add_batching_dims": (lax.scatter_add, SD((2,), (1,), (1,), (0,), (0,)), (2, 5, 3), (2, 4, 1),
-                                  (2, 4, 3), _ints(0, 5)),
+    "scatter_add_batching_dims": (
+        lax.scatter_add,
+        SD((2,), (1,), (1,), (0,), (0,)),
+        (2, 5, 3),
+        (2, 4, 1),
+        (2, 4, 3),
+        _ints(0, 5),
+    ),
 }
 
 
@@ -259,6 +278,7 @@ def test_scatter(case, in_axes, rng):
     prim, dn, op_shape, idx_shape, up_shape, make_idx = SCATTER_CASES[case]
     args = make_args(rng, [op_shape, idx_shape, up_shape], in_axes, [_normal, make_idx, _normal])
     for mode in (None, "clip"):
+
         def f(x, idx, u, mode=mode):
             return prim(x, idx, u, dn, mode=mode)
 
@@ -266,6 +286,7 @@ def test_scatter(case, in_axes, rng):
 
 
 # -- linalg --------------------------------------------------------------------------------------------
+
 
 def _spd(rng, shape):
     a = rng.standard_normal(shape)
@@ -315,10 +336,14 @@ def test_linalg_unary(name, axis, rng):
 SOLVES = {
     "solve": (lambda a, b: linalg.solve(a, b), (3, 2)),
     "tri_left_lower": (lambda a, b: linalg.triangular_solve(a, b, left_side=True, lower=True), (3, 2)),
-    "tri_right_upper_transposed": (lambda a, b: linalg.triangular_solve(a, b, left_side=False, lower=False,
-                                                                        transpose_a=True), (2, 3)),
-    "tri_left_unit_diag": (lambda a, b: linalg.triangular_solve(a, b, left_side=True, lower=False,
-                                                                unit_diagonal=True), (3, 4)),
+    "tri_right_upper_transposed": (
+        lambda a, b: linalg.triangular_solve(a, b, left_side=False, lower=False, transpose_a=True),
+        (2, 3),
+    ),
+    "tri_left_unit_diag": (
+        lambda a, b: linalg.triangular_solve(a, b, left_side=True, lower=False, unit_diagonal=True),
+        (3, 4),
+    ),
     "fnp_solve_vector": (lambda a, b: fnp.linalg.solve(a, b[:, 0]), (3, 2)),
 }
 
@@ -341,6 +366,7 @@ def test_linalg_failure_is_per_example():
 
 
 # -- special functions -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("in_axes", _combos([(0, 0), (0, 0)]), ids=str)
 @pytest.mark.parametrize("name", ["igamma", "igammac", "polygamma", "lgamma_digamma"])
@@ -423,8 +449,10 @@ def test_random_nested_vmap_and_batched_parameters():
 def test_threefry_2x32(in_axes):
     keys = np.asarray(random.split(random.PRNGKey(0), B))
     counts = np.arange(B * 4, dtype=np.uint32).reshape(B, 4)
-    args = [keys if in_axes[0] == 0 else keys[0], counts if in_axes[1] == 0 else (
-        counts.T if in_axes[1] == 1 else counts[0])]
+    args = [
+        keys if in_axes[0] == 0 else keys[0],
+        counts if in_axes[1] == 0 else (counts.T if in_axes[1] == 1 else counts[0]),
+    ]
     check_rule(random.threefry_2x32, args, in_axes)
 
 

@@ -31,20 +31,56 @@ from .. import numpy as fnp
 from ..core.array import Array
 from ..core.dtypes import is_inexact, result_type
 from ..core.errors import (
-    ConcretizationError, DTypeError, IndexOutOfRangeError, InvalidArgumentError, InvalidValueError, ShapeError,
+    ConcretizationError,
+    DTypeError,
+    IndexOutOfRangeError,
+    InvalidArgumentError,
+    InvalidValueError,
+    ShapeError,
 )
 from ..core.trace import Tracer
 from ..lax import shape as ls
 from ..numpy._util import canonical_axis, to_array
 
 __all__ = [
-    "add", "addcdiv", "addcmul", "argsort", "bmm", "cat", "chunk", "clamp", "clip", "dot", "expand", "expand_as",
-    "flatten", "gather", "index_select", "masked_fill", "masked_select", "matmul", "max", "min", "mm", "mv",
-    "narrow", "nonzero", "permute", "repeat_interleave", "scatter", "scatter_add", "scatter_reduce", "sort",
-    "split", "squeeze", "stack", "sub", "take", "tensor_split", "unsqueeze",
+    "add",
+    "addcdiv",
+    "addcmul",
+    "argsort",
+    "bmm",
+    "cat",
+    "chunk",
+    "clamp",
+    "clip",
+    "dot",
+    "expand",
+    "expand_as",
+    "flatten",
+    "gather",
+    "index_select",
+    "masked_fill",
+    "masked_select",
+    "matmul",
+    "max",
+    "min",
+    "mm",
+    "mv",
+    "narrow",
+    "nonzero",
+    "permute",
+    "repeat_interleave",
+    "scatter",
+    "scatter_add",
+    "scatter_reduce",
+    "sort",
+    "split",
+    "squeeze",
+    "stack",
+    "sub",
+    "take",
+    "tensor_split",
+    "unsqueeze",
 ]
-
-
 
 
 # PyTorch's torch.return_types.max / min / sort: namedtuples (so also pytrees).
@@ -56,6 +92,7 @@ _PY_SCALARS = (bool, int, float, complex)
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
 
 def _arr(x, name):
     return to_array(x, name)
@@ -123,6 +160,7 @@ def _covering_index(idx, dim):
 
 # -- indexing ---------------------------------------------------------------------------------
 
+
 def gather(input, dim, index, *, sparse_grad=False):
     """``out[i][j][k] = input[index[i][j][k]][j][k]`` for ``dim == 0`` (likewise for other dims), as ``torch.gather``.
 
@@ -141,13 +179,16 @@ def gather(input, dim, index, *, sparse_grad=False):
         _dim(dim, 1, "gather")
         return gather(x.reshape(1), 0, idx.reshape(1)).reshape(())
     if idx.ndim != x.ndim:
-        raise ShapeError(f"gather: index (shape {idx.shape}) must have the same number of dimensions as input "
-                         f"(shape {x.shape})")
+        raise ShapeError(
+            f"gather: index (shape {idx.shape}) must have the same number of dimensions as input (shape {x.shape})"
+        )
     d = _dim(dim, x.ndim, "gather")
     for k in range(x.ndim):
         if k != d and idx.shape[k] > x.shape[k]:
-            raise ShapeError(f"gather: index (shape {idx.shape}) is larger than input (shape {x.shape}) in "
-                             f"dimension {k} (only dimension {d} may be larger)")
+            raise ShapeError(
+                f"gather: index (shape {idx.shape}) is larger than input (shape {x.shape}) in "
+                f"dimension {k} (only dimension {d} may be larger)"
+            )
     _check_bounds(idx, x.shape[d], d, "gather")
     if any(idx.shape[k] != x.shape[k] for k in range(x.ndim) if k != d):
         x = x[tuple(slice(None) if k == d else slice(0, idx.shape[k]) for k in range(x.ndim))]
@@ -160,13 +201,16 @@ def _scatter_operands(input, dim, index, src, name):
     if x.ndim == 0 and idx.ndim == 0:
         raise ShapeError(f"{name}: input must have at least one dimension, got shape ()")
     if idx.ndim != x.ndim:
-        raise ShapeError(f"{name}: index (shape {idx.shape}) must have the same number of dimensions as input "
-                         f"(shape {x.shape})")
+        raise ShapeError(
+            f"{name}: index (shape {idx.shape}) must have the same number of dimensions as input (shape {x.shape})"
+        )
     d = _dim(dim, x.ndim, name)
     for k in range(x.ndim):
         if k != d and idx.shape[k] > x.shape[k]:
-            raise ShapeError(f"{name}: index (shape {idx.shape}) is larger than input (shape {x.shape}) in "
-                             f"dimension {k} (only dimension {d} may be larger)")
+            raise ShapeError(
+                f"{name}: index (shape {idx.shape}) is larger than input (shape {x.shape}) in "
+                f"dimension {k} (only dimension {d} may be larger)"
+            )
     _check_bounds(idx, x.shape[d], d, name)
     if type(src) in _PY_SCALARS or isinstance(src, np.generic):
         # PyTorch's `value` form: one number written at every indexed position.
@@ -174,15 +218,19 @@ def _scatter_operands(input, dim, index, src, name):
     else:
         s = _arr(src, name)
         if s.ndim != idx.ndim:
-            raise ShapeError(f"{name}: src (shape {s.shape}) must have the same number of dimensions as index "
-                             f"(shape {idx.shape})")
+            raise ShapeError(
+                f"{name}: src (shape {s.shape}) must have the same number of dimensions as index (shape {idx.shape})"
+            )
         for k in range(idx.ndim):
             if idx.shape[k] > s.shape[k]:
-                raise ShapeError(f"{name}: index (shape {idx.shape}) is larger than src (shape {s.shape}) in "
-                                 f"dimension {k}")
+                raise ShapeError(
+                    f"{name}: index (shape {idx.shape}) is larger than src (shape {s.shape}) in dimension {k}"
+                )
         if s.dtype != x.dtype:
-            raise DTypeError(f"{name}: src dtype {s.dtype} differs from input dtype {x.dtype}; cast one of them "
-                             "(PyTorch requires equal dtypes too)")
+            raise DTypeError(
+                f"{name}: src dtype {s.dtype} differs from input dtype {x.dtype}; cast one of them "
+                "(PyTorch requires equal dtypes too)"
+            )
         if s.shape != idx.shape:  # only the part of src covered by the index is used
             s = s[tuple(slice(0, n) for n in idx.shape)]
         v = s
@@ -209,8 +257,10 @@ def scatter(input, dim, index, src=None, reduce=None, *, value=None):
             raise InvalidArgumentError("scatter: give src (an array or a number) or value=")
         src = value
     if reduce not in (None, "add", "multiply"):
-        raise InvalidValueError(f"scatter: reduce must be None, 'add' or 'multiply', got {reduce!r} "
-                         "(use scatter_reduce for 'sum', 'prod', 'mean', 'amax', 'amin')")
+        raise InvalidValueError(
+            f"scatter: reduce must be None, 'add' or 'multiply', got {reduce!r} "
+            "(use scatter_reduce for 'sum', 'prod', 'mean', 'amax', 'amin')"
+        )
     x, d, idx, v = _scatter_operands(input, dim, index, src, "scatter")
     ref = x.at[_covering_index(idx, d)]
     if reduce is None:
@@ -307,8 +357,10 @@ def take(input, index):
 def _bool_mask(mask, name):
     m = _arr(mask, name)
     if m.dtype != np.bool_:
-        raise DTypeError(f"{name}: mask must be a boolean array, got dtype {m.dtype} (shape {m.shape}); "
-                         "use mask != 0 or mask.astype(bool)")
+        raise DTypeError(
+            f"{name}: mask must be a boolean array, got dtype {m.dtype} (shape {m.shape}); "
+            "use mask != 0 or mask.astype(bool)"
+        )
     return m
 
 
@@ -351,7 +403,8 @@ def masked_select(input, mask):
             raise ConcretizationError(
                 f"masked_select: the mask is a traced value ({m.aval.str_short()}), so the number of selected "
                 "elements is unknown while tracing (jit/vmap). Use fnp.where(mask, x, 0) to keep the shape, or "
-                "fnp.nonzero(mask, size=N) for a fixed-size index.") from None
+                "fnp.nonzero(mask, size=N) for a fixed-size index."
+            ) from None
     shape = tuple(np.broadcast_shapes(x.shape, m.shape))
     x = fnp.broadcast_to(x, shape)
     m = fnp.broadcast_to(m, shape)
@@ -377,6 +430,7 @@ def nonzero(input, *, as_tuple=False):
 
 
 # -- splitting and joining ----------------------------------------------------------------------
+
 
 def _pieces(x, d, sizes):
     out, start = [], 0
@@ -426,7 +480,9 @@ def split(tensor, split_size_or_sections, dim=0):
     if isinstance(split_size_or_sections, (int, np.integer)) and not isinstance(split_size_or_sections, bool):
         size = int(split_size_or_sections)
         if size < 0 or (size == 0 and n > 0):
-            raise InvalidValueError(f"split: split_size must be a positive int (dimension {d} has size {n}), got {size}")
+            raise InvalidValueError(
+                f"split: split_size must be a positive int (dimension {d} has size {n}), got {size}"
+            )
         if n == 0:
             return (x,)
         sizes = [size] * (n // size) + ([n % size] if n % size else [])
@@ -435,8 +491,10 @@ def split(tensor, split_size_or_sections, dim=0):
     if any(s < 0 for s in sizes):
         raise InvalidValueError(f"split: section lengths must be non-negative, got {sizes}")
     if sum(sizes) != n:
-        raise InvalidValueError(f"split: section lengths {sizes} sum to {sum(sizes)}, but dimension {d} has size {n} "
-                         f"(input shape {x.shape})")
+        raise InvalidValueError(
+            f"split: section lengths {sizes} sum to {sum(sizes)}, but dimension {d} has size {n} "
+            f"(input shape {x.shape})"
+        )
     return _pieces(x, d, sizes)
 
 
@@ -545,7 +603,9 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
                 raise InvalidValueError("repeat_interleave: repeats may not be negative")
             total = int(v.sum()) * (n if v.ndim == 0 else 1)
             if output_size is not None and int(output_size) != total:
-                raise InvalidValueError(f"repeat_interleave: output_size={output_size} but the repeats give {total} elements")
+                raise InvalidValueError(
+                    f"repeat_interleave: output_size={output_size} but the repeats give {total} elements"
+                )
             repeats = int(v) if v.ndim == 0 else fnp.asarray(v)
         else:
             repeats = reps
@@ -555,6 +615,7 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
 
 
 # -- shapes ------------------------------------------------------------------------------------
+
 
 def narrow(input, dim, start, length):
     """``length`` elements of ``input`` along ``dim`` from ``start`` (negative ``start`` counts from the end),
@@ -579,8 +640,9 @@ def narrow(input, dim, start, length):
         return ls.dynamic_slice_in_dim(x, start, length, d)
     start = int(_concrete_value(start)) if isinstance(start, (Array, Tracer)) else int(start)
     if not -n <= start <= n:
-        raise IndexOutOfRangeError(f"narrow: start out of range (expected to be in range of [{-n}, {n}], "
-                                   f"but got {start})")
+        raise IndexOutOfRangeError(
+            f"narrow: start out of range (expected to be in range of [{-n}, {n}], but got {start})"
+        )
     if start < 0:
         start += n
     if start + length > n:
@@ -640,10 +702,11 @@ def flatten(input, start_dim=0, end_dim=-1):
     s = _dim(start_dim, x.ndim, "flatten")
     e = _dim(end_dim, x.ndim, "flatten")
     if s > e:
-        raise InvalidValueError(f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim}) "
-                         f"for an input of shape {x.shape}")
-    merged = math.prod(x.shape[s:e + 1])
-    return x.reshape(x.shape[:s] + (merged,) + x.shape[e + 1:])
+        raise InvalidValueError(
+            f"flatten: start_dim ({start_dim}) cannot come after end_dim ({end_dim}) for an input of shape {x.shape}"
+        )
+    merged = math.prod(x.shape[s : e + 1])
+    return x.reshape(x.shape[:s] + (merged,) + x.shape[e + 1 :])
 
 
 def permute(input, *dims):
@@ -657,8 +720,10 @@ def permute(input, *dims):
     x = _arr(input, "permute")
     perm = _sizes_arg(dims, "permute")
     if len(perm) != x.ndim:
-        raise InvalidValueError(f"permute: the number of dims ({len(perm)}) must equal the number of dimensions of the "
-                         f"input ({x.ndim}, shape {x.shape})")
+        raise InvalidValueError(
+            f"permute: the number of dims ({len(perm)}) must equal the number of dimensions of the "
+            f"input ({x.ndim}, shape {x.shape})"
+        )
     axes = tuple(_dim(p, x.ndim, "permute") for p in perm) if x.ndim else ()
     if len(set(axes)) != len(axes):
         raise InvalidValueError(f"permute: repeated dim in {perm}")
@@ -677,15 +742,16 @@ def expand(input, *sizes):
     x = _arr(input, "expand")
     target = _sizes_arg(sizes, "expand")
     if len(target) < x.ndim:
-        raise ShapeError(f"expand: the number of sizes provided ({len(target)}) must be greater or equal to the "
-                         f"number of dimensions of the input ({x.ndim}, shape {x.shape})")
+        raise ShapeError(
+            f"expand: the number of sizes provided ({len(target)}) must be greater or equal to the "
+            f"number of dimensions of the input ({x.ndim}, shape {x.shape})"
+        )
     lead = len(target) - x.ndim
     shape = []
     for k, t in enumerate(target):
         if k < lead:
             if t < 0:
-                raise ShapeError(f"expand: the size {t} is not allowed for a new leading dimension ({k}) "
-                                 f"in {target}")
+                raise ShapeError(f"expand: the size {t} is not allowed for a new leading dimension ({k}) in {target}")
             shape.append(t)
             continue
         s = x.shape[k - lead]
@@ -694,8 +760,10 @@ def expand(input, *sizes):
         elif t < 0:
             raise ShapeError(f"expand: invalid size {t} in {target}")
         elif s != 1 and s != t:
-            raise ShapeError(f"expand: the expanded size ({t}) must match the existing size ({s}) at non-singleton "
-                             f"dimension {k}; target sizes {target}, input shape {x.shape}")
+            raise ShapeError(
+                f"expand: the expanded size ({t}) must match the existing size ({s}) at non-singleton "
+                f"dimension {k}; target sizes {target}, input shape {x.shape}"
+            )
         else:
             shape.append(t)
     return fnp.broadcast_to(x, tuple(shape))
@@ -713,6 +781,7 @@ def expand_as(input, other):
 
 
 # -- arithmetic ----------------------------------------------------------------------------------
+
 
 def clamp(input, min=None, max=None):
     """Limit to ``[min, max]`` (either may be None; numbers or arrays that broadcast), as ``torch.clamp``.
@@ -788,13 +857,16 @@ def addcdiv(input, tensor1, tensor2, *, value=1):
     """
     t1, t2 = _arr(tensor1, "addcdiv"), _arr(tensor2, "addcdiv")
     if not is_inexact(t1.dtype) and not is_inexact(t2.dtype):
-        raise DTypeError(f"addcdiv: integer division ({t1.dtype} / {t2.dtype}) is not supported; cast tensor1 or "
-                         "tensor2 to a floating dtype")
+        raise DTypeError(
+            f"addcdiv: integer division ({t1.dtype} / {t2.dtype}) is not supported; cast tensor1 or "
+            "tensor2 to a floating dtype"
+        )
     quot = fnp.true_divide(t1, t2)
     return fnp.add(input, quot if (type(value) is int and value == 1) else fnp.multiply(value, quot))
 
 
 # -- products --------------------------------------------------------------------------------------
+
 
 def _same_dtype(a, b, name):
     if a.dtype != b.dtype:
@@ -811,8 +883,10 @@ def mm(input, mat2):
     """
     a, b = _arr(input, "mm"), _arr(mat2, "mm")
     if a.ndim != 2 or b.ndim != 2:
-        raise ShapeError(f"mm: expected 2-D matrices, got shapes {a.shape} and {b.shape} "
-                         "(use mv for matrix @ vector, bmm for batches, matmul to broadcast)")
+        raise ShapeError(
+            f"mm: expected 2-D matrices, got shapes {a.shape} and {b.shape} "
+            "(use mv for matrix @ vector, bmm for batches, matmul to broadcast)"
+        )
     if a.shape[1] != b.shape[0]:
         raise ShapeError(f"mm: shapes {a.shape} and {b.shape} cannot be multiplied ({a.shape[1]} != {b.shape[0]})")
     _same_dtype(a, b, "mm")
@@ -884,6 +958,7 @@ def matmul(input, other):
 
 
 # -- reductions and sorting -------------------------------------------------------------------------
+
 
 def _extreme(x, dim, keepdim, name, argfn, result):
     x = _arr(x, name)

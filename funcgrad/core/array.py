@@ -22,45 +22,116 @@ class ArrayOps:
     __array_priority__ = 1000
 
     # -- arithmetic -------------------------------------------------------------------
-    def __add__(self, o): return _fnp.add(self, o)
-    def __radd__(self, o): return _fnp.add(o, self)
-    def __sub__(self, o): return _fnp.subtract(self, o)
-    def __rsub__(self, o): return _fnp.subtract(o, self)
-    def __mul__(self, o): return _fnp.multiply(self, o)
-    def __rmul__(self, o): return _fnp.multiply(o, self)
-    def __truediv__(self, o): return _fnp.true_divide(self, o)
-    def __rtruediv__(self, o): return _fnp.true_divide(o, self)
-    def __floordiv__(self, o): return _fnp.floor_divide(self, o)
-    def __rfloordiv__(self, o): return _fnp.floor_divide(o, self)
-    def __mod__(self, o): return _fnp.remainder(self, o)
-    def __rmod__(self, o): return _fnp.remainder(o, self)
-    def __divmod__(self, o): return _fnp.divmod(self, o)
-    def __pow__(self, o): return _fnp.power(self, o)
-    def __rpow__(self, o): return _fnp.power(o, self)
-    def __matmul__(self, o): return _fnp.matmul(self, o)
-    def __rmatmul__(self, o): return _fnp.matmul(o, self)
-    def __neg__(self): return _fnp.negative(self)
-    def __pos__(self): return self
-    def __abs__(self): return _fnp.abs(self)
-    def __invert__(self): return _fnp.invert(self)
-    def __and__(self, o): return _fnp.bitwise_and(self, o)
-    def __rand__(self, o): return _fnp.bitwise_and(o, self)
-    def __or__(self, o): return _fnp.bitwise_or(self, o)
-    def __ror__(self, o): return _fnp.bitwise_or(o, self)
-    def __xor__(self, o): return _fnp.bitwise_xor(self, o)
-    def __rxor__(self, o): return _fnp.bitwise_xor(o, self)
-    def __lshift__(self, o): return _fnp.left_shift(self, o)
-    def __rshift__(self, o): return _fnp.right_shift(self, o)
-    def __lt__(self, o): return _fnp.less(self, o)
-    def __le__(self, o): return _fnp.less_equal(self, o)
-    def __gt__(self, o): return _fnp.greater(self, o)
-    def __ge__(self, o): return _fnp.greater_equal(self, o)
-    def __eq__(self, o): return _fnp.equal(self, o)
-    def __ne__(self, o): return _fnp.not_equal(self, o)
+    def __add__(self, o):
+        return _fnp.add(self, o)
+
+    def __radd__(self, o):
+        return _fnp.add(o, self)
+
+    def __sub__(self, o):
+        return _fnp.subtract(self, o)
+
+    def __rsub__(self, o):
+        return _fnp.subtract(o, self)
+
+    def __mul__(self, o):
+        return _fnp.multiply(self, o)
+
+    def __rmul__(self, o):
+        return _fnp.multiply(o, self)
+
+    def __truediv__(self, o):
+        return _fnp.true_divide(self, o)
+
+    def __rtruediv__(self, o):
+        return _fnp.true_divide(o, self)
+
+    def __floordiv__(self, o):
+        return _fnp.floor_divide(self, o)
+
+    def __rfloordiv__(self, o):
+        return _fnp.floor_divide(o, self)
+
+    def __mod__(self, o):
+        return _fnp.remainder(self, o)
+
+    def __rmod__(self, o):
+        return _fnp.remainder(o, self)
+
+    def __divmod__(self, o):
+        return _fnp.divmod(self, o)
+
+    def __pow__(self, o):
+        return _fnp.power(self, o)
+
+    def __rpow__(self, o):
+        return _fnp.power(o, self)
+
+    def __matmul__(self, o):
+        return _fnp.matmul(self, o)
+
+    def __rmatmul__(self, o):
+        return _fnp.matmul(o, self)
+
+    def __neg__(self):
+        return _fnp.negative(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _fnp.abs(self)
+
+    def __invert__(self):
+        return _fnp.invert(self)
+
+    def __and__(self, o):
+        return _fnp.bitwise_and(self, o)
+
+    def __rand__(self, o):
+        return _fnp.bitwise_and(o, self)
+
+    def __or__(self, o):
+        return _fnp.bitwise_or(self, o)
+
+    def __ror__(self, o):
+        return _fnp.bitwise_or(o, self)
+
+    def __xor__(self, o):
+        return _fnp.bitwise_xor(self, o)
+
+    def __rxor__(self, o):
+        return _fnp.bitwise_xor(o, self)
+
+    def __lshift__(self, o):
+        return _fnp.left_shift(self, o)
+
+    def __rshift__(self, o):
+        return _fnp.right_shift(self, o)
+
+    def __lt__(self, o):
+        return _fnp.less(self, o)
+
+    def __le__(self, o):
+        return _fnp.less_equal(self, o)
+
+    def __gt__(self, o):
+        return _fnp.greater(self, o)
+
+    def __ge__(self, o):
+        return _fnp.greater_equal(self, o)
+
+    def __eq__(self, o):
+        return _fnp.equal(self, o)
+
+    def __ne__(self, o):
+        return _fnp.not_equal(self, o)
+
     __hash__ = None  # arrays are unhashable, as in JAX and NumPy
 
     # -- indexing -----------------------------------------------------------------------
-    def __getitem__(self, idx): return _fnp.getitem(self, idx)
+    def __getitem__(self, idx):
+        return _fnp.getitem(self, idx)
 
     def __setitem__(self, idx, value):
         raise InvalidArgumentError(
@@ -91,22 +162,33 @@ class ArrayOps:
         return (self[i] for i in range(self.shape[0]))
 
     # -- conversion to Python -------------------------------------------------------
-    def __bool__(self): return bool(self._concrete("bool() / if / while"))
-    def __int__(self): return int(self._concrete("int()"))
-    def __float__(self): return float(self._concrete("float()"))
-    def __complex__(self): return complex(self._concrete("complex()"))
+    def __bool__(self):
+        return bool(self._concrete("bool() / if / while"))
+
+    def __int__(self):
+        return int(self._concrete("int()"))
+
+    def __float__(self):
+        return float(self._concrete("float()"))
+
+    def __complex__(self):
+        return complex(self._concrete("complex()"))
 
     def __index__(self):
         v = self._concrete("using an array as an index (__index__)")
         if v.dtype.kind not in "iub" or v.ndim:
-            raise InvalidArgumentError(f"only integer scalar arrays can be used as an index, got {v.dtype}{list(v.shape)}")
+            raise InvalidArgumentError(
+                f"only integer scalar arrays can be used as an index, got {v.dtype}{list(v.shape)}"
+            )
         return int(v)
 
     def item(self):
         """The single element as a Python scalar (the array must have exactly one element)."""
         v = self._concrete("item()")
         if v.size != 1:
-            raise InvalidValueError(f"item(): can only convert an array of size 1 to a Python scalar, got shape {v.shape}")
+            raise InvalidValueError(
+                f"item(): can only convert an array of size 1 to a Python scalar, got shape {v.shape}"
+            )
         return v.item()
 
     def tolist(self):
@@ -115,48 +197,112 @@ class ArrayOps:
 
     # -- methods ----------------------------------------------------------------------
     @property
-    def T(self): return _fnp.transpose(self)
+    def T(self):
+        return _fnp.transpose(self)
+
     @property
-    def mT(self): return _fnp.swapaxes(self, -1, -2)
+    def mT(self):
+        return _fnp.swapaxes(self, -1, -2)
+
     @property
-    def real(self): return _fnp.real(self)
+    def real(self):
+        return _fnp.real(self)
+
     @property
-    def imag(self): return _fnp.imag(self)
+    def imag(self):
+        return _fnp.imag(self)
 
     def reshape(self, *shape, order="C"):
         if len(shape) == 1 and not isinstance(shape[0], int):
             shape = shape[0]
         return _fnp.reshape(self, shape, order=order)
 
-    def astype(self, dtype): return _fnp.astype(self, dtype)
-    def sum(self, axis=None, dtype=None, keepdims=False): return _fnp.sum(self, axis, dtype=dtype, keepdims=keepdims)
-    def mean(self, axis=None, dtype=None, keepdims=False): return _fnp.mean(self, axis, dtype=dtype, keepdims=keepdims)
-    def prod(self, axis=None, dtype=None, keepdims=False): return _fnp.prod(self, axis, dtype=dtype, keepdims=keepdims)
-    def max(self, axis=None, keepdims=False): return _fnp.max(self, axis, keepdims=keepdims)
-    def min(self, axis=None, keepdims=False): return _fnp.min(self, axis, keepdims=keepdims)
-    def argmax(self, axis=None, keepdims=False): return _fnp.argmax(self, axis, keepdims=keepdims)
-    def argmin(self, axis=None, keepdims=False): return _fnp.argmin(self, axis, keepdims=keepdims)
-    def std(self, axis=None, ddof=0, keepdims=False): return _fnp.std(self, axis, ddof=ddof, keepdims=keepdims)
-    def var(self, axis=None, ddof=0, keepdims=False): return _fnp.var(self, axis, ddof=ddof, keepdims=keepdims)
-    def any(self, axis=None, keepdims=False): return _fnp.any(self, axis, keepdims=keepdims)
-    def all(self, axis=None, keepdims=False): return _fnp.all(self, axis, keepdims=keepdims)
-    def cumsum(self, axis=None, dtype=None): return _fnp.cumsum(self, axis, dtype=dtype)
-    def cumprod(self, axis=None, dtype=None): return _fnp.cumprod(self, axis, dtype=dtype)
-    def squeeze(self, axis=None): return _fnp.squeeze(self, axis)
-    def flatten(self): return _fnp.ravel(self)
-    def ravel(self): return _fnp.ravel(self)
-    def clip(self, min=None, max=None): return _fnp.clip(self, min, max)
-    def round(self, decimals=0): return _fnp.round(self, decimals)
-    def conj(self): return _fnp.conj(self)
-    def dot(self, other): return _fnp.dot(self, other)
-    def swapaxes(self, a, b): return _fnp.swapaxes(self, a, b)
-    def repeat(self, repeats, axis=None): return _fnp.repeat(self, repeats, axis)
-    def take(self, indices, axis=None): return _fnp.take(self, indices, axis)
-    def sort(self, axis=-1): return _fnp.sort(self, axis)
-    def argsort(self, axis=-1): return _fnp.argsort(self, axis)
-    def diagonal(self, offset=0, axis1=0, axis2=1): return _fnp.diagonal(self, offset, axis1, axis2)
-    def trace(self, offset=0, axis1=0, axis2=1): return _fnp.trace(self, offset, axis1, axis2)
-    def nonzero(self, size=None, fill_value=None): return _fnp.nonzero(self, size=size, fill_value=fill_value)
+    def astype(self, dtype):
+        return _fnp.astype(self, dtype)
+
+    def sum(self, axis=None, dtype=None, keepdims=False):
+        return _fnp.sum(self, axis, dtype=dtype, keepdims=keepdims)
+
+    def mean(self, axis=None, dtype=None, keepdims=False):
+        return _fnp.mean(self, axis, dtype=dtype, keepdims=keepdims)
+
+    def prod(self, axis=None, dtype=None, keepdims=False):
+        return _fnp.prod(self, axis, dtype=dtype, keepdims=keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _fnp.max(self, axis, keepdims=keepdims)
+
+    def min(self, axis=None, keepdims=False):
+        return _fnp.min(self, axis, keepdims=keepdims)
+
+    def argmax(self, axis=None, keepdims=False):
+        return _fnp.argmax(self, axis, keepdims=keepdims)
+
+    def argmin(self, axis=None, keepdims=False):
+        return _fnp.argmin(self, axis, keepdims=keepdims)
+
+    def std(self, axis=None, ddof=0, keepdims=False):
+        return _fnp.std(self, axis, ddof=ddof, keepdims=keepdims)
+
+    def var(self, axis=None, ddof=0, keepdims=False):
+        return _fnp.var(self, axis, ddof=ddof, keepdims=keepdims)
+
+    def any(self, axis=None, keepdims=False):
+        return _fnp.any(self, axis, keepdims=keepdims)
+
+    def all(self, axis=None, keepdims=False):
+        return _fnp.all(self, axis, keepdims=keepdims)
+
+    def cumsum(self, axis=None, dtype=None):
+        return _fnp.cumsum(self, axis, dtype=dtype)
+
+    def cumprod(self, axis=None, dtype=None):
+        return _fnp.cumprod(self, axis, dtype=dtype)
+
+    def squeeze(self, axis=None):
+        return _fnp.squeeze(self, axis)
+
+    def flatten(self):
+        return _fnp.ravel(self)
+
+    def ravel(self):
+        return _fnp.ravel(self)
+
+    def clip(self, min=None, max=None):
+        return _fnp.clip(self, min, max)
+
+    def round(self, decimals=0):
+        return _fnp.round(self, decimals)
+
+    def conj(self):
+        return _fnp.conj(self)
+
+    def dot(self, other):
+        return _fnp.dot(self, other)
+
+    def swapaxes(self, a, b):
+        return _fnp.swapaxes(self, a, b)
+
+    def repeat(self, repeats, axis=None):
+        return _fnp.repeat(self, repeats, axis)
+
+    def take(self, indices, axis=None):
+        return _fnp.take(self, indices, axis)
+
+    def sort(self, axis=-1):
+        return _fnp.sort(self, axis)
+
+    def argsort(self, axis=-1):
+        return _fnp.argsort(self, axis)
+
+    def diagonal(self, offset=0, axis1=0, axis2=1):
+        return _fnp.diagonal(self, offset, axis1, axis2)
+
+    def trace(self, offset=0, axis1=0, axis2=1):
+        return _fnp.trace(self, offset, axis1, axis2)
+
+    def nonzero(self, size=None, fill_value=None):
+        return _fnp.nonzero(self, size=size, fill_value=fill_value)
 
     def transpose(self, *axes):
         if len(axes) == 1 and (axes[0] is None or not isinstance(axes[0], int)):
@@ -258,7 +404,9 @@ def _fmt_index(idx):
     out = []
     for p in parts:
         if isinstance(p, slice):
-            out.append(":" if p == slice(None) else f"{'' if p.start is None else p.start}:{'' if p.stop is None else p.stop}")
+            out.append(
+                ":" if p == slice(None) else f"{'' if p.start is None else p.start}:{'' if p.stop is None else p.stop}"
+            )
         elif p is Ellipsis:
             out.append("...")
         elif isinstance(p, (int, type(None))):

@@ -120,8 +120,12 @@ def _promote(key: tuple, default_float: np.dtype) -> np.dtype:
     weak = [k for k in key if not isinstance(k, np.dtype)]
     if not strong:
         # Only Python scalars: the widest kind wins, with funcgrad's defaults.
-        for kind, dt in ((complex, config.default_complex_dtype), (float, config.default_float_dtype),
-                         (int, int64), (bool, bool_)):
+        for kind, dt in (
+            (complex, config.default_complex_dtype),
+            (float, config.default_float_dtype),
+            (int, int64),
+            (bool, bool_),
+        ):
             if kind in weak:
                 return dt
     result = _promote_strong(strong)

@@ -160,6 +160,7 @@ def dce_jaxpr(jaxpr: Jaxpr, used_outputs=None) -> Jaxpr:
 
 # -- pretty-printing ------------------------------------------------------------------
 
+
 def _names():
     for n in itertools.count():
         s, k = "", n

@@ -22,8 +22,19 @@ from .trace import Tracer, get_current_trace, unexpected_tracer
 
 
 class Primitive:
-    __slots__ = ("name", "multiple_results", "impl", "abstract_eval", "jvp", "transpose",
-                 "batch", "lower", "differentiable", "effectful", "partial_eval")
+    __slots__ = (
+        "name",
+        "multiple_results",
+        "impl",
+        "abstract_eval",
+        "jvp",
+        "transpose",
+        "batch",
+        "lower",
+        "differentiable",
+        "effectful",
+        "partial_eval",
+    )
 
     def __init__(self, name: str, multiple_results: bool = False, differentiable: bool = True):
         self.name = name

@@ -53,8 +53,8 @@ def keystr(keys) -> str:
 
 
 class _NodeType(NamedTuple):
-    flatten: Callable      # node -> (children, aux)
-    unflatten: Callable    # (aux, children) -> node
+    flatten: Callable  # node -> (children, aux)
+    unflatten: Callable  # (aux, children) -> node
     flatten_with_keys: Callable | None
 
 
@@ -117,12 +117,15 @@ def _dict_unflatten(keys, children):
     return dict(zip(keys, children))
 
 
-register_pytree_node(tuple, lambda t: (t, None), lambda _, c: tuple(c),
-                     lambda t: ([(SequenceKey(i), c) for i, c in enumerate(t)], None))
-register_pytree_node(list, lambda t: (t, None), lambda _, c: list(c),
-                     lambda t: ([(SequenceKey(i), c) for i, c in enumerate(t)], None))
-register_pytree_node(dict, _dict_flatten, _dict_unflatten,
-                     lambda d: ([(DictKey(k), d[k]) for k in sorted(d)], tuple(sorted(d))))
+register_pytree_node(
+    tuple, lambda t: (t, None), lambda _, c: tuple(c), lambda t: ([(SequenceKey(i), c) for i, c in enumerate(t)], None)
+)
+register_pytree_node(
+    list, lambda t: (t, None), lambda _, c: list(c), lambda t: ([(SequenceKey(i), c) for i, c in enumerate(t)], None)
+)
+register_pytree_node(
+    dict, _dict_flatten, _dict_unflatten, lambda d: ([(DictKey(k), d[k]) for k in sorted(d)], tuple(sorted(d)))
+)
 
 
 def _ordered_dict_flatten(d):
@@ -135,12 +138,18 @@ def _defaultdict_flatten(d):
     return [d[k] for k in keys], (d.default_factory, tuple(keys))
 
 
-register_pytree_node(collections.OrderedDict, _ordered_dict_flatten,
-                     lambda keys, children: collections.OrderedDict(zip(keys, children)),
-                     lambda d: ([(DictKey(k), v) for k, v in d.items()], tuple(d)))
-register_pytree_node(collections.defaultdict, _defaultdict_flatten,
-                     lambda aux, children: collections.defaultdict(aux[0], zip(aux[1], children)),
-                     lambda d: ([(DictKey(k), d[k]) for k in sorted(d)], _defaultdict_flatten(d)[1]))
+register_pytree_node(
+    collections.OrderedDict,
+    _ordered_dict_flatten,
+    lambda keys, children: collections.OrderedDict(zip(keys, children)),
+    lambda d: ([(DictKey(k), v) for k, v in d.items()], tuple(d)),
+)
+register_pytree_node(
+    collections.defaultdict,
+    _defaultdict_flatten,
+    lambda aux, children: collections.defaultdict(aux[0], zip(aux[1], children)),
+    lambda d: ([(DictKey(k), d[k]) for k in sorted(d)], _defaultdict_flatten(d)[1]),
+)
 
 
 def _is_namedtuple(x):
@@ -155,8 +164,11 @@ def _node_of(x):
     if x is None:
         return None, None
     if _is_namedtuple(x):
-        return t, _NodeType(lambda n: (tuple(n), None), lambda _, c, t=t: t(*c),
-                            lambda n: ([(GetAttrKey(f), getattr(n, f)) for f in n._fields], None))
+        return t, _NodeType(
+            lambda n: (tuple(n), None),
+            lambda _, c, t=t: t(*c),
+            lambda n: ([(GetAttrKey(f), getattr(n, f)) for f in n._fields], None),
+        )
     return False, None
 
 
@@ -340,4 +352,6 @@ def tree_reduce(function, tree, initializer=None):
     import functools
 
     leaves = tree_leaves(tree)
-    return functools.reduce(function, leaves) if initializer is None else functools.reduce(function, leaves, initializer)
+    return (
+        functools.reduce(function, leaves) if initializer is None else functools.reduce(function, leaves, initializer)
+    )

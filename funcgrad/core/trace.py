@@ -70,7 +70,8 @@ class Tracer(ArrayOps):
             f"a traced value {self.aval.str_short()} inside {self._trace.name} was passed to NumPy "
             "(np.asarray, a NumPy function or a NumPy ufunc). NumPy cannot follow transformations: use the "
             "funcgrad.numpy function of the same name (import funcgrad.numpy as fnp), or fg.stop_gradient "
-            "and take the value outside the transformation.")
+            "and take the value outside the transformation."
+        )
 
     def _concrete(self, what):
         return self.to_concrete(what)

@@ -72,6 +72,7 @@ jit_p.transpose = _jit_transpose
 
 # -- the user-facing wrapper -------------------------------------------------------------------
 
+
 class _Compiled:
     __slots__ = ("jaxpr", "consts", "out_tree", "name", "_executor", "_source", "_lock", "const_values")
 
@@ -88,8 +89,7 @@ class _Compiled:
         self._lock = threading.Lock()
         # The buffers of concrete constants, for calls outside any transformation (None: some
         # constant is a tracer of an enclosing transformation).
-        self.const_values = ([c._value for c in closed.consts] if all(type(c) is Array for c in closed.consts)
-                             else None)
+        self.const_values = [c._value for c in closed.consts] if all(type(c) is Array for c in closed.consts) else None
 
     def _build(self):
         with self._lock:
@@ -177,7 +177,9 @@ class JittedFunction:
             args = bound.args
             extra = bound.kwargs
             if extra:
-                raise InvalidArgumentError(f"jit({self._name}): **kwargs parameters are not supported; pass them positionally")
+                raise InvalidArgumentError(
+                    f"jit({self._name}): **kwargs parameters are not supported; pass them positionally"
+                )
         static = set(i % max(len(args), 1) for i in self.static_argnums if -len(args) <= i < len(args))
         if self._signature is not None and self.static_argnames:
             names = list(self._signature.parameters)
@@ -190,9 +192,11 @@ class JittedFunction:
             try:
                 hash(args[i])
             except TypeError:
-                raise InvalidArgumentError(f"jit({self._name}): static argument {i} of type {type(args[i]).__name__} is not "
-                                f"hashable ({args[i]!r:.60}); static arguments must be hashable (use a tuple instead "
-                                "of a list, or make the argument non-static)") from None
+                raise InvalidArgumentError(
+                    f"jit({self._name}): static argument {i} of type {type(args[i]).__name__} is not "
+                    f"hashable ({args[i]!r:.60}); static arguments must be hashable (use a tuple instead "
+                    "of a list, or make the argument non-static)"
+                ) from None
             statics.append((i, args[i]))
         dyn = [a for i, a in enumerate(args) if i not in static] if static else list(args)
         if all(type(a) is Array for a in dyn):  # the common case, without flattening
@@ -238,15 +242,18 @@ class JittedFunction:
         if config.disable_jit:
             return self.fun(*args, **kwargs)
         compiled, leaves = self._get(args, kwargs)
-        if (get_current_trace() is eval_trace and compiled.const_values is not None and not config.debug_nans
-                and all(type(x) is Array for x in leaves)):
+        if (
+            get_current_trace() is eval_trace
+            and compiled.const_values is not None
+            and not config.debug_nans
+            and all(type(x) is Array for x in leaves)
+        ):
             # No transformation is active: run the executor directly (what binding jit_p to the
             # evaluation trace does, without its dispatch).
             outs = (compiled._executor or compiled.executor)(*compiled.const_values, *[x._value for x in leaves])
             outs = [wrap_ndarray(o) for o in outs]
         else:
-            outs = jit_p.bind(*compiled.consts, *leaves, jaxpr=compiled.jaxpr, name=self._name,
-                              executor=compiled.run)
+            outs = jit_p.bind(*compiled.consts, *leaves, jaxpr=compiled.jaxpr, name=self._name, executor=compiled.run)
         return tree_unflatten(compiled.out_tree, outs)
 
     def lower(self, *args, **kwargs):
@@ -277,8 +284,11 @@ def jit(fun=None, *, static_argnums=(), static_argnames=(), donate_argnums=(), b
         def _lambda_(v0):
     """
     if fun is None:
-        return functools.partial(jit, static_argnums=static_argnums, static_argnames=static_argnames,
-                                 donate_argnums=donate_argnums, backend=backend)
+        return functools.partial(
+            jit,
+            static_argnums=static_argnums,
+            static_argnames=static_argnames,
+            donate_argnums=donate_argnums,
+            backend=backend,
+        )
     return JittedFunction(fun, static_argnums, static_argnames, donate_argnums, backend)
-
-

@@ -114,8 +114,11 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None):
                 kernel_outputs.add(eqn.outvars[0])  # a fresh C-contiguous array
             else:
                 fn = f"{prim.name.replace('-', '_')}_{k}"
-                impl = _array_call(prim, eqn.params) if _takes_arrays(prim) else (
-                    functools.partial(prim.impl, **eqn.params) if eqn.params else prim.impl)
+                impl = (
+                    _array_call(prim, eqn.params)
+                    if _takes_arrays(prim)
+                    else (functools.partial(prim.impl, **eqn.params) if eqn.params else prim.impl)
+                )
                 namespace[fn] = impl
                 args = ", ".join(atom(a, k, j) for j, a in enumerate(eqn.invars))
                 if prim.multiple_results:
@@ -139,8 +142,9 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None):
                 outs.append(var(v))
                 kernel_outputs.add(v)
             ins = [var(v) if v in kernel_outputs else f"_c({var(v)})" for v in spec.array_inputs]
-            ins += [f"{var(v)}[()]" if len(v.aval.shape) == 0 else f"{var(v)}.reshape(-1)[0]"
-                    for v in spec.scalar_inputs]
+            ins += [
+                f"{var(v)}[()]" if len(v.aval.shape) == 0 else f"{var(v)}.reshape(-1)[0]" for v in spec.scalar_inputs
+            ]
             arglist = ", ".join(outs + ins)
             sizes = ", ".join(str(s) for s in spec.sizes)
             n0 = spec.sizes[0] if spec.sizes else 1
@@ -153,8 +157,12 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None):
             # Arguments of unexpected types (an impl returning another dtype than its
             # abstract evaluation says) recompile the kernel for them instead of failing.
             namespace["_retype"] = _retype_call()
-            lines += ["    try:", f"        {call}", "    except TypeError:",
-                      f"        _retype({kname}, {args_t}, {sizes_t}, {n0}, {spec.parallel})"]
+            lines += [
+                "    try:",
+                f"        {call}",
+                "    except TypeError:",
+                f"        _retype({kname}, {args_t}, {sizes_t}, {n0}, {spec.parallel})",
+            ]
         dead = [var(v) for v in step_reads[i] if last_use.get(v) == i and v not in keep]
         if dead:
             lines.append(f"    del {', '.join(dict.fromkeys(dead))}")

@@ -195,11 +195,13 @@ def _host_has_avx512() -> bool:
 HAS_AVX512 = _host_has_avx512()
 
 if HAS_AVX512:
+
     @_jit
     def _scale_f32(y, n):
         """``y * 2**n`` for ``-150 <= n <= 128``, rounded once."""
         return ldexp(y, n)
 else:
+
     @_jit
     def _scale_f32(y, n):
         """``y * 2**n`` for ``-150 <= n <= 128`` in two exact steps (subnormal and overflowing
@@ -398,7 +400,7 @@ def _sincos_f32(x, shift):
     a = (_U(_PI_A[0]) & m0) | (_U(_PI_A[1]) & m1) | (_U(_PI_A[2]) & m2) | (_U(_PI_A[3]) & m3)
     b = (_U(_PI_B[0]) & m0) | (_U(_PI_B[1]) & m1) | (_U(_PI_B[2]) & m2) | (_U(_PI_B[3]) & m3)
     top = (a << o) | ((b >> _U(1)) >> (_U(63) - o))  # the first 64 window bits (no shift by 64)
-    nxt = (b << o) >> _U(32)                          # the next 32
+    nxt = (b << o) >> _U(32)  # the next 32
     # 32 x 32 -> 64-bit products only (one vector instruction each; a 64-bit multiply is not)
     lo = m * nxt
     p_lo = lo & _U(0xFFFFFFFF)
@@ -567,8 +569,18 @@ def erf_f32(x):
 
 
 # Names the kernel generator calls, per float32 primitive (float64 keeps libm).
-FLOAT32_FUNCTIONS = ("exp_f32", "log_f32", "log1p_f32", "expm1_f32", "tanh_f32", "logistic_f32", "sin_f32",
-                     "cos_f32", "erf_f32", "pow_f32")
+FLOAT32_FUNCTIONS = (
+    "exp_f32",
+    "log_f32",
+    "log1p_f32",
+    "expm1_f32",
+    "tanh_f32",
+    "logistic_f32",
+    "sin_f32",
+    "cos_f32",
+    "erf_f32",
+    "pow_f32",
+)
 
 
 # -- integer division without hardware traps ---------------------------------------------------

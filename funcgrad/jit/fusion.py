@@ -67,6 +67,7 @@ def _size(shape) -> int:
 
 # -- simplification ------------------------------------------------------------------------------
 
+
 def simplify(jaxpr: Jaxpr) -> Jaxpr:
     """Inline nested ``jit`` equations, fold rank-0 equations on literals, remove dead code."""
     subst = {}
@@ -141,16 +142,26 @@ def _inline_into(src_eqns, sub, subst, eqns):
             for ie in inner.eqns:
                 for v in ie.outvars:
                     fresh[v] = Var(v.aval)
-            renamed = [JaxprEqn(ie.primitive, list(ie.invars), ie.params, [fresh[v] for v in ie.outvars])
-                       for ie in inner.eqns]
+            renamed = [
+                JaxprEqn(ie.primitive, list(ie.invars), ie.params, [fresh[v] for v in ie.outvars]) for ie in inner.eqns
+            ]
             # Substitute the inner program's operands as it is spliced in.
-            _inline_into([JaxprEqn(e.primitive, [isub(a) for a in e.invars], e.params, e.outvars)
-                          for e in renamed], sub, subst, eqns)
+            _inline_into(
+                [JaxprEqn(e.primitive, [isub(a) for a in e.invars], e.params, e.outvars) for e in renamed],
+                sub,
+                subst,
+                eqns,
+            )
             for v, a in zip(eqn.outvars, inner.outvars):
                 subst[v] = isub(a)
             continue
-        if (invars and all(type(a) is Literal for a in invars) and not prim.multiple_results
-                and eqn.outvars[0].aval.shape == () and _foldable(prim, invars, eqn)):
+        if (
+            invars
+            and all(type(a) is Literal for a in invars)
+            and not prim.multiple_results
+            and eqn.outvars[0].aval.shape == ()
+            and _foldable(prim, invars, eqn)
+        ):
             try:
                 val = prim.impl(*[np.asarray(a.val) for a in invars], **eqn.params)
             except Exception:  # leave it to run time (and to its error message)
@@ -172,6 +183,7 @@ def _foldable(prim, invars, eqn):
 
 # -- the plan ------------------------------------------------------------------------------------
 
+
 class Read:
     """How a group reads one operand: a literal, a value computed in the group, or an input
     array indexed along ``amap`` (the canonical iteration axes it varies along)."""
@@ -190,16 +202,16 @@ class Group:
 
     def __init__(self, gid, shape, axes):
         self.id = gid
-        self.shape = shape          # canonical iteration shape (no size-1 axes)
-        self.axes = axes            # canonical axes reduced by the group's reductions (None: none yet)
-        self.eqns = []              # members, in program order
-        self.positions = []         # their indices in the jaxpr
-        self.reads = {}             # operand Var -> Read (for every Var operand of every member)
-        self.produced = set()       # Vars computed by members
-        self.reduced = set()        # Vars computed by member reductions
-        self.outer = set()          # Vars computed by members over the kept axes (after a reduction)
-        self.inputs = []            # [(Var, amap)] distinct array inputs, first use first
-        self.outputs = []           # Vars written to memory (filled by plan())
+        self.shape = shape  # canonical iteration shape (no size-1 axes)
+        self.axes = axes  # canonical axes reduced by the group's reductions (None: none yet)
+        self.eqns = []  # members, in program order
+        self.positions = []  # their indices in the jaxpr
+        self.reads = {}  # operand Var -> Read (for every Var operand of every member)
+        self.produced = set()  # Vars computed by members
+        self.reduced = set()  # Vars computed by member reductions
+        self.outer = set()  # Vars computed by members over the kept axes (after a reduction)
+        self.inputs = []  # [(Var, amap)] distinct array inputs, first use first
+        self.outputs = []  # Vars written to memory (filled by plan())
 
     @property
     def trailing(self):
@@ -228,17 +240,17 @@ class _Planner:
     def __init__(self, jaxpr: Jaxpr):
         self.jaxpr = jaxpr
         self.eqns = jaxpr.eqns
-        self.producer = {}          # Var -> eqn index
+        self.producer = {}  # Var -> eqn index
         for k, e in enumerate(self.eqns):
             for v in e.outvars:
                 self.producer[v] = k
-        self.virtual = {}           # eqn index -> "alias" | "bcast"
+        self.virtual = {}  # eqn index -> "alias" | "bcast"
         self.groups = []
-        self.group_of = {}          # eqn index -> Group
-        self.node_of_eqn = {}       # eqn index -> node id (group id or own)
-        self.anc = []               # node id -> int bitset of ancestor node ids
-        self.members = []           # node id -> Group or eqn index
-        self.readers = {}           # input Var -> [groups reading it]
+        self.group_of = {}  # eqn index -> Group
+        self.node_of_eqn = {}  # eqn index -> node id (group id or own)
+        self.anc = []  # node id -> int bitset of ancestor node ids
+        self.members = []  # node id -> Group or eqn index
+        self.readers = {}  # input Var -> [groups reading it]
 
     # -- node bookkeeping -------------------------------------------------------------------
     def _new_node(self, member):
@@ -347,7 +359,7 @@ class _Planner:
             if g is not None and u in g.produced:
                 # A row value (reduction result) broadcast back along the reduced axes.
                 kept = tuple(i for i in range(len(g.shape)) if i not in (g.axes or ()))
-                if (not outer and g.trailing and (u in g.reduced or u in g.outer) and amap == kept):
+                if not outer and g.trailing and (u in g.reduced or u in g.outer) and amap == kept:
                     return Read("local", u)
                 return None
             return Read("input", u, amap)

@@ -37,24 +37,72 @@ from ..lax._family import CALL_IMPL
 __all__ = ["CALL_IMPL", "CALL_IMPL_PRIMITIVES", "EXTRA_TEMPLATES", "lowering_of", "scalar_template", "FUSIBLE_DTYPES"]
 
 # Primitives lowered as a call of their NumPy impl, by name.
-CALL_IMPL_PRIMITIVES = frozenset({
-    # structured array work: numpy is already as fast as a loop nest (or BLAS/LAPACK)
-    "dot_general", "conv_general_dilated", "broadcast_in_dim", "reshape", "squeeze", "expand_dims",
-    "transpose", "rev", "slice", "pad", "concatenate", "dynamic_slice", "dynamic_update_slice", "copy",
-    "gather", "scatter", "scatter_add", "getitem", "index_update",
-    # reductions and scans (reduce_sum/max/min also fuse with the elementwise work feeding them)
-    "reduce_sum", "reduce_max", "reduce_min", "reduce_prod", "reduce_and", "reduce_or", "argmax", "argmin",
-    "cumsum", "cumprod", "cummax", "cummin",
-    "reduce_window_sum", "reduce_window_max", "reduce_window_min", "reduce_window_winner",
-    "sort", "top_k",
-    "cholesky", "det", "eigh", "pinv", "qr", "slogdet", "solve", "svd", "triangular_solve",
-    "threefry2x32",
-    # primitives whose parameters are programs: their impl runs the inner jaxpr
-    "cond", "while", "scan", "jit", "custom_lin", "checkpoint_lin", "custom_jvp_call", "custom_vjp_call",
-    "checkpoint", "remat",
-    # effects
-    "debug_print",
-})
+CALL_IMPL_PRIMITIVES = frozenset(
+    {
+        # structured array work: numpy is already as fast as a loop nest (or BLAS/LAPACK)
+        "dot_general",
+        "conv_general_dilated",
+        "broadcast_in_dim",
+        "reshape",
+        "squeeze",
+        "expand_dims",
+        "transpose",
+        "rev",
+        "slice",
+        "pad",
+        "concatenate",
+        "dynamic_slice",
+        "dynamic_update_slice",
+        "copy",
+        "gather",
+        "scatter",
+        "scatter_add",
+        "getitem",
+        "index_update",
+        # reductions and scans (reduce_sum/max/min also fuse with the elementwise work feeding them)
+        "reduce_sum",
+        "reduce_max",
+        "reduce_min",
+        "reduce_prod",
+        "reduce_and",
+        "reduce_or",
+        "argmax",
+        "argmin",
+        "cumsum",
+        "cumprod",
+        "cummax",
+        "cummin",
+        "reduce_window_sum",
+        "reduce_window_max",
+        "reduce_window_min",
+        "reduce_window_winner",
+        "sort",
+        "top_k",
+        "cholesky",
+        "det",
+        "eigh",
+        "pinv",
+        "qr",
+        "slogdet",
+        "solve",
+        "svd",
+        "triangular_solve",
+        "threefry2x32",
+        # primitives whose parameters are programs: their impl runs the inner jaxpr
+        "cond",
+        "while",
+        "scan",
+        "jit",
+        "custom_lin",
+        "checkpoint_lin",
+        "custom_jvp_call",
+        "custom_vjp_call",
+        "checkpoint",
+        "remat",
+        # effects
+        "debug_print",
+    }
+)
 
 # Elementwise primitives defined outside funcgrad.lax (the autodiff accumulator).
 EXTRA_TEMPLATES = {
@@ -62,8 +110,10 @@ EXTRA_TEMPLATES = {
 }
 
 # The dtypes numba kernels handle (float16, bfloat16 and complex run their NumPy impls).
-FUSIBLE_DTYPES = frozenset(np.dtype(t) for t in (
-    "bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64"))
+FUSIBLE_DTYPES = frozenset(
+    np.dtype(t)
+    for t in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64")
+)
 
 
 def lowering_of(prim):
@@ -76,8 +126,10 @@ def lowering_of(prim):
     return prim.lower
 
 
-_CTOR = {np.dtype(t): f"np.{t}" for t in (
-    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64")}
+_CTOR = {
+    np.dtype(t): f"np.{t}"
+    for t in ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64")
+}
 _CTOR[np.dtype(bool)] = "bool"
 
 
@@ -120,8 +172,12 @@ def scalar_template(prim, in_dtypes, out_dtype, params):
     elif not isinstance(rule, str):
         return None
     d0 = in_dtypes[0] if in_dtypes else out_dtype
-    fields = {"T": dtype_ctor(d0), "O": dtype_ctor(out_dtype), "bits": str(d0.itemsize * 8),
-              "U": f"np.uint{d0.itemsize * 8}" if d0.kind in "iu" else ""}
+    fields = {
+        "T": dtype_ctor(d0),
+        "O": dtype_ctor(out_dtype),
+        "bits": str(d0.itemsize * 8),
+        "U": f"np.uint{d0.itemsize * 8}" if d0.kind in "iu" else "",
+    }
     # Substitute the named fields now, keeping the positional ones for the operands.
     out = rule
     for k, v in fields.items():
@@ -139,9 +195,17 @@ def python_expression(eqn, args):
         x, y = eqn.invars
         out = eqn.outvars[0].aval
         pet = eqn.params.get("preferred_element_type")
-        if (lb or rb or len(lc) != 1 or x.aval.ndim != 2 or y.aval.ndim != 2 or x.aval.dtype != y.aval.dtype
-                or (pet is not None and np.dtype(pet) != x.aval.dtype) or x.aval.dtype not in FUSIBLE_DTYPES
-                or out.dtype != x.aval.dtype):
+        if (
+            lb
+            or rb
+            or len(lc) != 1
+            or x.aval.ndim != 2
+            or y.aval.ndim != 2
+            or x.aval.dtype != y.aval.dtype
+            or (pet is not None and np.dtype(pet) != x.aval.dtype)
+            or x.aval.dtype not in FUSIBLE_DTYPES
+            or out.dtype != x.aval.dtype
+        ):
             return None
         a = args[0] if lc == (1,) else f"{args[0]}.T"
         b = args[1] if rc == (0,) else f"{args[1]}.T"

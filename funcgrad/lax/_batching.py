@@ -46,13 +46,14 @@ def elementwise_rule(prim):
     def rule(vals, dims, **params):
         first = next(i for i, d in enumerate(dims) if d is not None)
         d0, shape0 = dims[first], vals[first].shape
-        if all(d == d0 and v.shape == shape0 for v, d in zip(vals, dims) if d is not None) and \
-                all(v.ndim == 0 for v, d in zip(vals, dims) if d is None):
+        if all(d == d0 and v.shape == shape0 for v, d in zip(vals, dims) if d is not None) and all(
+            v.ndim == 0 for v, d in zip(vals, dims) if d is None
+        ):
             return prim.bind(*vals, **params), d0
         size = batch_size(vals, dims)
         elem_shape = ()
         for v, d in zip(vals, dims):
-            s = v.shape if d is None else v.shape[:d] + v.shape[d + 1:]
+            s = v.shape if d is None else v.shape[:d] + v.shape[d + 1 :]
             if s:
                 elem_shape = s
         from .shape import broadcast_in_dim

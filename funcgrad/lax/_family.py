@@ -17,16 +17,16 @@ from ._batching import elementwise_rule
 def _shape_of(avals, name):
     shapes = {a.shape for a in avals if a.shape != ()}
     if len(shapes) > 1:
-        raise ShapeError(f"lax.{name}: operands must have equal shapes (or be scalars), got "
-                         f"{', '.join(str(a.shape) for a in avals)}")
+        raise ShapeError(
+            f"lax.{name}: operands must have equal shapes (or be scalars), got {', '.join(str(a.shape) for a in avals)}"
+        )
     return shapes.pop() if shapes else ()
 
 
 def _check_dtypes(avals, name, kinds=None):
     dtypes = {a.dtype for a in avals}
     if len(dtypes) > 1:
-        raise DTypeError(f"lax.{name}: operands must have equal dtypes, got "
-                         f"{', '.join(a.dtype.name for a in avals)}")
+        raise DTypeError(f"lax.{name}: operands must have equal dtypes, got {', '.join(a.dtype.name for a in avals)}")
     dtype = dtypes.pop()
     if kinds is not None and not kinds(dtype):
         raise DTypeError(f"lax.{name} does not accept dtype {dtype.name}")
@@ -62,6 +62,7 @@ def elementwise(name, impl, nin=1, out_dtype=None, accepts=None, differentiable=
         return ShapedArray(shape, out_dtype(dtype) if out_dtype else dtype)
 
     if nin == 1:
+
         def impl_(x, **params):
             return impl(x, **params)
     else:

@@ -59,8 +59,9 @@ def _conv_general_permutations(specs):
     charpairs = (("N", "C"), ("O", "I"), ("N", "C"))
     for name, spec, (a, b) in zip(("lhs", "rhs", "out"), specs, charpairs):
         if not isinstance(spec, str):
-            raise InvalidArgumentError(f"{_NAME}: dimension_numbers must be a ConvDimensionNumbers or three layout strings, "
-                            f"got {specs!r}")
+            raise InvalidArgumentError(
+                f"{_NAME}: dimension_numbers must be a ConvDimensionNumbers or three layout strings, got {specs!r}"
+            )
         if spec.count(a) != 1 or spec.count(b) != 1:
             raise InvalidArgumentError(f"{_NAME}: the {name} layout {spec!r} must contain '{a}' and '{b}' exactly once")
         if len(spec) != len(set(spec)):
@@ -89,35 +90,46 @@ def conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers) -> ConvDimen
     """
     lhs_shape, rhs_shape = tuple(lhs_shape), tuple(rhs_shape)
     if len(lhs_shape) != len(rhs_shape):
-        raise ShapeError(f"{_NAME}: lhs and rhs must have the same rank, got lhs shape {lhs_shape} "
-                         f"and rhs shape {rhs_shape}")
+        raise ShapeError(
+            f"{_NAME}: lhs and rhs must have the same rank, got lhs shape {lhs_shape} and rhs shape {rhs_shape}"
+        )
     if len(lhs_shape) < 2:
-        raise ShapeError(f"{_NAME}: operands need rank >= 2 (batch and feature dimensions), got lhs shape "
-                         f"{lhs_shape}")
+        raise ShapeError(f"{_NAME}: operands need rank >= 2 (batch and feature dimensions), got lhs shape {lhs_shape}")
     nd = len(lhs_shape)
     if dimension_numbers is None:
         iota = tuple(range(nd))
         return ConvDimensionNumbers(iota, iota, iota)
-    if isinstance(dimension_numbers, (tuple, list)) and len(dimension_numbers) == 3 and all(
-            not isinstance(s, str) for s in dimension_numbers):
+    if (
+        isinstance(dimension_numbers, (tuple, list))
+        and len(dimension_numbers) == 3
+        and all(not isinstance(s, str) for s in dimension_numbers)
+    ):
         # A ConvDimensionNumbers (ours or JAX's) or any triple of axis-index sequences.
         try:
             dn = ConvDimensionNumbers(*(tuple(int(i) for i in s) for s in dimension_numbers))
         except (TypeError, ValueError):
-            raise InvalidArgumentError(f"{_NAME}: dimension_numbers must be None, a ConvDimensionNumbers or three layout "
-                            f"strings, got {dimension_numbers!r}") from None
+            raise InvalidArgumentError(
+                f"{_NAME}: dimension_numbers must be None, a ConvDimensionNumbers or three layout "
+                f"strings, got {dimension_numbers!r}"
+            ) from None
         for name, spec in zip(("lhs_spec", "rhs_spec", "out_spec"), dn):
             if sorted(spec) != list(range(nd)):
-                raise ShapeError(f"{_NAME}: dimension_numbers.{name}={spec} is not a permutation of the {nd} axes "
-                                 f"of lhs shape {lhs_shape} / rhs shape {rhs_shape}")
+                raise ShapeError(
+                    f"{_NAME}: dimension_numbers.{name}={spec} is not a permutation of the {nd} axes "
+                    f"of lhs shape {lhs_shape} / rhs shape {rhs_shape}"
+                )
         return dn
     if not isinstance(dimension_numbers, (tuple, list)) or len(dimension_numbers) != 3:
-        raise InvalidArgumentError(f"{_NAME}: dimension_numbers must be None, a ConvDimensionNumbers or three layout strings, "
-                        f"got {dimension_numbers!r}")
+        raise InvalidArgumentError(
+            f"{_NAME}: dimension_numbers must be None, a ConvDimensionNumbers or three layout strings, "
+            f"got {dimension_numbers!r}"
+        )
     for name, spec in zip(("lhs", "rhs", "out"), dimension_numbers):
         if isinstance(spec, str) and len(spec) != nd:
-            raise ShapeError(f"{_NAME}: the {name} layout {spec!r} has {len(spec)} dimensions but the operands have "
-                             f"rank {nd} (lhs shape {lhs_shape}, rhs shape {rhs_shape})")
+            raise ShapeError(
+                f"{_NAME}: the {name} layout {spec!r} has {len(spec)} dimensions but the operands have "
+                f"rank {nd} (lhs shape {lhs_shape}, rhs shape {rhs_shape})"
+            )
     return ConvDimensionNumbers(*_conv_general_permutations(tuple(dimension_numbers)))
 
 
@@ -147,18 +159,23 @@ def padtype_to_pads(in_shape, window_shape, window_strides, padding):
             lo, hi = total // 2, total - total // 2
             pads.append((lo, hi) if kind == "SAME" else (hi, lo))
         return pads
-    raise InvalidValueError(f"padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) pairs, "
-                     f"got {padding!r}")
+    raise InvalidValueError(
+        f"padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) pairs, got {padding!r}"
+    )
 
 
 def _explicit_padding(padding, nsp, where):
     try:
         pads = [(int(lo), int(hi)) for lo, hi in padding]
     except (TypeError, ValueError):
-        raise InvalidValueError(f"{where}: padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) "
-                         f"pairs, got {padding!r}") from None
+        raise InvalidValueError(
+            f"{where}: padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) "
+            f"pairs, got {padding!r}"
+        ) from None
     if len(pads) != nsp:
-        raise InvalidValueError(f"{where}: padding {padding!r} needs {nsp} (low, high) pairs, one per spatial dimension")
+        raise InvalidValueError(
+            f"{where}: padding {padding!r} needs {nsp} (low, high) pairs, one per spatial dimension"
+        )
     return tuple(pads)
 
 
@@ -177,6 +194,7 @@ def _int_tuple(values, n, default, what, where):
 
 # -- numpy evaluation ------------------------------------------------------------------------
 
+
 def dilate_pad_np(x, axes, pads, dilation, value):
     """Dilate ``x`` along ``axes`` (``dilation - 1`` holes between elements), then pad or crop.
 
@@ -193,11 +211,11 @@ def dilate_pad_np(x, axes, pads, dilation, value):
     out = np.full(grown, value, dtype=x.dtype)
     dst = [np.s_[:]] * x.ndim
     for ax, (lo, _), d in zip(axes, pads, dilation):
-        dst[ax] = np.s_[max(lo, 0): max(lo, 0) + shape[ax]: d]
+        dst[ax] = np.s_[max(lo, 0) : max(lo, 0) + shape[ax] : d]
     out[tuple(dst)] = x
     crop = [np.s_[:]] * x.ndim
     for ax, (lo, hi) in zip(axes, pads):
-        crop[ax] = np.s_[-min(lo, 0): grown[ax] + min(hi, 0)]
+        crop[ax] = np.s_[-min(lo, 0) : grown[ax] + min(hi, 0)]
     return out[tuple(crop)]
 
 
@@ -229,8 +247,19 @@ def _compute_dtype(dtype, preferred):
     return np.dtype(dtype)
 
 
-def _conv_impl(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-               feature_group_count, batch_group_count, preferred_element_type):
+def _conv_impl(
+    lhs,
+    rhs,
+    *,
+    window_strides,
+    padding,
+    lhs_dilation,
+    rhs_dilation,
+    dimension_numbers,
+    feature_group_count,
+    batch_group_count,
+    preferred_element_type,
+):
     lhs_spec, rhs_spec, out_spec = dimension_numbers
     out_dtype = np.dtype(preferred_element_type or lhs.dtype)
     cdt = _compute_dtype(lhs.dtype, preferred_element_type)
@@ -241,7 +270,7 @@ def _conv_impl(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
     x = dilate_pad_np(x, sp_axes, padding, lhs_dilation, 0)
     win = windows_np(x, sp_axes, w.shape[2:], window_strides, rhs_dilation)  # (N, C, P..., K...)
     n, c = win.shape[:2]
-    pos = win.shape[2:2 + nsp]
+    pos = win.shape[2 : 2 + nsp]
     o, i = w.shape[:2]
     npos = int(np.prod(pos, dtype=np.int64))
     ksize = int(np.prod(w.shape[2:], dtype=np.int64))
@@ -264,41 +293,59 @@ def _conv_impl(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation,
     return np.ascontiguousarray(np.transpose(out, np.argsort(out_spec))).astype(out_dtype, copy=False)
 
 
-def _conv_shape(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-                feature_group_count, batch_group_count):
+def _conv_shape(
+    lhs_shape,
+    rhs_shape,
+    window_strides,
+    padding,
+    lhs_dilation,
+    rhs_dilation,
+    dimension_numbers,
+    feature_group_count,
+    batch_group_count,
+):
     """Output shape, with JAX-like validation (errors name the shapes involved)."""
     lhs_spec, rhs_spec, out_spec = dimension_numbers
     shapes = f"lhs shape {tuple(lhs_shape)}, rhs shape {tuple(rhs_shape)}"
     if len(lhs_shape) != len(rhs_shape):
         raise ShapeError(f"{_NAME}: lhs and rhs must have the same rank ({shapes})")
     nsp = len(lhs_shape) - 2
-    for what, v in (("window_strides", window_strides), ("padding", padding), ("lhs_dilation", lhs_dilation),
-                    ("rhs_dilation", rhs_dilation)):
+    for what, v in (
+        ("window_strides", window_strides),
+        ("padding", padding),
+        ("lhs_dilation", lhs_dilation),
+        ("rhs_dilation", rhs_dilation),
+    ):
         if len(v) != nsp:
             raise ShapeError(f"{_NAME}: {what} {tuple(v)} needs {nsp} entries, one per spatial dimension ({shapes})")
     g, b = feature_group_count, batch_group_count
     if g < 1 or b < 1:
         raise InvalidValueError(f"{_NAME}: feature_group_count and batch_group_count must be positive, got {g} and {b}")
     if g > 1 and b > 1:
-        raise InvalidValueError(f"{_NAME}: at most one of feature_group_count ({g}) and batch_group_count ({b}) may "
-                         "exceed 1")
+        raise InvalidValueError(
+            f"{_NAME}: at most one of feature_group_count ({g}) and batch_group_count ({b}) may exceed 1"
+        )
     n, c = lhs_shape[lhs_spec[0]], lhs_shape[lhs_spec[1]]
     o, i = rhs_shape[rhs_spec[0]], rhs_shape[rhs_spec[1]]
     if c % g:
-        raise ShapeError(f"{_NAME}: lhs feature dimension ({c}) must be a multiple of feature_group_count ({g}) "
-                         f"({shapes})")
+        raise ShapeError(
+            f"{_NAME}: lhs feature dimension ({c}) must be a multiple of feature_group_count ({g}) ({shapes})"
+        )
     if c // g != i:
-        raise ShapeError(f"{_NAME}: lhs feature dimension ({c}) divided by feature_group_count ({g}) must equal "
-                         f"the rhs input feature dimension ({i}) ({shapes})")
+        raise ShapeError(
+            f"{_NAME}: lhs feature dimension ({c}) divided by feature_group_count ({g}) must equal "
+            f"the rhs input feature dimension ({i}) ({shapes})"
+        )
     if o % g:
-        raise ShapeError(f"{_NAME}: rhs output feature dimension ({o}) must be a multiple of feature_group_count "
-                         f"({g}) ({shapes})")
+        raise ShapeError(
+            f"{_NAME}: rhs output feature dimension ({o}) must be a multiple of feature_group_count ({g}) ({shapes})"
+        )
     if n % b:
-        raise ShapeError(f"{_NAME}: lhs batch dimension ({n}) must be a multiple of batch_group_count ({b}) "
-                         f"({shapes})")
+        raise ShapeError(f"{_NAME}: lhs batch dimension ({n}) must be a multiple of batch_group_count ({b}) ({shapes})")
     if o % b:
-        raise ShapeError(f"{_NAME}: rhs output feature dimension ({o}) must be a multiple of batch_group_count "
-                         f"({b}) ({shapes})")
+        raise ShapeError(
+            f"{_NAME}: rhs output feature dimension ({o}) must be a multiple of batch_group_count ({b}) ({shapes})"
+        )
     lhs_sp = [lhs_shape[d] for d in lhs_spec[2:]]
     rhs_sp = [rhs_shape[d] for d in rhs_spec[2:]]
     in_eff = _dilate_shape(lhs_sp, lhs_dilation)
@@ -316,16 +363,37 @@ def _conv_shape(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation, rhs
     return tuple(out)
 
 
-def _conv_abstract(lhs, rhs, *, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-                   feature_group_count, batch_group_count, preferred_element_type):
+def _conv_abstract(
+    lhs,
+    rhs,
+    *,
+    window_strides,
+    padding,
+    lhs_dilation,
+    rhs_dilation,
+    dimension_numbers,
+    feature_group_count,
+    batch_group_count,
+    preferred_element_type,
+):
     if lhs.dtype != rhs.dtype:
         raise DTypeError(f"{_NAME}: lhs and rhs must have equal dtypes, got {lhs.dtype} and {rhs.dtype}")
-    shape = _conv_shape(lhs.shape, rhs.shape, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-                        feature_group_count, batch_group_count)
+    shape = _conv_shape(
+        lhs.shape,
+        rhs.shape,
+        window_strides,
+        padding,
+        lhs_dilation,
+        rhs_dilation,
+        dimension_numbers,
+        feature_group_count,
+        batch_group_count,
+    )
     return ShapedArray(shape, preferred_element_type or lhs.dtype)
 
 
 # -- differentiation ----------------------------------------------------------------------------
+
 
 def _conv_jvp(primals, tangents, **params):
     lhs, rhs = primals
@@ -347,7 +415,7 @@ def _reshape_axis_out_of(src, size1, x):
     from .shape import reshape
 
     shape = list(x.shape)
-    shape[src:src + 1] = [size1, shape[src] // size1]
+    shape[src : src + 1] = [size1, shape[src] // size1]
     return reshape(x, shape)
 
 
@@ -386,8 +454,20 @@ def _cast_to(x, dtype):
     return x if x.dtype == dtype else convert_element_type(x, dtype)
 
 
-def _conv_transpose_lhs(g, rhs, lhs_aval, *, window_strides, padding, lhs_dilation, rhs_dilation,
-                        dimension_numbers, feature_group_count, batch_group_count, preferred_element_type):
+def _conv_transpose_lhs(
+    g,
+    rhs,
+    lhs_aval,
+    *,
+    window_strides,
+    padding,
+    lhs_dilation,
+    rhs_dilation,
+    dimension_numbers,
+    feature_group_count,
+    batch_group_count,
+    preferred_element_type,
+):
     from .shape import rev
 
     lhs_spec, rhs_spec, out_spec = dimension_numbers
@@ -402,21 +482,48 @@ def _conv_transpose_lhs(g, rhs, lhs_aval, *, window_strides, padding, lhs_dilati
         rhs = _reshape_axis_into(rhs_spec[0], rhs_spec[1], rhs)
         groups = q
     trans_dn = ConvDimensionNumbers(out_spec, t_rhs_spec, lhs_spec)
-    pads = _vjp_lhs_padding([lhs_aval.shape[d] for d in lhs_spec[2:]], [rhs.shape[d] for d in rhs_spec[2:]],
-                            window_strides, [g.shape[d] for d in out_spec[2:]], padding, lhs_dilation, rhs_dilation)
+    pads = _vjp_lhs_padding(
+        [lhs_aval.shape[d] for d in lhs_spec[2:]],
+        [rhs.shape[d] for d in rhs_spec[2:]],
+        window_strides,
+        [g.shape[d] for d in out_spec[2:]],
+        padding,
+        lhs_dilation,
+        rhs_dilation,
+    )
     revd = rev(rhs, tuple(rhs_spec[2:]))
     out = conv_general_dilated_p.bind(
-        g, revd, window_strides=lhs_dilation, padding=pads, lhs_dilation=window_strides,
-        rhs_dilation=rhs_dilation, dimension_numbers=trans_dn, feature_group_count=groups, batch_group_count=1,
-        preferred_element_type=None)
+        g,
+        revd,
+        window_strides=lhs_dilation,
+        padding=pads,
+        lhs_dilation=window_strides,
+        rhs_dilation=rhs_dilation,
+        dimension_numbers=trans_dn,
+        feature_group_count=groups,
+        batch_group_count=1,
+        preferred_element_type=None,
+    )
     if batch_group_count > 1:
         out = _reshape_axis_out_of(lhs_spec[1], batch_group_count, out)
         out = _reshape_axis_into(lhs_spec[1], lhs_spec[0], out)
     return _cast_to(out, lhs_aval.dtype)
 
 
-def _conv_transpose_rhs(g, lhs, rhs_aval, *, window_strides, padding, lhs_dilation, rhs_dilation,
-                        dimension_numbers, feature_group_count, batch_group_count, preferred_element_type):
+def _conv_transpose_rhs(
+    g,
+    lhs,
+    rhs_aval,
+    *,
+    window_strides,
+    padding,
+    lhs_dilation,
+    rhs_dilation,
+    dimension_numbers,
+    feature_group_count,
+    batch_group_count,
+    preferred_element_type,
+):
     lhs = _cast_to(lhs, g.dtype)
     lhs_spec, rhs_spec, out_spec = dimension_numbers
     lhs_t, rhs_t, out_t = map(_spec_transpose, dimension_numbers)
@@ -424,17 +531,35 @@ def _conv_transpose_rhs(g, lhs, rhs_aval, *, window_strides, padding, lhs_dilati
     # (and vice versa): each group's kernel slice only sees its own features.
     fgc, bgc = batch_group_count, feature_group_count
     trans_dn = ConvDimensionNumbers(lhs_t, out_t, rhs_t)
-    pads = _vjp_rhs_padding([lhs.shape[d] for d in lhs_spec[2:]], [rhs_aval.shape[d] for d in rhs_spec[2:]],
-                            window_strides, [g.shape[d] for d in out_spec[2:]], padding, lhs_dilation, rhs_dilation)
+    pads = _vjp_rhs_padding(
+        [lhs.shape[d] for d in lhs_spec[2:]],
+        [rhs_aval.shape[d] for d in rhs_spec[2:]],
+        window_strides,
+        [g.shape[d] for d in out_spec[2:]],
+        padding,
+        lhs_dilation,
+        rhs_dilation,
+    )
     out = conv_general_dilated_p.bind(
-        lhs, g, window_strides=rhs_dilation, padding=pads, lhs_dilation=lhs_dilation, rhs_dilation=window_strides,
-        dimension_numbers=trans_dn, feature_group_count=fgc, batch_group_count=bgc, preferred_element_type=None)
+        lhs,
+        g,
+        window_strides=rhs_dilation,
+        padding=pads,
+        lhs_dilation=lhs_dilation,
+        rhs_dilation=window_strides,
+        dimension_numbers=trans_dn,
+        feature_group_count=fgc,
+        batch_group_count=bgc,
+        preferred_element_type=None,
+    )
     return _cast_to(out, rhs_aval.dtype)
 
 
 def _conv_transpose(ct, lhs, rhs, **params):
     if is_undefined(lhs) and is_undefined(rhs):
-        raise InvalidArgumentError(f"{_NAME}: cannot transpose a convolution of two linear values (it is bilinear, not linear)")
+        raise InvalidArgumentError(
+            f"{_NAME}: cannot transpose a convolution of two linear values (it is bilinear, not linear)"
+        )
     if is_undefined(lhs):
         return [_conv_transpose_lhs(ct, rhs, lhs.aval, **params), None]
     if 0 in ct.shape:
@@ -451,8 +576,19 @@ conv_general_dilated_p.jvp = _conv_jvp
 conv_general_dilated_p.transpose = _conv_transpose
 
 
-def _conv_batch(vals, dims, *, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
-                feature_group_count, batch_group_count, preferred_element_type):
+def _conv_batch(
+    vals,
+    dims,
+    *,
+    window_strides,
+    padding,
+    lhs_dilation,
+    rhs_dilation,
+    dimension_numbers,
+    feature_group_count,
+    batch_group_count,
+    preferred_element_type,
+):
     """vmap rule (JAX's ``_conv_general_dilated_batch_rule``): fold the vmapped axis into an existing one.
 
     A batched input folds into the batch dimension N; a batched kernel folds into the output
@@ -466,9 +602,17 @@ def _conv_batch(vals, dims, *, window_strides, padding, lhs_dilation, rhs_dilati
 
     def conv(new_lhs, new_rhs, fgc=g, bgc=b):
         return conv_general_dilated_p.bind(
-            new_lhs, new_rhs, window_strides=window_strides, padding=padding, lhs_dilation=lhs_dilation,
-            rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers, feature_group_count=fgc,
-            batch_group_count=bgc, preferred_element_type=preferred_element_type)
+            new_lhs,
+            new_rhs,
+            window_strides=window_strides,
+            padding=padding,
+            lhs_dilation=lhs_dilation,
+            rhs_dilation=rhs_dilation,
+            dimension_numbers=dimension_numbers,
+            feature_group_count=fgc,
+            batch_group_count=bgc,
+            preferred_element_type=preferred_element_type,
+        )
 
     if lhs_bdim is not None and rhs_bdim is not None:
         size = lhs.shape[lhs_bdim]
@@ -515,9 +659,20 @@ conv_general_dilated_p.batch = _conv_batch
 
 # -- public API ----------------------------------------------------------------------------------
 
-def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding, lhs_dilation=None, rhs_dilation=None,
-                         dimension_numbers=None, feature_group_count: int = 1, batch_group_count: int = 1,
-                         precision=None, preferred_element_type=None):
+
+def conv_general_dilated(
+    lhs,
+    rhs,
+    window_strides: Sequence[int],
+    padding,
+    lhs_dilation=None,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    feature_group_count: int = 1,
+    batch_group_count: int = 1,
+    precision=None,
+    preferred_element_type=None,
+):
     """General n-d convolution with JAX's (XLA's) semantics.
 
     Computes a cross-correlation (no kernel flip), as JAX and PyTorch do.
@@ -562,8 +717,9 @@ def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding, lhs_d
     if isinstance(padding, str):
         rhs_sp = [rhs.shape[d] for d in dn.rhs_spec[2:]]
         try:
-            pads = padtype_to_pads([lhs.shape[d] for d in dn.lhs_spec[2:]], _dilate_shape(rhs_sp, rhs_dil), strides,
-                                   padding)
+            pads = padtype_to_pads(
+                [lhs.shape[d] for d in dn.lhs_spec[2:]], _dilate_shape(rhs_sp, rhs_dil), strides, padding
+            )
         except ValueError as e:
             raise InvalidValueError(f"{_NAME}: {e} (lhs shape {lhs.shape}, rhs shape {rhs.shape})") from None
         pads = tuple(pads)
@@ -580,9 +736,16 @@ def conv_general_dilated(lhs, rhs, window_strides: Sequence[int], padding, lhs_d
     pet = None if preferred_element_type is None else np.dtype(preferred_element_type)
     if pet == lhs.dtype:
         pet = None
-    params = dict(window_strides=strides, padding=pads, lhs_dilation=lhs_dil, rhs_dilation=rhs_dil,
-                  dimension_numbers=dn, feature_group_count=int(feature_group_count),
-                  batch_group_count=int(batch_group_count), preferred_element_type=pet)
+    params = dict(
+        window_strides=strides,
+        padding=pads,
+        lhs_dilation=lhs_dil,
+        rhs_dilation=rhs_dil,
+        dimension_numbers=dn,
+        feature_group_count=int(feature_group_count),
+        batch_group_count=int(batch_group_count),
+        preferred_element_type=pet,
+    )
     _conv_abstract(lhs.aval, rhs.aval, **params)  # validate here: eager evaluation skips abstract_eval
     return conv_general_dilated_p.bind(lhs, rhs, **params)
 
@@ -596,12 +759,14 @@ def conv(lhs, rhs, window_strides, padding, precision=None, preferred_element_ty
         >>> lax.conv(fnp.ones((2, 3, 8)), fnp.ones((4, 3, 3)), (2,), "SAME").shape
         (2, 4, 4)
     """
-    return conv_general_dilated(lhs, rhs, window_strides, padding, precision=precision,
-                                preferred_element_type=preferred_element_type)
+    return conv_general_dilated(
+        lhs, rhs, window_strides, padding, precision=precision, preferred_element_type=preferred_element_type
+    )
 
 
-def conv_with_general_padding(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, precision=None,
-                              preferred_element_type=None):
+def conv_with_general_padding(
+    lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, precision=None, preferred_element_type=None
+):
     """Channels-first convolution with explicit padding and input/kernel dilation.
 
     Example:
@@ -611,9 +776,16 @@ def conv_with_general_padding(lhs, rhs, window_strides, padding, lhs_dilation, r
         ...                               [(1, 1), (0, 0)], (1, 1), (2, 2)).shape
         (1, 1, 3, 1)
     """
-    return conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-                                rhs_dilation=rhs_dilation, precision=precision,
-                                preferred_element_type=preferred_element_type)
+    return conv_general_dilated(
+        lhs,
+        rhs,
+        window_strides,
+        padding,
+        lhs_dilation=lhs_dilation,
+        rhs_dilation=rhs_dilation,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )
 
 
 def _conv_transpose_padding(k, s, padding):
@@ -624,12 +796,23 @@ def _conv_transpose_padding(k, s, padding):
         pad_len = k + s - 2 + max(k - s, 0)
         pad_a = k - 1
     else:
-        raise InvalidValueError(f"lax.conv_transpose: padding must be 'SAME', 'VALID' or (low, high) pairs, got {padding!r}")
+        raise InvalidValueError(
+            f"lax.conv_transpose: padding must be 'SAME', 'VALID' or (low, high) pairs, got {padding!r}"
+        )
     return pad_a, pad_len - pad_a
 
 
-def conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numbers=None,
-                   transpose_kernel: bool = False, precision=None, preferred_element_type=None):
+def conv_transpose(
+    lhs,
+    rhs,
+    strides,
+    padding,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    transpose_kernel: bool = False,
+    precision=None,
+    preferred_element_type=None,
+):
     """Transposed ("deconvolution") convolution, with JAX's ``lax.conv_transpose`` semantics.
 
     Implemented as a convolution with ``lhs_dilation = strides``. Default layouts are
@@ -647,11 +830,17 @@ def conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numb
     lhs, rhs = as_array(lhs, where), as_array(rhs, where)
     nd = lhs.ndim
     if dimension_numbers is None:
-        defaults = {2: ("NC", "IO", "NC"), 3: ("NHC", "HIO", "NHC"), 4: ("NHWC", "HWIO", "NHWC"),
-                    5: ("NHWDC", "HWDIO", "NHWDC")}
+        defaults = {
+            2: ("NC", "IO", "NC"),
+            3: ("NHC", "HIO", "NHC"),
+            4: ("NHWC", "HWIO", "NHWC"),
+            5: ("NHWDC", "HWDIO", "NHWDC"),
+        }
         if nd not in defaults or rhs.ndim != nd:
-            raise InvalidValueError(f"{where}: no default dimension_numbers for lhs shape {lhs.shape} and rhs shape "
-                             f"{rhs.shape}; pass dimension_numbers")
+            raise InvalidValueError(
+                f"{where}: no default dimension_numbers for lhs shape {lhs.shape} and rhs shape "
+                f"{rhs.shape}; pass dimension_numbers"
+            )
         dimension_numbers = defaults[nd]
     dn = conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
     nsp = nd - 2
@@ -669,5 +858,14 @@ def conv_transpose(lhs, rhs, strides, padding, rhs_dilation=None, dimension_numb
         perm = list(range(nd))
         perm[dn.rhs_spec[0]], perm[dn.rhs_spec[1]] = perm[dn.rhs_spec[1]], perm[dn.rhs_spec[0]]
         rhs = transpose(rhs, perm)
-    return conv_general_dilated(lhs, rhs, (1,) * nsp, pads, strides, rhs_dil, dn, precision=precision,
-                                preferred_element_type=preferred_element_type)
+    return conv_general_dilated(
+        lhs,
+        rhs,
+        (1,) * nsp,
+        pads,
+        strides,
+        rhs_dil,
+        dn,
+        precision=precision,
+        preferred_element_type=preferred_element_type,
+    )

@@ -54,8 +54,9 @@ def _dot_general_abstract(lhs, rhs, dimension_numbers, preferred_element_type):
     for a, b, what in [(lc, rc, "contracting"), (lb, rb, "batch")]:
         for i, j in zip(a, b):
             if not (0 <= i < lhs.ndim and 0 <= j < rhs.ndim) or lhs.shape[i] != rhs.shape[j]:
-                raise ShapeError(f"lax.dot_general: {what} dimensions {a} of lhs {lhs.shape} and {b} of rhs "
-                                 f"{rhs.shape} do not match")
+                raise ShapeError(
+                    f"lax.dot_general: {what} dimensions {a} of lhs {lhs.shape} and {b} of rhs {rhs.shape} do not match"
+                )
     if lhs.dtype != rhs.dtype:
         raise InvalidArgumentError(f"lax.dot_general: operands must have equal dtypes, got {lhs.dtype} and {rhs.dtype}")
     lf, rf = _free(lhs.ndim, lc, lb), _free(rhs.ndim, rc, rb)
@@ -81,8 +82,9 @@ def _transpose_lhs(g, y, x_ndim, y_ndim, dimension_numbers, preferred_element_ty
     dims = ((tuple(ans_y), tuple(y_kept)), (tuple(ans_batch), tuple(y_batch)))
     x_contract_sorted_by_y = list(np.take(x_contract, np.argsort(y_contract))) if x_contract else []
     out_axes = np.argsort(list(x_batch) + x_kept + x_contract_sorted_by_y)
-    return transpose(dot_general_p.bind(g, y, dimension_numbers=dims, preferred_element_type=None),
-                     tuple(int(a) for a in out_axes))
+    return transpose(
+        dot_general_p.bind(g, y, dimension_numbers=dims, preferred_element_type=None), tuple(int(a) for a in out_axes)
+    )
 
 
 def _dot_general_transpose(ct, x, y, dimension_numbers, preferred_element_type):
@@ -130,7 +132,10 @@ def dot_general(lhs, rhs, dimension_numbers, precision=None, preferred_element_t
     """
     lhs, rhs = as_array(lhs, "lax.dot_general"), as_array(rhs, "lax.dot_general")
     (lc, rc), (lb, rb) = dimension_numbers
-    dn = ((tuple(int(d) for d in lc), tuple(int(d) for d in rc)), (tuple(int(d) for d in lb), tuple(int(d) for d in rb)))
+    dn = (
+        (tuple(int(d) for d in lc), tuple(int(d) for d in rc)),
+        (tuple(int(d) for d in lb), tuple(int(d) for d in rb)),
+    )
     pet = None if preferred_element_type is None else np.dtype(preferred_element_type)
     if lhs.dtype != rhs.dtype:
         from ..core.dtypes import result_type
@@ -159,8 +164,10 @@ def _dot_general_batch(vals, dims, dimension_numbers, preferred_element_type):
         from ._batching import bdim_to_front
 
         x, y = bdim_to_front(x, dx, None), bdim_to_front(y, dy, None)
-        dn = ((tuple(c + 1 for c in lc), tuple(c + 1 for c in rc)),
-              ((0,) + tuple(b + 1 for b in lb), (0,) + tuple(b + 1 for b in rb)))
+        dn = (
+            (tuple(c + 1 for c in lc), tuple(c + 1 for c in rc)),
+            ((0,) + tuple(b + 1 for b in lb), (0,) + tuple(b + 1 for b in rb)),
+        )
         return dot_general_p.bind(x, y, dimension_numbers=dn, **kw), 0
     from ._batching import shift_axis
 

@@ -31,8 +31,10 @@ def _lax_operands(*args):
     if not arrays:
         return [as_array(a, "lax") for a in args]
     dtype = as_array(arrays[0]).dtype
-    return [wrap_ndarray(np.asarray(a, dtype)) if isinstance(a, (bool, int, float, complex)) else as_array(a, "lax")
-            for a in args]
+    return [
+        wrap_ndarray(np.asarray(a, dtype)) if isinstance(a, (bool, int, float, complex)) else as_array(a, "lax")
+        for a in args
+    ]
 
 
 def _sum_to_aval(ct, aval):
@@ -51,6 +53,7 @@ def _aval(x):
 
 
 # -- unary --------------------------------------------------------------------------------
+
 
 def _unary(name, impl, jvp=None, **kw):
     prim = elementwise(name, impl, **kw)
@@ -84,12 +87,14 @@ atan_p = _unary("atan", np.arctan, lambda t, ans, x: div(t, add(scalar_like(x, 1
 sinh_p = _unary("sinh", np.sinh, lambda t, ans, x: mul(t, cosh(x)))
 cosh_p = _unary("cosh", np.cosh, lambda t, ans, x: mul(t, sinh(x)))
 asinh_p = _unary("asinh", np.arcsinh, lambda t, ans, x: mul(t, rsqrt(add(mul(x, x), scalar_like(x, 1)))))
-acosh_p = _unary("acosh", np.arccosh,
-                 lambda t, ans, x: div(t, mul(sqrt(sub(x, scalar_like(x, 1))), sqrt(add(x, scalar_like(x, 1))))))
+acosh_p = _unary(
+    "acosh", np.arccosh, lambda t, ans, x: div(t, mul(sqrt(sub(x, scalar_like(x, 1))), sqrt(add(x, scalar_like(x, 1)))))
+)
 atanh_p = _unary("atanh", np.arctanh, lambda t, ans, x: div(t, sub(scalar_like(x, 1), mul(x, x))))
 sqrt_p = _unary("sqrt", np.sqrt, lambda t, ans, x: div(t, mul(ans, scalar_like(x, 2))))
-rsqrt_p = _unary("rsqrt", lambda x: np.reciprocal(np.sqrt(x)),
-                 lambda t, ans, x: mul(t, mul(div(ans, x), scalar_like(x, -0.5))))
+rsqrt_p = _unary(
+    "rsqrt", lambda x: np.reciprocal(np.sqrt(x)), lambda t, ans, x: mul(t, mul(div(ans, x), scalar_like(x, -0.5)))
+)
 cbrt_p = _unary("cbrt", np.cbrt, lambda t, ans, x: div(t, mul(mul(ans, ans), scalar_like(x, 3))))
 abs_p = _unary("abs", np.abs, lambda t, ans, x: _abs_jvp(t, x), out_dtype=lambda d: np.abs(np.zeros((), d)).dtype)
 
@@ -107,8 +112,7 @@ def _logistic_impl(x):
     return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype)
 
 
-logistic_p = _unary("logistic", _logistic_impl,
-                    lambda t, ans, x: mul(t, mul(ans, sub(scalar_like(x, 1), ans))))
+logistic_p = _unary("logistic", _logistic_impl, lambda t, ans, x: mul(t, mul(ans, sub(scalar_like(x, 1), ans))))
 
 
 def _integer_pow_impl(x, y):
@@ -130,10 +134,13 @@ real_p = _unary("real", np.real, out_dtype=lambda d: np.real(np.zeros((), d)).dt
 imag_p = _unary("imag", np.imag, out_dtype=lambda d: np.imag(np.zeros((), d)).dtype)
 conj_p = _unary("conj", np.conj)
 # On a real operand real() is the identity and imag() the zero map: their transposes stay real.
-deflinear(real_p, lambda ct, x: [complex_(ct, wrap_ndarray(np.zeros(ct.shape, ct.dtype)))
-                                 if x.aval.dtype.kind == "c" else ct])
-deflinear(imag_p, lambda ct, x: [complex_(wrap_ndarray(np.zeros(ct.shape, ct.dtype)), neg(ct))
-                                 if x.aval.dtype.kind == "c" else None])
+deflinear(
+    real_p, lambda ct, x: [complex_(ct, wrap_ndarray(np.zeros(ct.shape, ct.dtype))) if x.aval.dtype.kind == "c" else ct]
+)
+deflinear(
+    imag_p,
+    lambda ct, x: [complex_(wrap_ndarray(np.zeros(ct.shape, ct.dtype)), neg(ct)) if x.aval.dtype.kind == "c" else None],
+)
 deflinear(conj_p, lambda ct, x: [conj(ct)])
 
 stop_gradient_p = _unary("stop_gradient", lambda x: x, differentiable=False)
@@ -181,10 +188,14 @@ def _sub_jvp(primals, tangents):
 
 add_p.jvp = _add_jvp
 sub_p.jvp = _sub_jvp
-add_p.transpose = lambda ct, x, y: [_sum_to_aval(ct, x.aval) if is_undefined(x) else None,
-                                    _sum_to_aval(ct, y.aval) if is_undefined(y) else None]
-sub_p.transpose = lambda ct, x, y: [_sum_to_aval(ct, x.aval) if is_undefined(x) else None,
-                                    _sum_to_aval(neg(ct), y.aval) if is_undefined(y) else None]
+add_p.transpose = lambda ct, x, y: [
+    _sum_to_aval(ct, x.aval) if is_undefined(x) else None,
+    _sum_to_aval(ct, y.aval) if is_undefined(y) else None,
+]
+sub_p.transpose = lambda ct, x, y: [
+    _sum_to_aval(ct, x.aval) if is_undefined(x) else None,
+    _sum_to_aval(neg(ct), y.aval) if is_undefined(y) else None,
+]
 
 mul_p = _binary("mul", np.multiply, lambda t, ans, x, y: mul(t, y), lambda t, ans, x, y: mul(x, t))
 
@@ -208,8 +219,7 @@ def _div_impl(x, y):
     return np.true_divide(x, y)
 
 
-div_p = _binary("div", _div_impl, lambda t, ans, x, y: div(t, y),
-                lambda t, ans, x, y: neg(mul(t, div(ans, y))))
+div_p = _binary("div", _div_impl, lambda t, ans, x, y: div(t, y), lambda t, ans, x, y: neg(mul(t, div(ans, y))))
 
 
 def _div_transpose(ct, x, y):
@@ -220,8 +230,7 @@ def _div_transpose(ct, x, y):
 
 div_p.transpose = _div_transpose
 
-rem_p = _binary("rem", np.fmod, lambda t, ans, x, y: _bcast(t, ans),
-                lambda t, ans, x, y: mul(t, neg(trunc_div(x, y))))
+rem_p = _binary("rem", np.fmod, lambda t, ans, x, y: _bcast(t, ans), lambda t, ans, x, y: mul(t, neg(trunc_div(x, y))))
 
 
 def trunc_div(x, y):
@@ -229,8 +238,9 @@ def trunc_div(x, y):
 
 
 floor_divide_p = _binary("floor_divide", np.floor_divide, differentiable=False)
-remainder_p = _binary("remainder", np.remainder, lambda t, ans, x, y: _bcast(t, ans),
-                      lambda t, ans, x, y: mul(t, neg(floor_divide(x, y))))
+remainder_p = _binary(
+    "remainder", np.remainder, lambda t, ans, x, y: _bcast(t, ans), lambda t, ans, x, y: mul(t, neg(floor_divide(x, y)))
+)
 
 
 def _pow_jvp_x(t, ans, x, y):
@@ -271,15 +281,22 @@ def _pick(a, b, cmp):
 
 max_p = _binary("max", np.maximum, *_minmax_jvp(lambda a, b: gt(a, b)))
 min_p = _binary("min", np.minimum, *_minmax_jvp(lambda a, b: lt(a, b)))
-atan2_p = _binary("atan2", np.arctan2,
-                  lambda t, ans, x, y: mul(t, div(y, add(mul(x, x), mul(y, y)))),
-                  lambda t, ans, x, y: mul(t, div(neg(x), add(mul(x, x), mul(y, y)))))
+atan2_p = _binary(
+    "atan2",
+    np.arctan2,
+    lambda t, ans, x, y: mul(t, div(y, add(mul(x, x), mul(y, y)))),
+    lambda t, ans, x, y: mul(t, div(neg(x), add(mul(x, x), mul(y, y)))),
+)
 nextafter_p = _binary("nextafter", np.nextafter, differentiable=False)
 
-complex_p = _binary("complex", lambda x, y: (x + 1j * y).astype(np.result_type(x.dtype, np.complex64)),
-                    out_dtype=lambda d: np.result_type(d, np.complex64))
-deflinear(complex_p, lambda ct, x, y: [real(ct) if is_undefined(x) else None,
-                                       neg(imag(ct)) if is_undefined(y) else None])
+complex_p = _binary(
+    "complex",
+    lambda x, y: (x + 1j * y).astype(np.result_type(x.dtype, np.complex64)),
+    out_dtype=lambda d: np.result_type(d, np.complex64),
+)
+deflinear(
+    complex_p, lambda ct, x, y: [real(ct) if is_undefined(x) else None, neg(imag(ct)) if is_undefined(y) else None]
+)
 
 eq_p = _binary("eq", np.equal, out_dtype=bool_out, differentiable=False)
 ne_p = _binary("ne", np.not_equal, out_dtype=bool_out, differentiable=False)
@@ -424,17 +441,23 @@ def _bin(prim):
 
 
 neg, sign, floor, ceil, is_finite, exp, exp2, log, log1p, expm1, tanh, logistic = map(
-    _un, (neg_p, sign_p, floor_p, ceil_p, is_finite_p, exp_p, exp2_p, log_p, log1p_p, expm1_p, tanh_p, logistic_p))
+    _un, (neg_p, sign_p, floor_p, ceil_p, is_finite_p, exp_p, exp2_p, log_p, log1p_p, expm1_p, tanh_p, logistic_p)
+)
 sin, cos, tan, asin, acos, atan, sinh, cosh, asinh, acosh, atanh = map(
-    _un, (sin_p, cos_p, tan_p, asin_p, acos_p, atan_p, sinh_p, cosh_p, asinh_p, acosh_p, atanh_p))
+    _un, (sin_p, cos_p, tan_p, asin_p, acos_p, atan_p, sinh_p, cosh_p, asinh_p, acosh_p, atanh_p)
+)
 sqrt, rsqrt, cbrt, abs, real, imag, conj, bitwise_not, population_count = map(
-    _un, (sqrt_p, rsqrt_p, cbrt_p, abs_p, real_p, imag_p, conj_p, not_p, population_count_p))
+    _un, (sqrt_p, rsqrt_p, cbrt_p, abs_p, real_p, imag_p, conj_p, not_p, population_count_p)
+)
 add, sub, mul, div, rem, pow, max, min, atan2, nextafter = map(
-    _bin, (add_p, sub_p, mul_p, div_p, rem_p, pow_p, max_p, min_p, atan2_p, nextafter_p))
+    _bin, (add_p, sub_p, mul_p, div_p, rem_p, pow_p, max_p, min_p, atan2_p, nextafter_p)
+)
 eq, ne, lt, le, gt, ge, bitwise_and, bitwise_or, bitwise_xor = map(
-    _bin, (eq_p, ne_p, lt_p, le_p, gt_p, ge_p, and_p, or_p, xor_p))
+    _bin, (eq_p, ne_p, lt_p, le_p, gt_p, ge_p, and_p, or_p, xor_p)
+)
 shift_left, shift_right_logical, shift_right_arithmetic = map(
-    _bin, (shift_left_p, shift_right_logical_p, shift_right_arithmetic_p))
+    _bin, (shift_left_p, shift_right_logical_p, shift_right_arithmetic_p)
+)
 floor_divide, remainder = map(_bin, (floor_divide_p, remainder_p))
 complex_ = _bin(complex_p)
 isnan = _un(isnan_p)
@@ -565,8 +588,11 @@ _FLOAT_SIGN = "({T}(1) if {0} > 0 else ({T}(-1) if {0} < 0 else ({0} if {0} != {
 
 _LOWER = {
     neg_p: {"f": "(-{0})", "int": "(-{0})"},
-    sign_p: {"f": _FLOAT_SIGN, "i": "({T}(1) if {0} > 0 else ({T}(-1) if {0} < 0 else {T}(0)))",
-             "u": "({T}(1) if {0} > 0 else {T}(0))"},
+    sign_p: {
+        "f": _FLOAT_SIGN,
+        "i": "({T}(1) if {0} > 0 else ({T}(-1) if {0} < 0 else {T}(0)))",
+        "u": "({T}(1) if {0} > 0 else {T}(0))",
+    },
     floor_p: {"f": "np.floor({0})", "int": "{0}"},
     ceil_p: {"f": "np.ceil({0})", "int": "{0}"},
     round_p: {"f": "np.rint({0})", "int": "{0}"},
@@ -609,16 +635,28 @@ _LOWER = {
     # Signed integer division: NumPy's results for a zero divisor and MIN / -1, where the
     # hardware would trap (funcgrad/jit/fastmath.py).
     rem_p: {"f": "np.fmod({0}, {1})", "i": "fm.ifmod({0}, {1})", "u": "({0} % {1} if {1} != 0 else {T}(0))"},
-    floor_divide_p: {"f": "fm.ffloordiv({0}, {1})", "i": "fm.ifloordiv({0}, {1})",
-                     "u": "({0} // {1} if {1} != 0 else {T}(0))"},
-    remainder_p: {"f": "fm.fremainder({0}, {1})", "i": "fm.iremainder({0}, {1})",
-                  "u": "({0} % {1} if {1} != 0 else {T}(0))"},
+    floor_divide_p: {
+        "f": "fm.ffloordiv({0}, {1})",
+        "i": "fm.ifloordiv({0}, {1})",
+        "u": "({0} // {1} if {1} != 0 else {T}(0))",
+    },
+    remainder_p: {
+        "f": "fm.fremainder({0}, {1})",
+        "i": "fm.iremainder({0}, {1})",
+        "u": "({0} % {1} if {1} != 0 else {T}(0))",
+    },
     pow_p: {"f4": "fm.pow_f32({0}, {1})", "f8": "np.power({0}, {1})"},
     # NumPy's maximum/minimum propagate NaN from either side.
-    max_p: {"f": "({0} if ({0} >= {1} or {0} != {0}) else {1})", "int": "({0} if {0} >= {1} else {1})",
-            "b": "({0} or {1})"},
-    min_p: {"f": "({0} if ({0} <= {1} or {0} != {0}) else {1})", "int": "({0} if {0} <= {1} else {1})",
-            "b": "({0} and {1})"},
+    max_p: {
+        "f": "({0} if ({0} >= {1} or {0} != {0}) else {1})",
+        "int": "({0} if {0} >= {1} else {1})",
+        "b": "({0} or {1})",
+    },
+    min_p: {
+        "f": "({0} if ({0} <= {1} or {0} != {0}) else {1})",
+        "int": "({0} if {0} <= {1} else {1})",
+        "b": "({0} and {1})",
+    },
     atan2_p: {"f": "math.atan2({0}, {1})"},
     nextafter_p: CALL_IMPL,
     complex_p: CALL_IMPL,
@@ -635,7 +673,8 @@ _LOWER = {
     shift_left_p: {"int": "(({0} << {1}) if ({1} >= 0 and {1} < {bits}) else {T}(0))"},
     shift_right_arithmetic_p: {
         "i": "(({0} >> {1}) if ({1} >= 0 and {1} < {bits}) else ({T}(-1) if {0} < 0 else {T}(0)))",
-        "u": "(({0} >> {1}) if {1} < {bits} else {T}(0))"},
+        "u": "(({0} >> {1}) if {1} < {bits} else {T}(0))",
+    },
     shift_right_logical_p: {"int": "(({U}({0}) >> {U}({1})) if {U}({1}) < {bits} else {U}(0))"},
     select_n_p: _select_n_lower,
     convert_element_type_p: _convert_lower,

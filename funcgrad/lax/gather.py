@@ -122,7 +122,9 @@ def _gather_dnums(dn, where):
         return GatherDimensionNumbers(**{k: _ints(v) for k, v in dn.items()})
     if hasattr(dn, "offset_dims"):  # e.g. jax.lax.GatherDimensionNumbers
         return GatherDimensionNumbers(*(_ints(getattr(dn, f)) for f in GatherDimensionNumbers._fields))
-    raise InvalidArgumentError(f"{where}: dimension_numbers must be a lax.GatherDimensionNumbers, got {type(dn).__name__}")
+    raise InvalidArgumentError(
+        f"{where}: dimension_numbers must be a lax.GatherDimensionNumbers, got {type(dn).__name__}"
+    )
 
 
 def _scatter_dnums(dn, where):
@@ -132,13 +134,26 @@ def _scatter_dnums(dn, where):
         return ScatterDimensionNumbers(**{k: _ints(v) for k, v in dn.items()})
     if hasattr(dn, "update_window_dims"):
         return ScatterDimensionNumbers(*(_ints(getattr(dn, f)) for f in ScatterDimensionNumbers._fields))
-    raise InvalidArgumentError(f"{where}: dimension_numbers must be a lax.ScatterDimensionNumbers, got {type(dn).__name__}")
+    raise InvalidArgumentError(
+        f"{where}: dimension_numbers must be a lax.ScatterDimensionNumbers, got {type(dn).__name__}"
+    )
 
 
 # -- index construction (shared by gather and scatter) ---------------------------------------------
 
-def _window_indices(operand_shape, indices, out_ndim, batch_positions, window_positions, window_sizes,
-                    start_map, operand_batching_dims, indices_batching_dims, clip):
+
+def _window_indices(
+    operand_shape,
+    indices,
+    out_ndim,
+    batch_positions,
+    window_positions,
+    window_sizes,
+    start_map,
+    operand_batching_dims,
+    indices_batching_dims,
+    clip,
+):
     """One integer array per operand axis, broadcastable to the output (gather) or updates (scatter) shape.
 
     ``batch_positions``: output axes that correspond to the index batch axes (in order);
@@ -187,15 +202,17 @@ def _window_indices(operand_shape, indices, out_ndim, batch_positions, window_po
 def _gather_layout(operand_shape, indices_shape, dn, slice_sizes):
     out_ndim = len(indices_shape) - 1 + len(dn.offset_dims)
     batch_positions = [i for i in range(out_ndim) if i not in dn.offset_dims]
-    kept = [d for d in range(len(operand_shape))
-            if d not in dn.collapsed_slice_dims and d not in dn.operand_batching_dims]
+    kept = [
+        d for d in range(len(operand_shape)) if d not in dn.collapsed_slice_dims and d not in dn.operand_batching_dims
+    ]
     window_positions = dict(zip(kept, dn.offset_dims))
     return out_ndim, batch_positions, window_positions, kept
 
 
 def _scatter_layout(operand_shape, updates_shape, dn):
-    kept = [d for d in range(len(operand_shape))
-            if d not in dn.inserted_window_dims and d not in dn.operand_batching_dims]
+    kept = [
+        d for d in range(len(operand_shape)) if d not in dn.inserted_window_dims and d not in dn.operand_batching_dims
+    ]
     window_positions = dict(zip(kept, dn.update_window_dims))
     window_sizes = [1] * len(operand_shape)
     for d, p in window_positions.items():
@@ -219,14 +236,25 @@ def _default_fill(dtype):
 
 # -- gather ----------------------------------------------------------------------------------
 
-def _gather_impl(operand, indices, *, dimension_numbers, slice_sizes, mode, fill_value, indices_are_sorted,
-                 unique_indices):
+
+def _gather_impl(
+    operand, indices, *, dimension_numbers, slice_sizes, mode, fill_value, indices_are_sorted, unique_indices
+):
     dn = dimension_numbers
     out_ndim, batch_pos, win_pos, _ = _gather_layout(operand.shape, indices.shape, dn, slice_sizes)
     fill = mode == GatherScatterMode.FILL_OR_DROP
-    arrays, mask = _window_indices(operand.shape, indices, out_ndim, batch_pos, win_pos, slice_sizes,
-                                   dn.start_index_map, dn.operand_batching_dims, dn.start_indices_batching_dims,
-                                   clip=not fill)
+    arrays, mask = _window_indices(
+        operand.shape,
+        indices,
+        out_ndim,
+        batch_pos,
+        win_pos,
+        slice_sizes,
+        dn.start_index_map,
+        dn.operand_batching_dims,
+        dn.start_indices_batching_dims,
+        clip=not fill,
+    )
     out_shape = _gather_shape(operand.shape, indices.shape, dn, slice_sizes)
     if 0 in out_shape or 0 in operand.shape:
         return np.zeros(out_shape, operand.dtype)
@@ -264,59 +292,82 @@ def _check_batching(operand, indices, op_bdims, idx_bdims, names, where):
         raise ShapeError(f"{where}: {names[1]} {idx_bdims} repeats an axis")
     for od, idim in zip(op_bdims, idx_bdims):
         if not 0 <= idim < indices.ndim - 1:
-            raise ShapeError(f"{where}: {names[1]} {idx_bdims} must name axes of the indices shape {indices.shape} "
-                             "other than the last (index vector) axis")
+            raise ShapeError(
+                f"{where}: {names[1]} {idx_bdims} must name axes of the indices shape {indices.shape} "
+                "other than the last (index vector) axis"
+            )
         if operand.shape[od] != indices.shape[idim]:
-            raise ShapeError(f"{where}: operand batching axis {od} (size {operand.shape[od]}) and indices batching "
-                             f"axis {idim} (size {indices.shape[idim]}) differ (operand shape {operand.shape}, "
-                             f"indices shape {indices.shape})")
+            raise ShapeError(
+                f"{where}: operand batching axis {od} (size {operand.shape[od]}) and indices batching "
+                f"axis {idim} (size {indices.shape[idim]}) differ (operand shape {operand.shape}, "
+                f"indices shape {indices.shape})"
+            )
 
 
 def _check_indices(indices, n_map, map_name, where):
     if indices.dtype.kind not in "iu":
         raise DTypeError(f"{where}: indices must have an integer dtype, got {indices.dtype}")
     if indices.ndim < 1:
-        raise ShapeError(f"{where}: indices must have rank >= 1 (the last axis is the index vector), got shape "
-                         f"{indices.shape}")
+        raise ShapeError(
+            f"{where}: indices must have rank >= 1 (the last axis is the index vector), got shape {indices.shape}"
+        )
     if indices.shape[-1] != n_map:
-        raise ShapeError(f"{where}: the index vector (last axis of indices shape {indices.shape}) has "
-                         f"{indices.shape[-1]} entries but {map_name} has {n_map}")
+        raise ShapeError(
+            f"{where}: the index vector (last axis of indices shape {indices.shape}) has "
+            f"{indices.shape[-1]} entries but {map_name} has {n_map}"
+        )
 
 
-def _gather_abstract(operand, indices, *, dimension_numbers, slice_sizes, mode, fill_value, indices_are_sorted,
-                     unique_indices):
+def _gather_abstract(
+    operand, indices, *, dimension_numbers, slice_sizes, mode, fill_value, indices_are_sorted, unique_indices
+):
     where = "lax.gather"
     dn = dimension_numbers
     _check_indices(indices, len(dn.start_index_map), f"start_index_map {dn.start_index_map}", where)
     if len(slice_sizes) != operand.ndim:
-        raise ShapeError(f"{where}: slice_sizes {slice_sizes} needs one entry per axis of operand shape "
-                         f"{operand.shape}")
+        raise ShapeError(
+            f"{where}: slice_sizes {slice_sizes} needs one entry per axis of operand shape {operand.shape}"
+        )
     for d, (k, n) in enumerate(zip(slice_sizes, operand.shape)):
         if not 0 <= k <= n:
             raise ShapeError(f"{where}: slice_sizes {slice_sizes} do not fit operand shape {operand.shape} (axis {d})")
     out_ndim = indices.ndim - 1 + len(dn.offset_dims)
     _check_sorted_unique(dn.offset_dims, "offset_dims", where, out_ndim, f"an output of rank {out_ndim}")
-    _check_sorted_unique(dn.collapsed_slice_dims, "collapsed_slice_dims", where, operand.ndim,
-                         f"operand shape {operand.shape}")
+    _check_sorted_unique(
+        dn.collapsed_slice_dims, "collapsed_slice_dims", where, operand.ndim, f"operand shape {operand.shape}"
+    )
     for d in dn.collapsed_slice_dims:
         if slice_sizes[d] > 1:
-            raise ShapeError(f"{where}: collapsed_slice_dims {dn.collapsed_slice_dims} needs slice size <= 1 on "
-                             f"axis {d}, got slice_sizes {slice_sizes}")
-    _check_batching(operand, indices, dn.operand_batching_dims, dn.start_indices_batching_dims,
-                    ("operand_batching_dims", "start_indices_batching_dims"), where)
+            raise ShapeError(
+                f"{where}: collapsed_slice_dims {dn.collapsed_slice_dims} needs slice size <= 1 on "
+                f"axis {d}, got slice_sizes {slice_sizes}"
+            )
+    _check_batching(
+        operand,
+        indices,
+        dn.operand_batching_dims,
+        dn.start_indices_batching_dims,
+        ("operand_batching_dims", "start_indices_batching_dims"),
+        where,
+    )
     for d in dn.operand_batching_dims:
         if d in dn.collapsed_slice_dims:
             raise ShapeError(f"{where}: axis {d} is both a collapsed slice axis and an operand batching axis")
         if slice_sizes[d] != 1:
             raise ShapeError(f"{where}: operand batching axis {d} needs slice size 1, got slice_sizes {slice_sizes}")
     if len(set(dn.start_index_map)) != len(dn.start_index_map) or any(
-            not 0 <= d < operand.ndim or d in dn.operand_batching_dims for d in dn.start_index_map):
-        raise ShapeError(f"{where}: start_index_map {dn.start_index_map} must name distinct, non-batching axes of "
-                         f"operand shape {operand.shape}")
+        not 0 <= d < operand.ndim or d in dn.operand_batching_dims for d in dn.start_index_map
+    ):
+        raise ShapeError(
+            f"{where}: start_index_map {dn.start_index_map} must name distinct, non-batching axes of "
+            f"operand shape {operand.shape}"
+        )
     if len(dn.offset_dims) + len(dn.collapsed_slice_dims) + len(dn.operand_batching_dims) != operand.ndim:
-        raise ShapeError(f"{where}: offset_dims {dn.offset_dims}, collapsed_slice_dims {dn.collapsed_slice_dims} "
-                         f"and operand_batching_dims {dn.operand_batching_dims} must together account for the "
-                         f"{operand.ndim} axes of operand shape {operand.shape}")
+        raise ShapeError(
+            f"{where}: offset_dims {dn.offset_dims}, collapsed_slice_dims {dn.collapsed_slice_dims} "
+            f"and operand_batching_dims {dn.operand_batching_dims} must together account for the "
+            f"{operand.ndim} axes of operand shape {operand.shape}"
+        )
     return ShapedArray(_gather_shape(operand.shape, indices.shape, dn, slice_sizes), operand.dtype)
 
 
@@ -329,18 +380,29 @@ def _gather_jvp(primals, tangents, **params):
     return ans, gather_p.bind(tangents[0], indices, **dict(params, fill_value=0))
 
 
-def _gather_transpose(ct, operand, indices, *, dimension_numbers, slice_sizes, mode, fill_value,
-                      indices_are_sorted, unique_indices):
+def _gather_transpose(
+    ct, operand, indices, *, dimension_numbers, slice_sizes, mode, fill_value, indices_are_sorted, unique_indices
+):
     dn = dimension_numbers
-    sdn = ScatterDimensionNumbers(update_window_dims=dn.offset_dims, inserted_window_dims=dn.collapsed_slice_dims,
-                                  scatter_dims_to_operand_dims=dn.start_index_map,
-                                  operand_batching_dims=dn.operand_batching_dims,
-                                  scatter_indices_batching_dims=dn.start_indices_batching_dims)
+    sdn = ScatterDimensionNumbers(
+        update_window_dims=dn.offset_dims,
+        inserted_window_dims=dn.collapsed_slice_dims,
+        scatter_dims_to_operand_dims=dn.start_index_map,
+        operand_batching_dims=dn.operand_batching_dims,
+        scatter_indices_batching_dims=dn.start_indices_batching_dims,
+    )
     zeros = wrap_ndarray(np.zeros(operand.aval.shape, ct.dtype))
     # A clamped read adds its cotangent at the clamped position; a filled read gets none.
     smode = GatherScatterMode.CLIP if mode != GatherScatterMode.FILL_OR_DROP else GatherScatterMode.FILL_OR_DROP
-    out = scatter_add_p.bind(zeros, indices, ct, dimension_numbers=sdn, mode=smode,
-                             indices_are_sorted=indices_are_sorted, unique_indices=unique_indices)
+    out = scatter_add_p.bind(
+        zeros,
+        indices,
+        ct,
+        dimension_numbers=sdn,
+        mode=smode,
+        indices_are_sorted=indices_are_sorted,
+        unique_indices=unique_indices,
+    )
     return [out, None]
 
 
@@ -351,8 +413,17 @@ gather_p.jvp = _gather_jvp
 gather_p.transpose = _gather_transpose
 
 
-def gather(operand, start_indices, dimension_numbers: GatherDimensionNumbers, slice_sizes: Sequence[int], *,
-           indices_are_sorted: bool = False, unique_indices: bool = False, mode=None, fill_value=None):
+def gather(
+    operand,
+    start_indices,
+    dimension_numbers: GatherDimensionNumbers,
+    slice_sizes: Sequence[int],
+    *,
+    indices_are_sorted: bool = False,
+    unique_indices: bool = False,
+    mode=None,
+    fill_value=None,
+):
     """XLA gather: a slice of size ``slice_sizes`` at every index vector (JAX's ``lax.gather``).
 
     Args:
@@ -388,19 +459,35 @@ def gather(operand, start_indices, dimension_numbers: GatherDimensionNumbers, sl
             gmode = GatherScatterMode.CLIP
     if fill_value is not None:
         fill_value = np.asarray(fill_value).item()
-    params = dict(dimension_numbers=dn, slice_sizes=_ints(slice_sizes), mode=gmode, fill_value=fill_value,
-                  indices_are_sorted=bool(indices_are_sorted), unique_indices=bool(unique_indices))
+    params = dict(
+        dimension_numbers=dn,
+        slice_sizes=_ints(slice_sizes),
+        mode=gmode,
+        fill_value=fill_value,
+        indices_are_sorted=bool(indices_are_sorted),
+        unique_indices=bool(unique_indices),
+    )
     _gather_abstract(operand.aval, start_indices.aval, **params)  # validate: eager evaluation skips abstract_eval
     return gather_p.bind(operand, start_indices, **params)
 
 
 # -- scatter -----------------------------------------------------------------------------------
 
+
 def _scatter_indices(operand_shape, indices, updates_shape, dn, mode):
     batch_pos, win_pos, win_sizes = _scatter_layout(operand_shape, updates_shape, dn)
-    arrays, mask = _window_indices(operand_shape, indices, len(updates_shape), batch_pos, win_pos, win_sizes,
-                                   dn.scatter_dims_to_operand_dims, dn.operand_batching_dims,
-                                   dn.scatter_indices_batching_dims, clip=mode == GatherScatterMode.CLIP)
+    arrays, mask = _window_indices(
+        operand_shape,
+        indices,
+        len(updates_shape),
+        batch_pos,
+        win_pos,
+        win_sizes,
+        dn.scatter_dims_to_operand_dims,
+        dn.operand_batching_dims,
+        dn.scatter_indices_batching_dims,
+        clip=mode == GatherScatterMode.CLIP,
+    )
     if not operand_shape:
         flat = np.zeros(updates_shape, np.int64)
     else:
@@ -427,37 +514,57 @@ def _scatter_impl(operand, indices, updates, *, dimension_numbers, mode, indices
     return out
 
 
-def _scatter_abstract(operand, indices, updates, *, dimension_numbers, mode, indices_are_sorted, unique_indices,
-                      op):
+def _scatter_abstract(operand, indices, updates, *, dimension_numbers, mode, indices_are_sorted, unique_indices, op):
     where = "lax.scatter_add" if op == "add" else "lax.scatter"
     dn = dimension_numbers
     if updates.dtype != operand.dtype:
         raise DTypeError(f"{where}: updates dtype {updates.dtype} differs from operand dtype {operand.dtype}")
-    _check_indices(indices, len(dn.scatter_dims_to_operand_dims),
-                   f"scatter_dims_to_operand_dims {dn.scatter_dims_to_operand_dims}", where)
+    _check_indices(
+        indices,
+        len(dn.scatter_dims_to_operand_dims),
+        f"scatter_dims_to_operand_dims {dn.scatter_dims_to_operand_dims}",
+        where,
+    )
     shapes = f"operand shape {operand.shape}, indices shape {indices.shape}, updates shape {updates.shape}"
     if updates.ndim != indices.ndim - 1 + len(dn.update_window_dims):
-        raise ShapeError(f"{where}: updates must have rank {indices.ndim - 1 + len(dn.update_window_dims)} "
-                         f"(index batch axes + update_window_dims), got {shapes}")
-    _check_sorted_unique(dn.update_window_dims, "update_window_dims", where, updates.ndim,
-                         f"updates shape {updates.shape}")
-    _check_sorted_unique(dn.inserted_window_dims, "inserted_window_dims", where, operand.ndim,
-                         f"operand shape {operand.shape}")
-    _check_batching(operand, indices, dn.operand_batching_dims, dn.scatter_indices_batching_dims,
-                    ("operand_batching_dims", "scatter_indices_batching_dims"), where)
+        raise ShapeError(
+            f"{where}: updates must have rank {indices.ndim - 1 + len(dn.update_window_dims)} "
+            f"(index batch axes + update_window_dims), got {shapes}"
+        )
+    _check_sorted_unique(
+        dn.update_window_dims, "update_window_dims", where, updates.ndim, f"updates shape {updates.shape}"
+    )
+    _check_sorted_unique(
+        dn.inserted_window_dims, "inserted_window_dims", where, operand.ndim, f"operand shape {operand.shape}"
+    )
+    _check_batching(
+        operand,
+        indices,
+        dn.operand_batching_dims,
+        dn.scatter_indices_batching_dims,
+        ("operand_batching_dims", "scatter_indices_batching_dims"),
+        where,
+    )
     if len(dn.update_window_dims) + len(dn.inserted_window_dims) + len(dn.operand_batching_dims) != operand.ndim:
-        raise ShapeError(f"{where}: update_window_dims {dn.update_window_dims}, inserted_window_dims "
-                         f"{dn.inserted_window_dims} and operand_batching_dims {dn.operand_batching_dims} must "
-                         f"together account for the {operand.ndim} operand axes ({shapes})")
+        raise ShapeError(
+            f"{where}: update_window_dims {dn.update_window_dims}, inserted_window_dims "
+            f"{dn.inserted_window_dims} and operand_batching_dims {dn.operand_batching_dims} must "
+            f"together account for the {operand.ndim} operand axes ({shapes})"
+        )
     if len(set(dn.scatter_dims_to_operand_dims)) != len(dn.scatter_dims_to_operand_dims) or any(
-            not 0 <= d < operand.ndim or d in dn.operand_batching_dims for d in dn.scatter_dims_to_operand_dims):
-        raise ShapeError(f"{where}: scatter_dims_to_operand_dims {dn.scatter_dims_to_operand_dims} must name "
-                         f"distinct, non-batching operand axes ({shapes})")
+        not 0 <= d < operand.ndim or d in dn.operand_batching_dims for d in dn.scatter_dims_to_operand_dims
+    ):
+        raise ShapeError(
+            f"{where}: scatter_dims_to_operand_dims {dn.scatter_dims_to_operand_dims} must name "
+            f"distinct, non-batching operand axes ({shapes})"
+        )
     batch_pos, win_pos, win_sizes = _scatter_layout(operand.shape, updates.shape, dn)
     for p, n in zip(batch_pos, indices.shape[:-1]):
         if updates.shape[p] != n:
-            raise ShapeError(f"{where}: updates scatter axis {p} has size {updates.shape[p]} but the indices batch "
-                             f"axis has size {n} ({shapes})")
+            raise ShapeError(
+                f"{where}: updates scatter axis {p} has size {updates.shape[p]} but the indices batch "
+                f"axis has size {n} ({shapes})"
+            )
     for d, k in enumerate(win_sizes):
         if k > operand.shape[d]:
             raise ShapeError(f"{where}: update window size {k} exceeds operand axis {d} ({shapes})")
@@ -467,8 +574,9 @@ def _scatter_abstract(operand, indices, updates, *, dimension_numbers, mode, ind
 def _scatter_prim(name, op):
     p = Primitive(name)
     p.impl = lambda operand, indices, updates, **params: _scatter_impl(operand, indices, updates, op=op, **params)
-    p.abstract_eval = lambda operand, indices, updates, **params: _scatter_abstract(operand, indices, updates,
-                                                                                    op=op, **params)
+    p.abstract_eval = lambda operand, indices, updates, **params: _scatter_abstract(
+        operand, indices, updates, op=op, **params
+    )
     return p
 
 
@@ -491,18 +599,30 @@ def _scatter_jvp(prim):
 
 def _updates_gather(ct, indices, updates_shape, dn, mode):
     """The transpose of scattering ``updates``: read each update window back out of ``ct``."""
-    gdn = GatherDimensionNumbers(offset_dims=dn.update_window_dims, collapsed_slice_dims=dn.inserted_window_dims,
-                                 start_index_map=dn.scatter_dims_to_operand_dims,
-                                 operand_batching_dims=dn.operand_batching_dims,
-                                 start_indices_batching_dims=dn.scatter_indices_batching_dims)
+    gdn = GatherDimensionNumbers(
+        offset_dims=dn.update_window_dims,
+        collapsed_slice_dims=dn.inserted_window_dims,
+        start_index_map=dn.scatter_dims_to_operand_dims,
+        operand_batching_dims=dn.operand_batching_dims,
+        start_indices_batching_dims=dn.scatter_indices_batching_dims,
+    )
     _, _, win_sizes = _scatter_layout(ct.shape, updates_shape, dn)
     gmode = GatherScatterMode.CLIP if mode == GatherScatterMode.CLIP else GatherScatterMode.FILL_OR_DROP
-    return gather_p.bind(ct, indices, dimension_numbers=gdn, slice_sizes=tuple(win_sizes), mode=gmode, fill_value=0,
-                         indices_are_sorted=False, unique_indices=False)
+    return gather_p.bind(
+        ct,
+        indices,
+        dimension_numbers=gdn,
+        slice_sizes=tuple(win_sizes),
+        mode=gmode,
+        fill_value=0,
+        indices_are_sorted=False,
+        unique_indices=False,
+    )
 
 
-def _scatter_add_transpose(ct, operand, indices, updates, *, dimension_numbers, mode, indices_are_sorted,
-                           unique_indices):
+def _scatter_add_transpose(
+    ct, operand, indices, updates, *, dimension_numbers, mode, indices_are_sorted, unique_indices
+):
     op_ct = ct if is_undefined(operand) else None
     up_ct = None
     if is_undefined(updates):
@@ -510,12 +630,15 @@ def _scatter_add_transpose(ct, operand, indices, updates, *, dimension_numbers, 
     return [op_ct, None, up_ct]
 
 
-def _scatter_transpose(ct, operand, indices, updates, *, dimension_numbers, mode, indices_are_sorted,
-                       unique_indices):
+def _scatter_transpose(ct, operand, indices, updates, *, dimension_numbers, mode, indices_are_sorted, unique_indices):
     from .elementwise import eq, select
 
-    params = dict(dimension_numbers=dimension_numbers, mode=mode, indices_are_sorted=indices_are_sorted,
-                  unique_indices=unique_indices)
+    params = dict(
+        dimension_numbers=dimension_numbers,
+        mode=mode,
+        indices_are_sorted=indices_are_sorted,
+        unique_indices=unique_indices,
+    )
     updates_shape = updates.aval.shape if is_undefined(updates) else updates.shape
     op_ct = None
     if is_undefined(operand):
@@ -541,17 +664,16 @@ scatter_p.jvp = _scatter_jvp(scatter_p)
 scatter_p.transpose = _scatter_transpose
 
 
-
 # -- batching rules ------------------------------------------------------------------------------
 # As JAX's: the vmapped axis becomes a full-size slice axis (operand only), one more index batch
 # axis (indices only) or a pair of operand/indices batching dims (both): one gather or scatter.
+
 
 def _plus1(dims):
     return tuple(d + 1 for d in dims)
 
 
-def _gather_batch(vals, dims, *, dimension_numbers, slice_sizes, mode, fill_value, indices_are_sorted,
-                  unique_indices):
+def _gather_batch(vals, dims, *, dimension_numbers, slice_sizes, mode, fill_value, indices_are_sorted, unique_indices):
     from ._batching import bdim_to_front
 
     operand, indices = vals
@@ -561,27 +683,57 @@ def _gather_batch(vals, dims, *, dimension_numbers, slice_sizes, mode, fill_valu
     if indices_bdim is None:
         operand = bdim_to_front(operand, operand_bdim, None)
         dnums = GatherDimensionNumbers(
-            offset_dims=(0,) + _plus1(dn.offset_dims), collapsed_slice_dims=_plus1(dn.collapsed_slice_dims),
-            start_index_map=_plus1(dn.start_index_map), operand_batching_dims=_plus1(dn.operand_batching_dims),
-            start_indices_batching_dims=dn.start_indices_batching_dims)
-        return gather_p.bind(operand, indices, dimension_numbers=dnums, slice_sizes=(operand.shape[0],) + slice_sizes,
-                             indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, **params), 0
+            offset_dims=(0,) + _plus1(dn.offset_dims),
+            collapsed_slice_dims=_plus1(dn.collapsed_slice_dims),
+            start_index_map=_plus1(dn.start_index_map),
+            operand_batching_dims=_plus1(dn.operand_batching_dims),
+            start_indices_batching_dims=dn.start_indices_batching_dims,
+        )
+        return gather_p.bind(
+            operand,
+            indices,
+            dimension_numbers=dnums,
+            slice_sizes=(operand.shape[0],) + slice_sizes,
+            indices_are_sorted=indices_are_sorted,
+            unique_indices=unique_indices,
+            **params,
+        ), 0
     indices = bdim_to_front(indices, indices_bdim, None)
     if operand_bdim is None:
         dnums = GatherDimensionNumbers(
-            offset_dims=_plus1(dn.offset_dims), collapsed_slice_dims=dn.collapsed_slice_dims,
-            start_index_map=dn.start_index_map, operand_batching_dims=dn.operand_batching_dims,
-            start_indices_batching_dims=_plus1(dn.start_indices_batching_dims))
+            offset_dims=_plus1(dn.offset_dims),
+            collapsed_slice_dims=dn.collapsed_slice_dims,
+            start_index_map=dn.start_index_map,
+            operand_batching_dims=dn.operand_batching_dims,
+            start_indices_batching_dims=_plus1(dn.start_indices_batching_dims),
+        )
         # Different examples may read the same positions: the hints no longer hold.
-        return gather_p.bind(operand, indices, dimension_numbers=dnums, slice_sizes=slice_sizes,
-                             indices_are_sorted=False, unique_indices=False, **params), 0
+        return gather_p.bind(
+            operand,
+            indices,
+            dimension_numbers=dnums,
+            slice_sizes=slice_sizes,
+            indices_are_sorted=False,
+            unique_indices=False,
+            **params,
+        ), 0
     operand = bdim_to_front(operand, operand_bdim, None)
     dnums = GatherDimensionNumbers(
-        offset_dims=_plus1(dn.offset_dims), collapsed_slice_dims=_plus1(dn.collapsed_slice_dims),
-        start_index_map=_plus1(dn.start_index_map), operand_batching_dims=(0,) + _plus1(dn.operand_batching_dims),
-        start_indices_batching_dims=(0,) + _plus1(dn.start_indices_batching_dims))
-    return gather_p.bind(operand, indices, dimension_numbers=dnums, slice_sizes=(1,) + slice_sizes,
-                         indices_are_sorted=indices_are_sorted, unique_indices=unique_indices, **params), 0
+        offset_dims=_plus1(dn.offset_dims),
+        collapsed_slice_dims=_plus1(dn.collapsed_slice_dims),
+        start_index_map=_plus1(dn.start_index_map),
+        operand_batching_dims=(0,) + _plus1(dn.operand_batching_dims),
+        start_indices_batching_dims=(0,) + _plus1(dn.start_indices_batching_dims),
+    )
+    return gather_p.bind(
+        operand,
+        indices,
+        dimension_numbers=dnums,
+        slice_sizes=(1,) + slice_sizes,
+        indices_are_sorted=indices_are_sorted,
+        unique_indices=unique_indices,
+        **params,
+    ), 0
 
 
 gather_p.batch = _gather_batch
@@ -604,7 +756,8 @@ def _scatter_batch(prim):
                 inserted_window_dims=_plus1(dn.inserted_window_dims),
                 scatter_dims_to_operand_dims=_plus1(dn.scatter_dims_to_operand_dims),
                 operand_batching_dims=_plus1(dn.operand_batching_dims),
-                scatter_indices_batching_dims=dn.scatter_indices_batching_dims)
+                scatter_indices_batching_dims=dn.scatter_indices_batching_dims,
+            )
         else:
             indices = bdim_to_front(indices, indices_bdim, size)
             dnums = ScatterDimensionNumbers(
@@ -612,9 +765,17 @@ def _scatter_batch(prim):
                 inserted_window_dims=_plus1(dn.inserted_window_dims),
                 scatter_dims_to_operand_dims=_plus1(dn.scatter_dims_to_operand_dims),
                 operand_batching_dims=(0,) + _plus1(dn.operand_batching_dims),
-                scatter_indices_batching_dims=(0,) + _plus1(dn.scatter_indices_batching_dims))
-        return prim.bind(operand, indices, updates, dimension_numbers=dnums, mode=mode,
-                         indices_are_sorted=indices_are_sorted, unique_indices=unique_indices), 0
+                scatter_indices_batching_dims=(0,) + _plus1(dn.scatter_indices_batching_dims),
+            )
+        return prim.bind(
+            operand,
+            indices,
+            updates,
+            dimension_numbers=dnums,
+            mode=mode,
+            indices_are_sorted=indices_are_sorted,
+            unique_indices=unique_indices,
+        ), 0
 
     return rule
 
@@ -622,8 +783,10 @@ def _scatter_batch(prim):
 scatter_add_p.batch = _scatter_batch(scatter_add_p)
 scatter_p.batch = _scatter_batch(scatter_p)
 
-def _scatter_bind(prim, where, operand, scatter_indices, updates, dimension_numbers, indices_are_sorted,
-                  unique_indices, mode):
+
+def _scatter_bind(
+    prim, where, operand, scatter_indices, updates, dimension_numbers, indices_are_sorted, unique_indices, mode
+):
     operand = as_array(operand, where)
     scatter_indices = as_array(scatter_indices, where)
     if isinstance(updates, (bool, int, float, complex)):
@@ -633,14 +796,26 @@ def _scatter_bind(prim, where, operand, scatter_indices, updates, dimension_numb
     smode = GatherScatterMode.from_any(mode)
     if smode == GatherScatterMode.PROMISE_IN_BOUNDS:
         smode = GatherScatterMode.FILL_OR_DROP
-    params = dict(dimension_numbers=dn, mode=smode, indices_are_sorted=bool(indices_are_sorted),
-                  unique_indices=bool(unique_indices))
+    params = dict(
+        dimension_numbers=dn,
+        mode=smode,
+        indices_are_sorted=bool(indices_are_sorted),
+        unique_indices=bool(unique_indices),
+    )
     prim.abstract_eval(operand.aval, scatter_indices.aval, updates.aval, **params)  # eager evaluation skips it
     return prim.bind(operand, scatter_indices, updates, **params)
 
 
-def scatter_add(operand, scatter_indices, updates, dimension_numbers: ScatterDimensionNumbers, *,
-                indices_are_sorted: bool = False, unique_indices: bool = False, mode=None):
+def scatter_add(
+    operand,
+    scatter_indices,
+    updates,
+    dimension_numbers: ScatterDimensionNumbers,
+    *,
+    indices_are_sorted: bool = False,
+    unique_indices: bool = False,
+    mode=None,
+):
     """XLA scatter with addition (JAX's ``lax.scatter_add``); repeated indices accumulate.
 
     Args:
@@ -660,12 +835,29 @@ def scatter_add(operand, scatter_indices, updates, dimension_numbers: ScatterDim
         >>> lax.scatter_add(fnp.zeros(4), fnp.array([[1], [1], [3]]), fnp.array([1.0, 2.0, 5.0]), dn)
         Array([0., 3., 0., 5.], dtype=float32)
     """
-    return _scatter_bind(scatter_add_p, "lax.scatter_add", operand, scatter_indices, updates, dimension_numbers,
-                         indices_are_sorted, unique_indices, mode)
+    return _scatter_bind(
+        scatter_add_p,
+        "lax.scatter_add",
+        operand,
+        scatter_indices,
+        updates,
+        dimension_numbers,
+        indices_are_sorted,
+        unique_indices,
+        mode,
+    )
 
 
-def scatter(operand, scatter_indices, updates, dimension_numbers: ScatterDimensionNumbers, *,
-            indices_are_sorted: bool = False, unique_indices: bool = False, mode=None):
+def scatter(
+    operand,
+    scatter_indices,
+    updates,
+    dimension_numbers: ScatterDimensionNumbers,
+    *,
+    indices_are_sorted: bool = False,
+    unique_indices: bool = False,
+    mode=None,
+):
     """XLA scatter that overwrites (JAX's ``lax.scatter``); with repeated indices one write wins.
 
     Arguments as :func:`scatter_add`.
@@ -678,5 +870,14 @@ def scatter(operand, scatter_indices, updates, dimension_numbers: ScatterDimensi
         >>> lax.scatter(fnp.zeros(4), fnp.array([[1], [3]]), fnp.array([7.0, 5.0]), dn)
         Array([0., 7., 0., 5.], dtype=float32)
     """
-    return _scatter_bind(scatter_p, "lax.scatter", operand, scatter_indices, updates, dimension_numbers,
-                         indices_are_sorted, unique_indices, mode)
+    return _scatter_bind(
+        scatter_p,
+        "lax.scatter",
+        operand,
+        scatter_indices,
+        updates,
+        dimension_numbers,
+        indices_are_sorted,
+        unique_indices,
+        mode,
+    )

@@ -72,8 +72,9 @@ def _padded(x, spec, fill):
     axes = _array_axes(spec, x.ndim)
     adv = {ax for e, ax in zip(spec, axes) if e[0] == "a"}
     padded = np.pad(x, [(0, 1) if d in adv else (0, 0) for d in range(x.ndim)], constant_values=fill)
-    spec_p = tuple(("s",) + slice(e[1], e[2], e[3]).indices(x.shape[ax]) if e[0] == "s" else e
-                   for e, ax in zip(spec, axes))
+    spec_p = tuple(
+        ("s",) + slice(e[1], e[2], e[3]).indices(x.shape[ax]) if e[0] == "s" else e for e, ax in zip(spec, axes)
+    )
     return padded, spec_p
 
 
@@ -166,7 +167,9 @@ def _apply_update(out, idx, v, op, may_repeat):
 def _index_update_abstract(x, v, *arrays, spec, op):
     target = _getitem_abstract(x, *arrays, spec=spec, mode="clip", fill_value=None)
     if v.shape != target.shape:
-        raise InvalidValueError(f"x.at[...].{op}: update of shape {v.shape} does not match the indexed shape {target.shape}")
+        raise InvalidValueError(
+            f"x.at[...].{op}: update of shape {v.shape} does not match the indexed shape {target.shape}"
+        )
     if v.dtype != x.dtype:
         raise InvalidArgumentError(f"x.at[...].{op}: update dtype {v.dtype} differs from the array dtype {x.dtype}")
     return ShapedArray(x.shape, x.dtype)
@@ -266,12 +269,14 @@ def take_along_axis_index(x, idx, axis):
 # array, all arrays broadcast to ``(batch, *result_shape)``, and NumPy's placement rules for
 # mixed basic/advanced indices are reproduced exactly.
 
+
 def _result_layout(spec, arrays_shapes, x_shape):
     """Per-example result dims and, for each spec entry, where its dims sit in the result."""
     has_arrays = any(e[0] == "a" for e in spec)
     adv = [j for j, e in enumerate(spec) if has_arrays and e[0] in "ai"]
-    adv_shape = tuple(np.broadcast_shapes(*[arrays_shapes[spec[j][1]] for j in adv if spec[j][0] == "a"])) \
-        if has_arrays else ()
+    adv_shape = (
+        tuple(np.broadcast_shapes(*[arrays_shapes[spec[j][1]] for j in adv if spec[j][0] == "a"])) if has_arrays else ()
+    )
     adjacent = not adv or adv == list(range(adv[0], adv[-1] + 1))
     axes = _array_axes(spec, len(x_shape))
     basic = []  # (entry index, length) for slices and new axes, in order
@@ -305,7 +310,7 @@ def _batched_full_index(spec, arrays, array_dims, x_shape, size):
     from ._batching import bdim_to_front
     from .shape import broadcast_in_dim
 
-    shapes = [a.shape if d is None else a.shape[:d] + a.shape[d + 1:] for a, d in zip(arrays, array_dims)]
+    shapes = [a.shape if d is None else a.shape[:d] + a.shape[d + 1 :] for a, d in zip(arrays, array_dims)]
     result, pos, block_start, block_rank = _result_layout(spec, shapes, x_shape)
     full = (size,) + result
     out = [broadcast_in_dim(wrap_ndarray(np.arange(size, dtype=np.int64)), full, (0,))]

@@ -30,7 +30,16 @@ from ..transforms.transpose import is_undefined
 from ._batching import move_bdim, multi_output_front_rule
 from .dot import dot_general_p
 from .elementwise import (
-    add, conj, convert_element_type, div, eq, integer_pow, mul, neg, real, sub,
+    add,
+    conj,
+    convert_element_type,
+    div,
+    eq,
+    integer_pow,
+    mul,
+    neg,
+    real,
+    sub,
 )
 from .reductions import reduce_sum
 from .shape import broadcast_in_dim, concatenate, slice_in_dim, transpose
@@ -86,6 +95,7 @@ def _swap(x):
 
 
 # -- helpers on funcgrad values (rules) -------------------------------------------------------
+
 
 def _mm(a, b):
     """Batched matrix product of ``(..., m, k)`` and ``(..., k, n)`` with equal batch dims."""
@@ -166,6 +176,7 @@ def _real_dtype(dtype):
 
 # -- triangular_solve -----------------------------------------------------------------------------
 
+
 def _op_a(a, lower, transpose_a, conjugate_a, unit_diagonal):
     """The matrix a triangular solve uses: one triangle of ``a``, transformed as asked."""
     n = a.shape[-1]
@@ -197,8 +208,10 @@ def _triangular_solve_abstract(a, b, *, left_side, lower, transpose_a, conjugate
     k = b.shape[-2] if left_side else b.shape[-1]
     if a.shape[:-2] != b.shape[:-2] or a.shape[-1] != k:
         side = "b.shape[-2]" if left_side else "b.shape[-1]"
-        raise ShapeError(f"{name}: a {a.shape} and b {b.shape} do not match (need equal batch dims and "
-                         f"a.shape[-1] == {side} with left_side={left_side})")
+        raise ShapeError(
+            f"{name}: a {a.shape} and b {b.shape} do not match (need equal batch dims and "
+            f"a.shape[-1] == {side} with left_side={left_side})"
+        )
     return ShapedArray(b.shape, b.dtype)
 
 
@@ -220,8 +233,9 @@ def _triangular_solve_jvp_a(g_a, ans, a, *, left_side, lower, transpose_a, conju
     g_a = neg(mul(g_a, _const(mask, g_a.shape, g_a.dtype)))
     g_a = _T(g_a) if transpose_a else g_a
     g_a = conj(g_a) if conjugate_a and _is_complex(g_a) else g_a
-    params = dict(left_side=left_side, lower=lower, transpose_a=transpose_a, conjugate_a=conjugate_a,
-                  unit_diagonal=unit_diagonal)
+    params = dict(
+        left_side=left_side, lower=lower, transpose_a=transpose_a, conjugate_a=conjugate_a, unit_diagonal=unit_diagonal
+    )
     m, p = ans.shape[-2:]
     # A triangular solve costs about as much as a product: choose the cheaper association.
     if left_side:
@@ -236,10 +250,18 @@ def _triangular_solve_jvp_a(g_a, ans, a, *, left_side, lower, transpose_a, conju
 def _triangular_solve_transpose(ct, a, b, *, left_side, lower, transpose_a, conjugate_a, unit_diagonal):
     # Linear in b only (like div in its numerator): the transpose solves with op(A)^T.
     if is_undefined(a):
-        raise InvalidArgumentError("lax.linalg.triangular_solve: transpose with respect to the matrix a "
-                        "(the solve is linear only in b)")
-    ct_b = triangular_solve_p.bind(a, ct, left_side=left_side, lower=lower, transpose_a=not transpose_a,
-                                   conjugate_a=conjugate_a, unit_diagonal=unit_diagonal)
+        raise InvalidArgumentError(
+            "lax.linalg.triangular_solve: transpose with respect to the matrix a (the solve is linear only in b)"
+        )
+    ct_b = triangular_solve_p.bind(
+        a,
+        ct,
+        left_side=left_side,
+        lower=lower,
+        transpose_a=not transpose_a,
+        conjugate_a=conjugate_a,
+        unit_diagonal=unit_diagonal,
+    )
     return [None, ct_b]
 
 
@@ -250,8 +272,7 @@ triangular_solve_p.jvp = _triangular_solve_jvp
 triangular_solve_p.transpose = _triangular_solve_transpose
 
 
-def triangular_solve(a, b, *, left_side=False, lower=False, transpose_a=False, conjugate_a=False,
-                     unit_diagonal=False):
+def triangular_solve(a, b, *, left_side=False, lower=False, transpose_a=False, conjugate_a=False, unit_diagonal=False):
     """Solve ``op(a) @ x = b`` (``left_side=True``) or ``x @ op(a) = b`` for triangular ``a``.
 
     Only the ``lower`` (or upper) triangle of ``a`` is read; ``op`` transposes and/or conjugates
@@ -274,14 +295,20 @@ def triangular_solve(a, b, *, left_side=False, lower=False, transpose_a=False, c
                [2.]], dtype=float32)
     """
     a, b = as_array(a, "lax.linalg.triangular_solve"), as_array(b, "lax.linalg.triangular_solve")
-    params = dict(left_side=bool(left_side), lower=bool(lower), transpose_a=bool(transpose_a),
-                  conjugate_a=bool(conjugate_a), unit_diagonal=bool(unit_diagonal))
+    params = dict(
+        left_side=bool(left_side),
+        lower=bool(lower),
+        transpose_a=bool(transpose_a),
+        conjugate_a=bool(conjugate_a),
+        unit_diagonal=bool(unit_diagonal),
+    )
     # Eager evaluation skips abstract_eval: validate here so errors name the function and shapes.
     _triangular_solve_abstract(a.aval, b.aval, **params)
     return triangular_solve_p.bind(a, b, **params)
 
 
 # -- solve (LU) ------------------------------------------------------------------------------------
+
 
 def _solve_impl(a, b):
     return _down(_np_solve(_up(a), _up(b)), a.dtype)
@@ -294,8 +321,10 @@ def _solve_abstract(a, b):
     if a.dtype != b.dtype:
         raise DTypeError(f"{name}: a and b must have equal dtypes, got {a.dtype.name} and {b.dtype.name}")
     if a.shape[:-2] != b.shape[:-2] or a.shape[-1] != b.shape[-2]:
-        raise ShapeError(f"{name}: a {a.shape} and b {b.shape} do not match (need a (..., M, M) and "
-                         f"b (..., M, K) with equal batch dims)")
+        raise ShapeError(
+            f"{name}: a {a.shape} and b {b.shape} do not match (need a (..., M, M) and "
+            f"b (..., M, K) with equal batch dims)"
+        )
     return ShapedArray(b.shape, b.dtype)
 
 
@@ -340,6 +369,7 @@ def solve(a, b):
 
 
 # -- det / slogdet ---------------------------------------------------------------------------------
+
 
 def _det_abstract(a):
     _check_matrix("det", a, square=True)
@@ -417,6 +447,7 @@ def slogdet(a):
 
 # -- cholesky ----------------------------------------------------------------------------------------
 
+
 def _np_cholesky(a):
     try:
         return np.linalg.cholesky(a)
@@ -434,10 +465,12 @@ def _cholesky_jvp(primals, tangents):
     (x,), (sigma_dot,) = primals, tangents
     L = cholesky_p.bind(x)
     sigma_dot = mul(add(sigma_dot, _H(sigma_dot)), 0.5)
-    tmp = triangular_solve_p.bind(L, sigma_dot, left_side=False, lower=True, transpose_a=True, conjugate_a=True,
-                                  unit_diagonal=False)
-    inner = triangular_solve_p.bind(L, tmp, left_side=True, lower=True, transpose_a=False, conjugate_a=False,
-                                    unit_diagonal=False)
+    tmp = triangular_solve_p.bind(
+        L, sigma_dot, left_side=False, lower=True, transpose_a=True, conjugate_a=True, unit_diagonal=False
+    )
+    inner = triangular_solve_p.bind(
+        L, tmp, left_side=True, lower=True, transpose_a=False, conjugate_a=False, unit_diagonal=False
+    )
     n = x.shape[-1]
     phi = _const(np.tri(n) - 0.5 * np.eye(n), x.shape, x.dtype)
     return L, _mm(L, mul(inner, phi))
@@ -477,6 +510,7 @@ def cholesky(x, *, symmetrize_input=True):
 
 # -- qr ------------------------------------------------------------------------------------------------
 
+
 def _qr_impl(a, *, full_matrices):
     q, r = np.linalg.qr(_up(a), mode="complete" if full_matrices else "reduced")
     return [_down(q, a.dtype), _down(r, a.dtype)]
@@ -491,8 +525,9 @@ def _qr_abstract(a, *, full_matrices):
 
 def _qr_square_jvp(q, r, dx):
     # q (..., m, n), r (..., n, n) with m >= n; see j-towns.github.io/papers/qr-derivative.pdf.
-    dx_rinv = triangular_solve_p.bind(r, dx, left_side=False, lower=False, transpose_a=False, conjugate_a=False,
-                                      unit_diagonal=False)
+    dx_rinv = triangular_solve_p.bind(
+        r, dx, left_side=False, lower=False, transpose_a=False, conjugate_a=False, unit_diagonal=False
+    )
     qt_dx_rinv = _mm(_H(q), dx_rinv)
     low = _tril(qt_dx_rinv, -1)
     do = sub(low, _H(low))  # skew-Hermitian
@@ -559,6 +594,7 @@ def qr(x, *, pivoting=False, full_matrices=True):
 
 # -- eigh ----------------------------------------------------------------------------------------------
 
+
 def _eigh_impl(a, *, lower):
     w, v = np.linalg.eigh(_up(a), UPLO="L" if lower else "U")
     return [_down(v, a.dtype), _down(w, a.dtype)]
@@ -624,6 +660,7 @@ def eigh(x, *, lower=True, symmetrize_input=True, sort_eigenvalues=True):
 
 
 # -- svd ------------------------------------------------------------------------------------------------
+
 
 def _svd_impl(a, *, full_matrices, compute_uv):
     if not compute_uv:
@@ -730,6 +767,7 @@ def svd(x, *, full_matrices=True, compute_uv=True):
 
 # -- pinv ------------------------------------------------------------------------------------------------
 
+
 def _pinv_abstract(a, *, rcond):
     _check_matrix("pinv", a)
     return ShapedArray(a.shape[:-2] + (a.shape[-1], a.shape[-2]), a.dtype)
@@ -781,6 +819,7 @@ def pinv(a, rcond=1e-15):
 # right-hand sides instead folds the vmapped axis into b's columns (rows for a right-side
 # triangular solve), so the matrix is factored once.
 
+
 def _fold_rhs_batch(vals, dims, bind, fold_rows):
     """``a`` unbatched, ``b`` batched: solve one wider system and unfold the result."""
     from .shape import reshape
@@ -792,15 +831,16 @@ def _fold_rhs_batch(vals, dims, bind, fold_rows):
     dst = nd - 3 if fold_rows else nd - 2  # the vmapped axis sits just before the axis it merges into
     b = move_bdim(b, d, dst, size)
     shape = b.shape
-    merged = shape[:dst] + (shape[dst] * shape[dst + 1],) + shape[dst + 2:]
+    merged = shape[:dst] + (shape[dst] * shape[dst + 1],) + shape[dst + 2 :]
     out = bind(a, reshape(b, merged))
     return reshape(out, shape), dst
 
 
 def _triangular_solve_batch(vals, dims, **params):
     if dims[0] is None:
-        return _fold_rhs_batch(vals, dims, lambda a, b: triangular_solve_p.bind(a, b, **params),
-                               fold_rows=not params["left_side"])
+        return _fold_rhs_batch(
+            vals, dims, lambda a, b: triangular_solve_p.bind(a, b, **params), fold_rows=not params["left_side"]
+        )
     return multi_output_front_rule(triangular_solve_p, 1)(vals, dims, **params)
 
 

@@ -127,6 +127,7 @@ argmin_p = _arg_reduction("argmin", np.argmin)
 
 # -- cumulative ----------------------------------------------------------------------------
 
+
 def _cumulative(name, impl):
     p = Primitive(name)
 
@@ -176,8 +177,11 @@ def _cumchooser_jvp(t, ans, x, axis, reverse):
 
     n = x.shape[axis]
     iota = broadcast_in_dim(wrap_ndarray(np.arange(n, dtype=np.int64)), x.shape, (axis,))
-    hit = select(eq(x, ans), iota, wrap_ndarray(np.zeros(x.shape, np.int64)) if not reverse
-                 else wrap_ndarray(np.full(x.shape, n - 1, np.int64)))
+    hit = select(
+        eq(x, ans),
+        iota,
+        wrap_ndarray(np.zeros(x.shape, np.int64)) if not reverse else wrap_ndarray(np.full(x.shape, n - 1, np.int64)),
+    )
     idx = cummax(hit, axis, reverse) if not reverse else cummin(hit, axis, reverse)
     return take_along_axis_index(t, idx, axis)
 
@@ -188,6 +192,7 @@ defjvp(cummin_p, _cumchooser_jvp)
 
 
 # -- public functions ----------------------------------------------------------------------
+
 
 def _axes(x, axes):
     return tuple(sorted(int(a) % max(x.ndim, 1) for a in axes))
@@ -260,6 +265,7 @@ cummin = _cum(cummin_p, "cummin")
 
 
 # -- batching rules --------------------------------------------------------------------------
+
 
 def _reduce_batch(prim):
     def rule(vals, dims, axes):

@@ -25,6 +25,7 @@ def _prim(name, impl, abstract_eval, transpose):
 
 # -- broadcast_in_dim -----------------------------------------------------------------------
 
+
 def _broadcast_in_dim_impl(x, shape, broadcast_dimensions):
     expanded = [1] * len(shape)
     for i, d in enumerate(broadcast_dimensions):
@@ -34,12 +35,16 @@ def _broadcast_in_dim_impl(x, shape, broadcast_dimensions):
 
 def _broadcast_in_dim_abstract(x, shape, broadcast_dimensions):
     if len(broadcast_dimensions) != x.ndim:
-        raise ShapeError(f"lax.broadcast_in_dim: operand of rank {x.ndim} needs {x.ndim} broadcast_dimensions, "
-                         f"got {broadcast_dimensions}")
+        raise ShapeError(
+            f"lax.broadcast_in_dim: operand of rank {x.ndim} needs {x.ndim} broadcast_dimensions, "
+            f"got {broadcast_dimensions}"
+        )
     for i, d in enumerate(broadcast_dimensions):
         if not 0 <= d < len(shape) or x.shape[i] not in (1, shape[d]):
-            raise ShapeError(f"lax.broadcast_in_dim: cannot broadcast operand shape {x.shape} to {shape} "
-                             f"with broadcast_dimensions={broadcast_dimensions}")
+            raise ShapeError(
+                f"lax.broadcast_in_dim: cannot broadcast operand shape {x.shape} to {shape} "
+                f"with broadcast_dimensions={broadcast_dimensions}"
+            )
     return ShapedArray(shape, x.dtype)
 
 
@@ -53,8 +58,9 @@ def _broadcast_in_dim_transpose(ct, x, shape, broadcast_dimensions):
     return [reshape(out, in_shape) if out.shape != in_shape else out]
 
 
-broadcast_in_dim_p = _prim("broadcast_in_dim", _broadcast_in_dim_impl, _broadcast_in_dim_abstract,
-                           _broadcast_in_dim_transpose)
+broadcast_in_dim_p = _prim(
+    "broadcast_in_dim", _broadcast_in_dim_impl, _broadcast_in_dim_abstract, _broadcast_in_dim_transpose
+)
 
 
 def broadcast_in_dim(operand, shape, broadcast_dimensions):
@@ -75,15 +81,21 @@ def broadcast(operand, sizes):
 
 # -- reshape -------------------------------------------------------------------------------
 
+
 def _reshape_abstract(x, new_sizes):
     if int(np.prod(new_sizes, dtype=np.int64)) != x.size:
-        raise ShapeError(f"lax.reshape: cannot reshape an array of shape {x.shape} ({x.size} elements) "
-                         f"into shape {new_sizes}")
+        raise ShapeError(
+            f"lax.reshape: cannot reshape an array of shape {x.shape} ({x.size} elements) into shape {new_sizes}"
+        )
     return ShapedArray(new_sizes, x.dtype)
 
 
-reshape_p = _prim("reshape", lambda x, new_sizes: x.reshape(new_sizes), _reshape_abstract,
-                  lambda ct, x, new_sizes: [reshape(ct, x.aval.shape)])
+reshape_p = _prim(
+    "reshape",
+    lambda x, new_sizes: x.reshape(new_sizes),
+    _reshape_abstract,
+    lambda ct, x, new_sizes: [reshape(ct, x.aval.shape)],
+)
 
 
 def reshape(operand, new_sizes, dimensions=None):
@@ -99,15 +111,22 @@ def reshape(operand, new_sizes, dimensions=None):
 
 # -- transpose ------------------------------------------------------------------------------
 
+
 def _transpose_abstract(x, permutation):
     if sorted(permutation) != list(range(x.ndim)):
-        raise ShapeError(f"lax.transpose: permutation {permutation} is not a permutation of the {x.ndim} axes "
-                         f"of an array of shape {x.shape}")
+        raise ShapeError(
+            f"lax.transpose: permutation {permutation} is not a permutation of the {x.ndim} axes "
+            f"of an array of shape {x.shape}"
+        )
     return ShapedArray(tuple(x.shape[p] for p in permutation), x.dtype)
 
 
-transpose_p = _prim("transpose", lambda x, permutation: np.transpose(x, permutation), _transpose_abstract,
-                    lambda ct, x, permutation: [transpose(ct, tuple(np.argsort(permutation)))])
+transpose_p = _prim(
+    "transpose",
+    lambda x, permutation: np.transpose(x, permutation),
+    _transpose_abstract,
+    lambda ct, x, permutation: [transpose(ct, tuple(np.argsort(permutation)))],
+)
 
 
 def transpose(operand, permutation):
@@ -121,6 +140,7 @@ def transpose(operand, permutation):
 
 # -- squeeze / expand_dims ---------------------------------------------------------------------
 
+
 def _squeeze_abstract(x, dimensions):
     for d in dimensions:
         if x.shape[d] != 1:
@@ -128,8 +148,12 @@ def _squeeze_abstract(x, dimensions):
     return ShapedArray(tuple(s for i, s in enumerate(x.shape) if i not in dimensions), x.dtype)
 
 
-squeeze_p = _prim("squeeze", lambda x, dimensions: np.squeeze(x, dimensions), _squeeze_abstract,
-                  lambda ct, x, dimensions: [reshape(ct, x.aval.shape)])
+squeeze_p = _prim(
+    "squeeze",
+    lambda x, dimensions: np.squeeze(x, dimensions),
+    _squeeze_abstract,
+    lambda ct, x, dimensions: [reshape(ct, x.aval.shape)],
+)
 
 
 def squeeze(array, dimensions):
@@ -154,9 +178,12 @@ def expand_dims(array, dimensions):
 
 # -- rev -----------------------------------------------------------------------------------------
 
-rev_p = _prim("rev", lambda x, dimensions: np.flip(x, dimensions),
-              lambda x, dimensions: ShapedArray(x.shape, x.dtype),
-              lambda ct, x, dimensions: [rev(ct, dimensions)])
+rev_p = _prim(
+    "rev",
+    lambda x, dimensions: np.flip(x, dimensions),
+    lambda x, dimensions: ShapedArray(x.shape, x.dtype),
+    lambda ct, x, dimensions: [rev(ct, dimensions)],
+)
 
 
 def rev(operand, dimensions):
@@ -170,6 +197,7 @@ def rev(operand, dimensions):
 
 # -- slice ----------------------------------------------------------------------------------
 
+
 def _slice_impl(x, start_indices, limit_indices, strides):
     strides = strides or (1,) * x.ndim
     return x[tuple(np.s_[s:l:st] for s, l, st in zip(start_indices, limit_indices, strides))]
@@ -178,8 +206,10 @@ def _slice_impl(x, start_indices, limit_indices, strides):
 def _slice_abstract(x, start_indices, limit_indices, strides):
     strides = strides or (1,) * x.ndim
     if not (len(start_indices) == len(limit_indices) == len(strides) == x.ndim):
-        raise ShapeError(f"lax.slice: operand of rank {x.ndim} needs {x.ndim} start and limit indices, got "
-                         f"{start_indices} and {limit_indices}")
+        raise ShapeError(
+            f"lax.slice: operand of rank {x.ndim} needs {x.ndim} start and limit indices, got "
+            f"{start_indices} and {limit_indices}"
+        )
     shape = []
     for s, l, st, n in zip(start_indices, limit_indices, strides, x.shape):
         if not (0 <= s <= l <= n) or st < 1:
@@ -236,16 +266,17 @@ def index_in_dim(operand, index, axis=0, keepdims=True):
 
 # -- pad ------------------------------------------------------------------------------------
 
+
 def _pad_impl(x, padding_value, padding_config):
     # Interior padding first, then (possibly negative) edge padding.
     shape = []
-    for n, (lo, hi, interior) in zip(x.shape, padding_config):
+    for n, (_, _, interior) in zip(x.shape, padding_config):
         shape.append(n + max(n - 1, 0) * interior)
     core = np.full(shape, padding_value, dtype=x.dtype)
-    core[tuple(np.s_[::interior + 1] for (_, _, interior) in padding_config)] = x
+    core[tuple(np.s_[:: interior + 1] for (_, _, interior) in padding_config)] = x
     pads = [(max(lo, 0), max(hi, 0)) for lo, hi, _ in padding_config]
     out = np.pad(core, pads, constant_values=padding_value) if any(p != (0, 0) for p in pads) else core
-    crop = tuple(np.s_[-min(lo, 0): out.shape[i] + min(hi, 0)] for i, (lo, hi, _) in enumerate(padding_config))
+    crop = tuple(np.s_[-min(lo, 0) : out.shape[i] + min(hi, 0)] for i, (lo, hi, _) in enumerate(padding_config))
     return out[crop]
 
 
@@ -255,7 +286,7 @@ def _pad_abstract(x, padding_value, padding_config):
     if len(padding_config) != x.ndim:
         raise ShapeError(f"lax.pad: padding_config needs {x.ndim} entries for shape {x.shape}, got {padding_config}")
     shape = []
-    for n, (lo, hi, interior) in zip(x.shape, padding_config):
+    for n, (_, _, interior) in zip(x.shape, padding_config):
         if interior < 0:
             raise ShapeError(f"lax.pad: interior padding must be non-negative, got {interior}")
         size = lo + hi + n + max(n - 1, 0) * interior
@@ -318,15 +349,19 @@ def pad(operand, padding_value, padding_config):
 
 # -- concatenate -------------------------------------------------------------------------------
 
+
 def _concat_abstract(*xs, dimension):
     ref = xs[0]
     for x in xs:
         if x.ndim != ref.ndim or any(a != b for i, (a, b) in enumerate(zip(x.shape, ref.shape)) if i != dimension):
-            raise ShapeError(f"lax.concatenate: all operands must have equal shapes except along axis {dimension}, "
-                             f"got {', '.join(str(x.shape) for x in xs)}")
+            raise ShapeError(
+                f"lax.concatenate: all operands must have equal shapes except along axis {dimension}, "
+                f"got {', '.join(str(x.shape) for x in xs)}"
+            )
         if x.dtype != ref.dtype:
-            raise InvalidArgumentError(f"lax.concatenate: operands must have equal dtypes, got "
-                            f"{', '.join(x.dtype.name for x in xs)}")
+            raise InvalidArgumentError(
+                f"lax.concatenate: operands must have equal dtypes, got {', '.join(x.dtype.name for x in xs)}"
+            )
     shape = list(ref.shape)
     shape[dimension] = sum(x.shape[dimension] for x in xs)
     return ShapedArray(tuple(shape), ref.dtype)
@@ -344,8 +379,9 @@ def _concat_transpose(ct, *xs, dimension):
     return out
 
 
-concatenate_p = _prim("concatenate", lambda *xs, dimension: np.concatenate(xs, dimension), _concat_abstract,
-                      _concat_transpose)
+concatenate_p = _prim(
+    "concatenate", lambda *xs, dimension: np.concatenate(xs, dimension), _concat_abstract, _concat_transpose
+)
 
 
 def concatenate(operands, dimension):
@@ -358,19 +394,22 @@ def concatenate(operands, dimension):
 
 # -- dynamic_slice / dynamic_update_slice ---------------------------------------------------------
 
+
 def _clamped_starts(starts, shape, sizes):
     return tuple(int(min(max(int(s), 0), n - k)) for s, n, k in zip(starts, shape, sizes))
 
 
 def _dynamic_slice_impl(x, *starts, slice_sizes):
     st = _clamped_starts(starts, x.shape, slice_sizes)
-    return x[tuple(np.s_[s:s + k] for s, k in zip(st, slice_sizes))]
+    return x[tuple(np.s_[s : s + k] for s, k in zip(st, slice_sizes))]
 
 
 def _dynamic_slice_abstract(x, *starts, slice_sizes):
     if len(starts) != x.ndim or len(slice_sizes) != x.ndim:
-        raise ShapeError(f"lax.dynamic_slice: operand of shape {x.shape} needs {x.ndim} start indices and "
-                         f"slice sizes, got {len(starts)} and {slice_sizes}")
+        raise ShapeError(
+            f"lax.dynamic_slice: operand of shape {x.shape} needs {x.ndim} start indices and "
+            f"slice sizes, got {len(starts)} and {slice_sizes}"
+        )
     for s in starts:
         if s.shape != () or s.dtype.kind not in "iu":
             raise InvalidArgumentError(f"lax.dynamic_slice: start indices must be integer scalars, got {s.str_short()}")
@@ -404,16 +443,20 @@ dynamic_slice_p.transpose = _dynamic_slice_transpose
 def _dus_impl(x, update, *starts):
     st = _clamped_starts(starts, x.shape, update.shape)
     out = x.copy()
-    out[tuple(np.s_[s:s + k] for s, k in zip(st, update.shape))] = update
+    out[tuple(np.s_[s : s + k] for s, k in zip(st, update.shape))] = update
     return out
 
 
 def _dus_abstract(x, update, *starts):
     if update.ndim != x.ndim or any(u > n for u, n in zip(update.shape, x.shape)) or len(starts) != x.ndim:
-        raise ShapeError(f"lax.dynamic_update_slice: update of shape {update.shape} does not fit the operand "
-                         f"shape {x.shape} (with {len(starts)} start indices)")
+        raise ShapeError(
+            f"lax.dynamic_update_slice: update of shape {update.shape} does not fit the operand "
+            f"shape {x.shape} (with {len(starts)} start indices)"
+        )
     if update.dtype != x.dtype:
-        raise InvalidArgumentError(f"lax.dynamic_update_slice: update dtype {update.dtype} differs from operand dtype {x.dtype}")
+        raise InvalidArgumentError(
+            f"lax.dynamic_update_slice: update dtype {update.dtype} differs from operand dtype {x.dtype}"
+        )
     return ShapedArray(x.shape, x.dtype)
 
 
@@ -489,6 +532,7 @@ def dynamic_update_slice_in_dim(operand, update, start_index, axis):
 
 # -- batching rules --------------------------------------------------------------------------
 
+
 def _front(vals, dims):
     from ._batching import batch_size, bdim_to_front
 
@@ -498,8 +542,9 @@ def _front(vals, dims):
 
 def _broadcast_in_dim_batch(vals, dims, shape, broadcast_dimensions):
     (x,), size = _front(vals, dims)
-    return broadcast_in_dim_p.bind(x, shape=(size,) + tuple(shape),
-                                   broadcast_dimensions=(0,) + tuple(b + 1 for b in broadcast_dimensions)), 0
+    return broadcast_in_dim_p.bind(
+        x, shape=(size,) + tuple(shape), broadcast_dimensions=(0,) + tuple(b + 1 for b in broadcast_dimensions)
+    ), 0
 
 
 def _reshape_batch(vals, dims, new_sizes):

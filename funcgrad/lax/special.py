@@ -67,18 +67,50 @@ def _horner(coeffs, x):
 
 # -- erf / erfc / erfcx: Cody's CALERF ---------------------------------------------------------
 
-_ERF_A = (3.16112374387056560e00, 1.13864154151050156e02, 3.77485237685302021e02, 3.20937758913846947e03,
-          1.85777706184603153e-1)
+_ERF_A = (
+    3.16112374387056560e00,
+    1.13864154151050156e02,
+    3.77485237685302021e02,
+    3.20937758913846947e03,
+    1.85777706184603153e-1,
+)
 _ERF_B = (2.36012909523441209e01, 2.44024637934444173e02, 1.28261652607737228e03, 2.84423683343917062e03)
-_ERF_C = (5.64188496988670089e-1, 8.88314979438837594e00, 6.61191906371416295e01, 2.98635138197400131e02,
-          8.81952221241769090e02, 1.71204761263407058e03, 2.05107837782607147e03, 1.23033935479799725e03,
-          2.15311535474403846e-8)
-_ERF_D = (1.57449261107098347e01, 1.17693950891312499e02, 5.37181101862009858e02, 1.62138957456669019e03,
-          3.29079923573345963e03, 4.36261909014324716e03, 3.43936767414372164e03, 1.23033935480374942e03)
-_ERF_P = (3.05326634961232344e-1, 3.60344899949804439e-1, 1.25781726111229246e-1, 1.60837851487422766e-2,
-          6.58749161529837803e-4, 1.63153871373020978e-2)
-_ERF_Q = (2.56852019228982242e00, 1.87295284992346047e00, 5.27905102951428412e-1, 6.05183413124413191e-2,
-          2.33520497626869185e-3)
+_ERF_C = (
+    5.64188496988670089e-1,
+    8.88314979438837594e00,
+    6.61191906371416295e01,
+    2.98635138197400131e02,
+    8.81952221241769090e02,
+    1.71204761263407058e03,
+    2.05107837782607147e03,
+    1.23033935479799725e03,
+    2.15311535474403846e-8,
+)
+_ERF_D = (
+    1.57449261107098347e01,
+    1.17693950891312499e02,
+    5.37181101862009858e02,
+    1.62138957456669019e03,
+    3.29079923573345963e03,
+    4.36261909014324716e03,
+    3.43936767414372164e03,
+    1.23033935480374942e03,
+)
+_ERF_P = (
+    3.05326634961232344e-1,
+    3.60344899949804439e-1,
+    1.25781726111229246e-1,
+    1.60837851487422766e-2,
+    6.58749161529837803e-4,
+    1.63153871373020978e-2,
+)
+_ERF_Q = (
+    2.56852019228982242e00,
+    1.87295284992346047e00,
+    5.27905102951428412e-1,
+    6.05183413124413191e-2,
+    2.33520497626869185e-3,
+)
 _THRESH = 0.46875
 
 
@@ -161,10 +193,28 @@ def erfcx_kernel(x):
 
 # -- erf_inv: Giles + Halley -----------------------------------------------------------------------
 
-_GILES_CENTRAL = (1.50140941, 0.246640727, -0.00417768164, -0.00125372503, 0.00021858087, -4.39150654e-06,
-                  -3.5233877e-06, 3.43273939e-07, 2.81022636e-08)
-_GILES_TAIL = (2.83297682, 1.00167406, 0.00943887047, -0.0076224613, 0.00573950773, -0.00367342844,
-               0.00134934322, 0.000100950558, -0.000200214257)
+_GILES_CENTRAL = (
+    1.50140941,
+    0.246640727,
+    -0.00417768164,
+    -0.00125372503,
+    0.00021858087,
+    -4.39150654e-06,
+    -3.5233877e-06,
+    3.43273939e-07,
+    2.81022636e-08,
+)
+_GILES_TAIL = (
+    2.83297682,
+    1.00167406,
+    0.00943887047,
+    -0.0076224613,
+    0.00573950773,
+    -0.00367342844,
+    0.00134934322,
+    0.000100950558,
+    -0.000200214257,
+)
 
 
 def erf_inv_kernel(x):
@@ -200,8 +250,21 @@ def erf_inv_kernel(x):
 # -- lgamma ------------------------------------------------------------------------------------------
 
 # B_2, B_4, ..., B_26 (Bernoulli numbers).
-_BERNOULLI = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6, -3617 / 510, 43867 / 798,
-              -174611 / 330, 854513 / 138, -236364091 / 2730, 8553103 / 6)
+_BERNOULLI = (
+    1 / 6,
+    -1 / 30,
+    1 / 42,
+    -1 / 30,
+    5 / 66,
+    -691 / 2730,
+    7 / 6,
+    -3617 / 510,
+    43867 / 798,
+    -174611 / 330,
+    854513 / 138,
+    -236364091 / 2730,
+    8553103 / 6,
+)
 
 
 def hurwitz_zeta_kernel(s: float, a):
@@ -219,9 +282,9 @@ def hurwitz_zeta_kernel(s: float, a):
     steps = int(math.ceil(thr - finite.min())) if finite.size else 0
     for _ in range(max(steps, 0)):
         m = b < thr
-        total = total + np.where(m, b ** -s, 0.0)
+        total = total + np.where(m, b**-s, 0.0)
         b = np.where(m, b + 1.0, b)
-    bs = b ** -s
+    bs = b**-s
     tail = b ** (1.0 - s) / (s - 1.0) + 0.5 * bs
     inv_b2 = 1.0 / (b * b)
     p = bs / b
@@ -236,8 +299,9 @@ def hurwitz_zeta_kernel(s: float, a):
 
 
 # lgamma(2 + z) = (1 - gamma) z + sum_{k>=2} (-1)^k (zeta(k) - 1) / k z^k, |z| <= 1/2.
-_LGAMMA2 = [0.0, 1.0 - _EULER] + [(-1) ** k * float(hurwitz_zeta_kernel(float(k), np.array(2.0))) / k
-                                  for k in range(2, 32)]
+_LGAMMA2 = [0.0, 1.0 - _EULER] + [
+    (-1) ** k * float(hurwitz_zeta_kernel(float(k), np.array(2.0))) / k for k in range(2, 32)
+]
 _STIRLING = [b / (2 * k * (2 * k - 1)) for k, b in enumerate(_BERNOULLI[:9], start=1)]
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _LOG_PI = math.log(math.pi)
@@ -289,8 +353,9 @@ def lgamma_kernel(x):
 _DIGAMMA_ROOT_HI = 1.4616321449683622
 _DIGAMMA_ROOT_LO = 9.549995429965697e-17
 # psi(x0 + d) = sum_{k>=1} psi^(k)(x0) / k! d^k, and psi^(k)(x0)/k! = (-1)^(k+1) zeta(k+1, x0).
-_DIGAMMA_ROOT_SERIES = [0.0] + [(-1) ** (k + 1) * float(hurwitz_zeta_kernel(float(k + 1), np.array(_DIGAMMA_ROOT_HI)))
-                                for k in range(1, 22)]
+_DIGAMMA_ROOT_SERIES = [0.0] + [
+    (-1) ** (k + 1) * float(hurwitz_zeta_kernel(float(k + 1), np.array(_DIGAMMA_ROOT_HI))) for k in range(1, 22)
+]
 _DIGAMMA_ASYM = [b / (2 * k) for k, b in enumerate(_BERNOULLI[:8], start=1)]
 _DIGAMMA2 = [k * c for k, c in enumerate(_LGAMMA2)][1:]  # psi(2 + z) = d/dz lgamma(2 + z)
 
@@ -339,6 +404,7 @@ def digamma_kernel(x):
 
 # -- polygamma ---------------------------------------------------------------------------------------
 
+
 def _cot_derivative_poly(n):
     """Coefficients (increasing order) of P_n with d^n/du^n cot(u) = P_n(cot u)."""
     p = np.array([0.0, 1.0])
@@ -367,6 +433,7 @@ def polygamma_kernel(x, n):
 
 
 # -- regularised incomplete gamma ----------------------------------------------------------------
+
 
 def _igamma_parts(a, x):
     """(P, Q) by the series (x < a + 1) and Lentz's continued fraction (elsewhere)."""
@@ -429,6 +496,7 @@ def igammac_kernel(a, x):
 
 # -- primitives ------------------------------------------------------------------------------------
 
+
 def _float_only(dtype):
     return is_floating(dtype)
 
@@ -443,8 +511,7 @@ erf_p = _special("erf", erf_kernel, lower={"f4": "fm.erf_f32({0})", "f8": "math.
 erfc_p = _special("erfc", erfc_kernel, lower={"f4": "math.erfc(np.float64({0}))", "f8": "math.erfc({0})"})
 erfcx_p = _special("erfcx", erfcx_kernel)
 erf_inv_p = _special("erf_inv", erf_inv_kernel)
-lgamma_p = _special("lgamma", lgamma_kernel,
-                    lower={"f4": "math.lgamma(np.float64({0}))", "f8": "math.lgamma({0})"})
+lgamma_p = _special("lgamma", lgamma_kernel, lower={"f4": "math.lgamma(np.float64({0}))", "f8": "math.lgamma({0})"})
 digamma_p = _special("digamma", digamma_kernel)
 polygamma_p = _special("polygamma", polygamma_kernel)
 igamma_p = _special("igamma", igamma_kernel, nin=2)
@@ -473,8 +540,10 @@ def _igamma_dx(a, x):
 
 def _no_grad_a(name):
     def rule(t, ans, a, x):
-        raise NotImplementedError(f"lax.{name}: the derivative with respect to the shape parameter a is not "
-                                  "implemented (only with respect to x); wrap a in fg.stop_gradient")
+        raise NotImplementedError(
+            f"lax.{name}: the derivative with respect to the shape parameter a is not "
+            "implemented (only with respect to x); wrap a in fg.stop_gradient"
+        )
 
     return rule
 
@@ -485,11 +554,14 @@ defjvp(igammac_p, _no_grad_a("igammac"), lambda t, ans, a, x: neg(mul(t, _igamma
 
 # -- public lax functions ----------------------------------------------------------------------------
 
+
 def _operand(x, name):
     x = as_array(x, f"lax.{name}")
     if not is_floating(x.dtype):
-        raise InvalidArgumentError(f"lax.{name}: expected a floating-point operand, got dtype {x.dtype.name} "
-                        f"(shape {x.shape}); cast it first, e.g. x.astype('float32')")
+        raise InvalidArgumentError(
+            f"lax.{name}: expected a floating-point operand, got dtype {x.dtype.name} "
+            f"(shape {x.shape}); cast it first, e.g. x.astype('float32')"
+        )
     return x
 
 
@@ -564,8 +636,10 @@ def _static_order(m, name):
         try:
             m = m._concrete(f"lax.{name} order")
         except ConcretizationError:
-            raise ConcretizationError(f"lax.{name}: the order m must be concrete (static) under jit/vmap; got a "
-                                      f"traced value {m.aval.str_short()}") from None
+            raise ConcretizationError(
+                f"lax.{name}: the order m must be concrete (static) under jit/vmap; got a "
+                f"traced value {m.aval.str_short()}"
+            ) from None
     arr = np.asarray(m)
     if arr.dtype.kind not in "iuf" or not np.all(arr == np.round(arr)) or np.any(arr < 0):
         raise InvalidValueError(f"lax.{name}: the order m must hold non-negative integers, got {m!r}")
@@ -591,8 +665,9 @@ def polygamma(m, x):
     try:
         shape = tuple(np.broadcast_shapes(orders.shape, x.shape))
     except ValueError:
-        raise ShapeError(f"lax.polygamma: orders of shape {orders.shape} and x of shape {x.shape} do not "
-                         "broadcast together") from None
+        raise ShapeError(
+            f"lax.polygamma: orders of shape {orders.shape} and x of shape {x.shape} do not broadcast together"
+        ) from None
     xb = broadcast_in_dim(x, shape, tuple(range(len(shape) - x.ndim, len(shape))))
     ob = np.broadcast_to(orders, shape)
     out = None
@@ -624,4 +699,3 @@ def igammac(a, x):
     """
     a, x = _lax_operands(a, x)
     return igammac_p.bind(_operand(a, "igammac"), _operand(x, "igammac"))
-

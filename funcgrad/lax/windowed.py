@@ -52,13 +52,19 @@ def _window_view(x, kind, window_dimensions, window_strides, padding, base_dilat
 
 def _window_shape(x, name, window_dimensions, window_strides, padding, base_dilation, window_dilation):
     nd = x.ndim
-    for what, v in (("window_dimensions", window_dimensions), ("window_strides", window_strides),
-                    ("padding", padding), ("base_dilation", base_dilation), ("window_dilation", window_dilation)):
+    for what, v in (
+        ("window_dimensions", window_dimensions),
+        ("window_strides", window_strides),
+        ("padding", padding),
+        ("base_dilation", base_dilation),
+        ("window_dilation", window_dilation),
+    ):
         if len(v) != nd:
             raise ShapeError(f"lax.{name}: {what} {tuple(v)} needs {nd} entries for an operand of shape {x.shape}")
     if any(k < 0 for k in window_dimensions):
-        raise ShapeError(f"lax.{name}: window_dimensions {window_dimensions} must be non-negative "
-                         f"(operand shape {x.shape})")
+        raise ShapeError(
+            f"lax.{name}: window_dimensions {window_dimensions} must be non-negative (operand shape {x.shape})"
+        )
     base = _dilate_shape(x.shape, base_dilation)
     win = _dilate_shape(window_dimensions, window_dilation)
     out = []
@@ -79,7 +85,7 @@ def _make(kind):
         win = _window_view(x, kind, **params)
         axes = tuple(range(x.ndim, 2 * x.ndim))
         if win.size == 0:
-            return np.full(win.shape[:x.ndim], _identity(kind, x.dtype), x.dtype)
+            return np.full(win.shape[: x.ndim], _identity(kind, x.dtype), x.dtype)
         if kind == "sum":
             return np.asarray(reducer(win, axis=axes, dtype=x.dtype))
         return np.asarray(reducer(win, axis=axes))
@@ -97,19 +103,24 @@ reduce_window_max_p = _make("max")
 reduce_window_min_p = _make("min")
 
 
-def _reduce_window_sum_transpose(ct, x, *, window_dimensions, window_strides, padding, base_dilation,
-                                 window_dilation):
+def _reduce_window_sum_transpose(ct, x, *, window_dimensions, window_strides, padding, base_dilation, window_dilation):
     from .shape import pad
 
     in_shape = x.aval.shape
-    pads = _vjp_lhs_padding(in_shape, window_dimensions, window_strides, ct.shape, padding, base_dilation,
-                            window_dilation)
+    pads = _vjp_lhs_padding(
+        in_shape, window_dimensions, window_strides, ct.shape, padding, base_dilation, window_dilation
+    )
     config = tuple((lo, hi, s - 1) for (lo, hi), s in zip(pads, window_strides))
     padded = pad(ct, wrap_ndarray(np.zeros((), ct.dtype)), config)
     ones = (1,) * len(in_shape)
-    out = reduce_window_sum_p.bind(padded, window_dimensions=window_dimensions, window_strides=base_dilation,
-                                   padding=((0, 0),) * len(in_shape), base_dilation=ones,
-                                   window_dilation=window_dilation)
+    out = reduce_window_sum_p.bind(
+        padded,
+        window_dimensions=window_dimensions,
+        window_strides=base_dilation,
+        padding=((0, 0),) * len(in_shape),
+        base_dilation=ones,
+        window_dilation=window_dilation,
+    )
     assert out.shape == in_shape, (out.shape, in_shape)
     return [out]
 
@@ -118,6 +129,7 @@ deflinear(reduce_window_sum_p, _reduce_window_sum_transpose)
 
 
 # -- max / min: the position of each window's winner ------------------------------------------------
+
 
 def _winner_impl(x, *, kind, window_dimensions, window_strides, padding, base_dilation, window_dilation):
     """Flat index into ``x`` of each window's first max (min); ``x.size`` where it is padding."""
@@ -140,8 +152,11 @@ def _winner_impl(x, *, kind, window_dimensions, window_strides, padding, base_di
         c = c // base_dilation[d]
         valid &= on_grid & (c < x.shape[d])
         coords.append(np.where(on_grid & (c >= 0) & (c < x.shape[d]), c, 0))
-    idx = np.ravel_multi_index(tuple(np.broadcast_to(c, out_shape) for c in coords), x.shape) if nd else \
-        np.zeros(out_shape, np.int64)
+    idx = (
+        np.ravel_multi_index(tuple(np.broadcast_to(c, out_shape) for c in coords), x.shape)
+        if nd
+        else np.zeros(out_shape, np.int64)
+    )
     return np.where(valid, idx, x.size).astype(np.int64)[..., None]
 
 
@@ -166,9 +181,16 @@ def _chooser_jvp(kind):
         idx = reduce_window_winner_p.bind(x, kind=kind, **params)
         # Windows whose winner is padding point past the end: the fill mode gives them a zero tangent.
         dnums = GatherDimensionNumbers(offset_dims=(), collapsed_slice_dims=(0,), start_index_map=(0,))
-        tout = gather_p.bind(reshape(t, (x.size,)), idx, dimension_numbers=dnums, slice_sizes=(1,),
-                             mode=GatherScatterMode.FILL_OR_DROP, fill_value=0, indices_are_sorted=False,
-                             unique_indices=False)
+        tout = gather_p.bind(
+            reshape(t, (x.size,)),
+            idx,
+            dimension_numbers=dnums,
+            slice_sizes=(1,),
+            mode=GatherScatterMode.FILL_OR_DROP,
+            fill_value=0,
+            indices_are_sorted=False,
+            unique_indices=False,
+        )
         return ans, tout
 
     return jvp
@@ -180,6 +202,7 @@ reduce_window_min_p.jvp = _chooser_jvp("min")
 
 # -- batching rules ------------------------------------------------------------------------------
 
+
 def _batched_window(d, window_dimensions, window_strides, padding, base_dilation, window_dilation):
     """Window parameters for an operand with a batch axis at ``d``: a window of 1, stride 1 there."""
 
@@ -188,9 +211,13 @@ def _batched_window(d, window_dimensions, window_strides, padding, base_dilation
         v.insert(d, x)
         return tuple(v)
 
-    return dict(window_dimensions=ins(window_dimensions, 1), window_strides=ins(window_strides, 1),
-                padding=ins(padding, (0, 0)), base_dilation=ins(base_dilation, 1),
-                window_dilation=ins(window_dilation, 1))
+    return dict(
+        window_dimensions=ins(window_dimensions, 1),
+        window_strides=ins(window_strides, 1),
+        padding=ins(padding, (0, 0)),
+        base_dilation=ins(base_dilation, 1),
+        window_dilation=ins(window_dilation, 1),
+    )
 
 
 def _reduce_window_batch(prim):
@@ -215,8 +242,9 @@ def _winner_batch(vals, dims, *, kind, **params):
     x = bdim_to_front(x, d, None)
     size, per = x.shape[0], int(np.prod(x.shape[1:], dtype=np.int64))
     idx = reduce_window_winner_p.bind(x, kind=kind, **_batched_window(0, **params))
-    offsets = np.broadcast_to((np.arange(size, dtype=np.int64) * per).reshape((size,) + (1,) * (idx.ndim - 1)),
-                              idx.shape)
+    offsets = np.broadcast_to(
+        (np.arange(size, dtype=np.int64) * per).reshape((size,) + (1,) * (idx.ndim - 1)), idx.shape
+    )
     local = ew.sub(idx, wrap_ndarray(np.ascontiguousarray(offsets)))
     return ew.min(local, wrap_ndarray(np.asarray(per, np.int64))), 0
 
@@ -225,6 +253,7 @@ reduce_window_winner_p.batch = _winner_batch
 
 
 # -- public API ----------------------------------------------------------------------------------
+
 
 def _window_params(operand, window_dimensions, window_strides, padding, base_dilation, window_dilation, where):
     nd = operand.ndim
@@ -253,27 +282,29 @@ def _window_params(operand, window_dimensions, window_strides, padding, base_dil
         try:
             pads = tuple((int(lo), int(hi)) for lo, hi in padding)
         except (TypeError, ValueError):
-            raise InvalidValueError(f"{where}: padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) "
-                             f"pairs, got {padding!r}") from None
+            raise InvalidValueError(
+                f"{where}: padding must be 'SAME', 'SAME_LOWER', 'VALID' or a sequence of (low, high) "
+                f"pairs, got {padding!r}"
+            ) from None
         if len(pads) != nd:
-            raise ShapeError(f"{where}: padding {padding!r} needs {nd} (low, high) pairs for an operand of shape "
-                             f"{operand.shape}")
-    return dict(window_dimensions=dims, window_strides=strides, padding=pads, base_dilation=base,
-                window_dilation=wdil)
+            raise ShapeError(
+                f"{where}: padding {padding!r} needs {nd} (low, high) pairs for an operand of shape {operand.shape}"
+            )
+    return dict(window_dimensions=dims, window_strides=strides, padding=pads, base_dilation=base, window_dilation=wdil)
 
 
 def _bind(kind, operand, window_dimensions, window_strides, padding, base_dilation, window_dilation):
     where = f"lax.reduce_window_{kind}"
     operand = as_array(operand, where)
-    params = _window_params(operand, window_dimensions, window_strides, padding, base_dilation, window_dilation,
-                            where)
+    params = _window_params(operand, window_dimensions, window_strides, padding, base_dilation, window_dilation, where)
     prim = {"sum": reduce_window_sum_p, "max": reduce_window_max_p, "min": reduce_window_min_p}[kind]
     prim.abstract_eval(operand.aval, **params)  # validate here: eager evaluation skips abstract_eval
     return prim.bind(operand, **params)
 
 
-def reduce_window_sum(operand, window_dimensions, window_strides=None, padding="VALID", base_dilation=None,
-                      window_dilation=None):
+def reduce_window_sum(
+    operand, window_dimensions, window_strides=None, padding="VALID", base_dilation=None, window_dilation=None
+):
     """Sum over every window (the core of average pooling); padding counts as zero.
 
     Example:
@@ -285,8 +316,9 @@ def reduce_window_sum(operand, window_dimensions, window_strides=None, padding="
     return _bind("sum", operand, window_dimensions, window_strides, padding, base_dilation, window_dilation)
 
 
-def reduce_window_max(operand, window_dimensions, window_strides=None, padding="VALID", base_dilation=None,
-                      window_dilation=None):
+def reduce_window_max(
+    operand, window_dimensions, window_strides=None, padding="VALID", base_dilation=None, window_dilation=None
+):
     """Maximum over every window (max pooling); padding never wins.
 
     Example:
@@ -298,8 +330,9 @@ def reduce_window_max(operand, window_dimensions, window_strides=None, padding="
     return _bind("max", operand, window_dimensions, window_strides, padding, base_dilation, window_dilation)
 
 
-def reduce_window_min(operand, window_dimensions, window_strides=None, padding="VALID", base_dilation=None,
-                      window_dilation=None):
+def reduce_window_min(
+    operand, window_dimensions, window_strides=None, padding="VALID", base_dilation=None, window_dilation=None
+):
     """Minimum over every window; padding never wins.
 
     Example:
@@ -330,8 +363,16 @@ def _computation_kind(computation):
     return None
 
 
-def reduce_window(operand, init_value, computation, window_dimensions, window_strides, padding,
-                  base_dilation=None, window_dilation=None):
+def reduce_window(
+    operand,
+    init_value,
+    computation,
+    window_dimensions,
+    window_strides,
+    padding,
+    base_dilation=None,
+    window_dilation=None,
+):
     """Reduce every window of ``operand`` with ``computation`` (JAX's ``lax.reduce_window``).
 
     ``computation`` must be ``lax.add``, ``lax.max`` or ``lax.min`` (or their ``funcgrad.numpy`` /
@@ -363,10 +404,10 @@ def reduce_window(operand, init_value, computation, window_dimensions, window_st
         raise NotImplementedError(
             f"{where}: only lax.add, lax.max and lax.min are supported as the computation, got "
             f"{getattr(computation, '__name__', computation)!r}; compose other window reductions from "
-            "these (e.g. a product as exp of a windowed sum of logs) or from lax.conv_general_dilated")
+            "these (e.g. a product as exp of a windowed sum of logs) or from lax.conv_general_dilated"
+        )
     operand = as_array(operand, where)
-    params = _window_params(operand, window_dimensions, window_strides, padding, base_dilation, window_dilation,
-                            where)
+    params = _window_params(operand, window_dimensions, window_strides, padding, base_dilation, window_dilation, where)
     prim = {"sum": reduce_window_sum_p, "max": reduce_window_max_p, "min": reduce_window_min_p}[kind]
     prim.abstract_eval(operand.aval, **params)  # validate here: eager evaluation skips abstract_eval
     out = prim.bind(operand, **params)

@@ -52,8 +52,9 @@ def broadcast_shapes(shapes, name):
     try:
         return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
-        raise ShapeError(f"{name}: operands could not be broadcast together with shapes "
-                         f"{' '.join(str(tuple(s)) for s in shapes)}") from None
+        raise ShapeError(
+            f"{name}: operands could not be broadcast together with shapes {' '.join(str(tuple(s)) for s in shapes)}"
+        ) from None
 
 
 def broadcast_to_shape(x, shape):
@@ -113,8 +114,9 @@ def canonical_axis(axis, ndim, name):
 def _norm(axis, ndim, name):
     a = int(axis)
     if not -ndim <= a < ndim:
-        raise AxisError(f"{name}: axis {a} is out of bounds for an array of dimension {ndim} "
-                                      f"(valid range [{-ndim}, {ndim - 1}])")
+        raise AxisError(
+            f"{name}: axis {a} is out of bounds for an array of dimension {ndim} (valid range [{-ndim}, {ndim - 1}])"
+        )
     return a % ndim
 
 

@@ -91,13 +91,17 @@ def array(object, dtype=None, copy=True, ndmin=0, **kwargs):
             try:
                 v = np.array(object, dtype=dt)
             except ValueError as e:  # ragged nesting: say so in funcgrad's words
-                raise InvalidValueError(f"array: cannot build an array from {type(object).__name__}: nested sequences "
-                                 f"must be rectangular ({e})") from None
+                raise InvalidValueError(
+                    f"array: cannot build an array from {type(object).__name__}: nested sequences "
+                    f"must be rectangular ({e})"
+                ) from None
             if dt is None and not _has_numpy_leaf(object):
                 v = canonical_numpy(v)
         if v.dtype == np.object_:
-            raise InvalidArgumentError(f"array: cannot build an array from {type(object).__name__} "
-                            "(ragged nested sequences or non-numeric data)")
+            raise InvalidArgumentError(
+                f"array: cannot build an array from {type(object).__name__} "
+                "(ragged nested sequences or non-numeric data)"
+            )
         if v.dtype.kind in "US":
             raise InvalidArgumentError(f"array: string data is not supported (dtype {v.dtype})")
         out = wrap_ndarray(v)
@@ -185,8 +189,10 @@ def full(shape, fill_value, dtype=None, **kwargs):
 
 def _like(x, dtype, shape):
     x = to_array(x, "zeros_like")
-    return (x.shape if shape is None else _shape(shape, "zeros_like"),
-            x.dtype if dtype is None else canonicalize(dtype))
+    return (
+        x.shape if shape is None else _shape(shape, "zeros_like"),
+        x.dtype if dtype is None else canonicalize(dtype),
+    )
 
 
 def zeros_like(a, dtype=None, shape=None):
@@ -223,7 +229,9 @@ def arange(start, stop=None, step=None, dtype=None, **kwargs):
     _reject_torch_kwargs("arange", kwargs)
     for v in (start, stop, step):
         if isinstance(v, Tracer):
-            raise InvalidArgumentError("arange: start/stop/step must be concrete (the length of the result depends on them)")
+            raise InvalidArgumentError(
+                "arange: start/stop/step must be concrete (the length of the result depends on them)"
+            )
     vals = [np.asarray(v) for v in (start, stop, step) if v is not None]
     if dtype is None:
         is_int = all(v.dtype.kind in "iub" for v in vals)
@@ -256,8 +264,10 @@ def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis
     s, e = operands("linspace", start, stop)
     if dt is None:
         dt = s.dtype if s.dtype.kind in "fc" else config.default_float_dtype
-    s, e = convert_element_type(s, dt if dt.kind in "fc" else config.default_float_dtype), \
-        convert_element_type(e, dt if dt.kind in "fc" else config.default_float_dtype)
+    s, e = (
+        convert_element_type(s, dt if dt.kind in "fc" else config.default_float_dtype),
+        convert_element_type(e, dt if dt.kind in "fc" else config.default_float_dtype),
+    )
     div = (num - 1) if endpoint else num
     step_frac = np.arange(num, dtype=np.float64) / div if div > 0 else np.zeros(num)
     if endpoint and num > 1:

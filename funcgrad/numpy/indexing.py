@@ -31,7 +31,8 @@ def _slice_part(v, what):
     if isinstance(v, Tracer):
         raise ConcretizationError(
             f"indexing: slice {what} must be a concrete integer, got a traced value {v.aval.str_short()}; "
-            "use lax.dynamic_slice(x, start_indices, slice_sizes) for traced start positions")
+            "use lax.dynamic_slice(x, start_indices, slice_sizes) for traced start positions"
+        )
     raise IndexOutOfRangeError(f"indexing: slice {what} must be an integer or None, got {type(v).__name__}")
 
 
@@ -59,10 +60,12 @@ def normalize_index(x, idx, name="indexing"):
         raise IndexOutOfRangeError("an index can only have a single ellipsis ('...')")
     used = sum(consumed(e) for e in items)
     if used > x.ndim:
-        raise IndexOutOfRangeError(f"too many indices for array: array is {x.ndim}-dimensional, but {used} were indexed")
+        raise IndexOutOfRangeError(
+            f"too many indices for array: array is {x.ndim}-dimensional, but {used} were indexed"
+        )
     if n_ell:
         k = items.index(Ellipsis)
-        items = items[:k] + [slice(None)] * (x.ndim - used) + items[k + 1:]
+        items = items[:k] + [slice(None)] * (x.ndim - used) + items[k + 1 :]
     spec, arrays, axis = [], [], 0
     for e in items:
         if e is None:
@@ -86,13 +89,16 @@ def normalize_index(x, idx, name="indexing"):
                         raise ConcretizationError(
                             f"{name}: boolean mask indexing x[mask] has a data-dependent output shape and cannot be "
                             "traced (jit/vmap). Use fnp.where(mask, x, 0), or fnp.nonzero(mask, size=N) for a "
-                            "fixed-size index.") from None
+                            "fixed-size index."
+                        ) from None
                 else:
                     mask = e._value
-                expected = x.shape[axis:axis + mask.ndim]
+                expected = x.shape[axis : axis + mask.ndim]
                 if mask.shape != expected:
-                    raise IndexOutOfRangeError(f"boolean index of shape {mask.shape} does not match the indexed array "
-                                     f"dimensions {expected} (array shape {x.shape})")
+                    raise IndexOutOfRangeError(
+                        f"boolean index of shape {mask.shape} does not match the indexed array "
+                        f"dimensions {expected} (array shape {x.shape})"
+                    )
                 if mask.ndim == 0:
                     raise IndexOutOfRangeError("0-d boolean indices are not supported")
                 for nz in np.nonzero(mask):
@@ -104,10 +110,14 @@ def normalize_index(x, idx, name="indexing"):
                 arrays.append(e)
                 axis += 1
             else:
-                raise IndexOutOfRangeError(f"{name}: arrays used as indices must be of integer or boolean type, got {e.dtype}")
+                raise IndexOutOfRangeError(
+                    f"{name}: arrays used as indices must be of integer or boolean type, got {e.dtype}"
+                )
         else:
-            raise IndexOutOfRangeError(f"{name}: only integers, slices (':'), ellipsis ('...'), None and integer or boolean "
-                             f"arrays are valid indices, got {type(e).__name__}")
+            raise IndexOutOfRangeError(
+                f"{name}: only integers, slices (':'), ellipsis ('...'), None and integer or boolean "
+                f"arrays are valid indices, got {type(e).__name__}"
+            )
     while axis < x.ndim:
         spec.append(("s", None, None, None))
         axis += 1
@@ -149,8 +159,9 @@ def index_update(x, idx, values, op, mode=None):
             shape = tuple(np.broadcast_shapes(v.shape, target.shape))
             assert shape == target.shape
         except (ValueError, AssertionError):
-            raise InvalidValueError(f"x.at[...].{op}: values of shape {v.shape} cannot be broadcast to the indexed shape "
-                             f"{target.shape}") from None
+            raise InvalidValueError(
+                f"x.at[...].{op}: values of shape {v.shape} cannot be broadcast to the indexed shape {target.shape}"
+            ) from None
         v = broadcast_to_shape(v, target.shape)
     return index_update_p.bind(x, v, *arrays, spec=spec, op=op)
 
@@ -203,8 +214,10 @@ def take(a, indices, axis=None, mode=None, fill_value=None, unique_indices=False
 def _along_axis_index(arr, indices, axis, name):
     idx = to_array(indices, name)
     if idx.ndim != arr.ndim:
-        raise InvalidValueError(f"{name}: indices (shape {idx.shape}) must have the same number of dimensions as the "
-                         f"array (shape {arr.shape})")
+        raise InvalidValueError(
+            f"{name}: indices (shape {idx.shape}) must have the same number of dimensions as the "
+            f"array (shape {arr.shape})"
+        )
     if idx.dtype.kind not in "iu":
         raise IndexOutOfRangeError(f"{name}: indices must be integers, got {idx.dtype}")
     return along_axis_index(idx, axis, arr.shape)
@@ -232,7 +245,9 @@ def take_along_axis(arr, indices, axis, mode=None, fill_value=None):
 def put_along_axis(arr, indices, values, axis, inplace=False, mode=None):
     """A new array with ``values`` written at ``indices`` along ``axis`` (functional ``np.put_along_axis``)."""
     if inplace:
-        raise InvalidValueError("put_along_axis: inplace=True is impossible for immutable arrays; the result is returned")
+        raise InvalidValueError(
+            "put_along_axis: inplace=True is impossible for immutable arrays; the result is returned"
+        )
     x = to_array(arr, "put_along_axis")
     ax = canonical_axis(axis, x.ndim, "put_along_axis")
     spec, arrays = _along_axis_index(x, indices, ax, "put_along_axis")
@@ -255,7 +270,9 @@ def nonzero(a, *, size=None, fill_value=None):
     """
     x = to_array(a, "nonzero")
     if x.ndim == 0:
-        raise InvalidValueError("nonzero: calling nonzero on 0-d arrays is not allowed; use fnp.atleast_1d(x).nonzero()")
+        raise InvalidValueError(
+            "nonzero: calling nonzero on 0-d arrays is not allowed; use fnp.atleast_1d(x).nonzero()"
+        )
     try:
         v = np.asarray(x._concrete("nonzero")) if isinstance(x, Tracer) else x._value
     except ConcretizationError:
@@ -269,7 +286,8 @@ def nonzero(a, *, size=None, fill_value=None):
     if size is None:
         raise ConcretizationError(
             "nonzero: the number of nonzero elements is data-dependent, so it cannot be traced (jit/vmap). "
-            "Pass size=N (and optionally fill_value) to get a fixed-size result.")
+            "Pass size=N (and optionally fill_value) to get a fixed-size result."
+        )
     from .reductions import sum as sum_
     from .sorting import argsort
 
@@ -285,7 +303,7 @@ def nonzero(a, *, size=None, fill_value=None):
     fills = np.broadcast_to(np.asarray(0 if fill_value is None else fill_value), (x.ndim,))
     out, rem = [], order
     strides = np.cumprod((x.shape[1:] + (1,))[::-1])[::-1]
-    for d, (st, f) in enumerate(zip(strides, fills)):
+    for st, f in zip(strides, fills):
         coord = rem // int(st)
         rem = rem - coord * int(st)
         out.append(where(valid, coord, int(f)))

@@ -43,10 +43,41 @@ from ..lax.shape import broadcast_in_dim, squeeze
 from ._util import broadcast_shapes, broadcast_to_shape, canonical_axis, to_array
 
 __all__ = [
-    "EighResult", "LinAlgError", "QRResult", "SVDResult", "SlogdetResult", "cholesky", "cond", "cross", "det",
-    "diagonal", "eigh", "eigvalsh", "inv", "lstsq", "matmul", "matrix_norm", "matrix_power", "matrix_rank",
-    "matrix_transpose", "multi_dot", "norm", "outer", "pinv", "qr", "slogdet", "solve", "solve_triangular",
-    "svd", "svdvals", "tensordot", "tensorinv", "tensorsolve", "trace", "vecdot", "vector_norm",
+    "EighResult",
+    "LinAlgError",
+    "QRResult",
+    "SVDResult",
+    "SlogdetResult",
+    "cholesky",
+    "cond",
+    "cross",
+    "det",
+    "diagonal",
+    "eigh",
+    "eigvalsh",
+    "inv",
+    "lstsq",
+    "matmul",
+    "matrix_norm",
+    "matrix_power",
+    "matrix_rank",
+    "matrix_transpose",
+    "multi_dot",
+    "norm",
+    "outer",
+    "pinv",
+    "qr",
+    "slogdet",
+    "solve",
+    "solve_triangular",
+    "svd",
+    "svdvals",
+    "tensordot",
+    "tensorinv",
+    "tensorsolve",
+    "trace",
+    "vecdot",
+    "vector_norm",
 ]
 
 LinAlgError = np.linalg.LinAlgError
@@ -61,6 +92,7 @@ _NO_VALUE = object()
 
 # -- argument handling ------------------------------------------------------------------------
 
+
 def _float(x):
     """Integer/bool data is computed in the default float dtype (linalg is float-only)."""
     if not is_inexact(x.dtype):
@@ -73,8 +105,9 @@ def _matrix(a, name, square=False, what="a"):
     if x.ndim < 2:
         raise ShapeError(f"linalg.{name}: {what} must have at least 2 dimensions (..., M, N), got shape {x.shape}")
     if square and x.shape[-1] != x.shape[-2]:
-        raise ShapeError(f"linalg.{name}: {what} must be a square matrix or a stack of them (..., M, M), "
-                         f"got shape {x.shape}")
+        raise ShapeError(
+            f"linalg.{name}: {what} must be a square matrix or a stack of them (..., M, M), got shape {x.shape}"
+        )
     return x
 
 
@@ -107,6 +140,7 @@ def _real_dtype(dtype):
 
 # -- solve, inv, det, slogdet ------------------------------------------------------------------
 
+
 def solve(a, b):
     """Solve ``a @ x = b`` for ``x``.
 
@@ -133,8 +167,9 @@ def solve(a, b):
         raise ShapeError(f"linalg.solve: b must be a vector (M,) or matrices (..., M, K), got shape {b.shape}")
     vector = b.ndim == 1
     if (b.shape[0] if vector else b.shape[-2]) != m:
-        raise ShapeError(f"linalg.solve: a {a.shape} and b {b.shape} do not match: b needs {m} rows "
-                         f"(b is (M,) or (..., M, K))")
+        raise ShapeError(
+            f"linalg.solve: a {a.shape} and b {b.shape} do not match: b needs {m} rows (b is (M,) or (..., M, K))"
+        )
     if vector:
         b = broadcast_in_dim(b, a.shape[:-2] + (m, 1), (a.ndim - 2,))
     batch = broadcast_shapes([a.shape[:-2], b.shape[:-2]], "linalg.solve")
@@ -186,6 +221,7 @@ def slogdet(a):
 
 # -- factorizations ----------------------------------------------------------------------------
 
+
 def cholesky(a, /, *, upper=False, symmetrize_input=True):
     """Cholesky factor of a Hermitian positive-definite matrix (or stack).
 
@@ -228,8 +264,10 @@ def qr(a, mode="reduced"):
         ((3, 2), (2, 2))
     """
     if mode not in ("reduced", "complete", "r"):
-        raise InvalidValueError(f"linalg.qr: unsupported mode {mode!r} (use 'reduced', 'complete' or 'r'; 'raw' and "
-                         "'economic' are not supported)")
+        raise InvalidValueError(
+            f"linalg.qr: unsupported mode {mode!r} (use 'reduced', 'complete' or 'r'; 'raw' and "
+            "'economic' are not supported)"
+        )
     x = _matrix(a, "qr")
     m, n = x.shape[-2:]
     # R does not depend on the extra columns of the complete Q, so 'r' uses the reduced factorization.
@@ -337,6 +375,7 @@ def svdvals(x, /):
 
 # -- triangular solves ---------------------------------------------------------------------------
 
+
 def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False):
     """Solve ``op(a) @ x = b`` for triangular ``a`` (``scipy.linalg.solve_triangular``'s signature).
 
@@ -369,12 +408,14 @@ def solve_triangular(a, b, trans=0, lower=False, unit_diagonal=False):
     batch = broadcast_shapes([a.shape[:-2], b.shape[:-2]], "linalg.solve_triangular")
     a = broadcast_to_shape(a, batch + a.shape[-2:])
     b = broadcast_to_shape(b, batch + b.shape[-2:])
-    x = ll.triangular_solve(a, b, left_side=True, lower=lower, transpose_a=trans > 0,
-                            conjugate_a=trans == 2, unit_diagonal=unit_diagonal)
+    x = ll.triangular_solve(
+        a, b, left_side=True, lower=lower, transpose_a=trans > 0, conjugate_a=trans == 2, unit_diagonal=unit_diagonal
+    )
     return x[..., 0] if vector else x
 
 
 # -- derived functions ---------------------------------------------------------------------------
+
 
 def matrix_power(a, n):
     """Raise a square matrix (or stack) to the integer power ``n`` (negative: of the inverse).
@@ -388,7 +429,9 @@ def matrix_power(a, n):
     try:
         n = operator.index(n)
     except TypeError:
-        raise InvalidArgumentError(f"linalg.matrix_power: exponent must be an integer, got {type(n).__name__}") from None
+        raise InvalidArgumentError(
+            f"linalg.matrix_power: exponent must be an integer, got {type(n).__name__}"
+        ) from None
     x = to_array(a, "matrix_power")
     if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
         raise ShapeError(f"linalg.matrix_power: a must be square matrices (..., M, M), got shape {x.shape}")
@@ -541,8 +584,9 @@ def multi_dot(arrays, *, out=None):
         xs[-1] = xs[-1][:, None]
     for i, x in enumerate(xs):
         if x.ndim != 2:
-            raise ShapeError(f"linalg.multi_dot: array {i} must be 2-D (the first and last may be 1-D), "
-                             f"got shape {x.shape}")
+            raise ShapeError(
+                f"linalg.multi_dot: array {i} must be 2-D (the first and last may be 1-D), got shape {x.shape}"
+            )
     n = len(xs)
     dims = [xs[0].shape[0]] + [x.shape[1] for x in xs]
     # Matrix-chain dynamic programme over split points (as NumPy).
@@ -604,15 +648,16 @@ def tensorsolve(a, b, axes=None):
     if axes is not None:
         axes = [canonical_axis(ax, a.ndim, "tensorsolve") for ax in axes]
         a = moveaxis(a, axes, list(range(a.ndim - len(axes), a.ndim)))
-    x_shape = a.shape[b.ndim:]
-    rows = int(np.prod(a.shape[:b.ndim]))
+    x_shape = a.shape[b.ndim :]
+    rows = int(np.prod(a.shape[: b.ndim]))
     cols = int(np.prod(x_shape))
-    if a.shape[:b.ndim] != b.shape or rows != cols:
+    if a.shape[: b.ndim] != b.shape or rows != cols:
         raise ShapeError(f"linalg.tensorsolve: a {a.shape} and b {b.shape} do not define a square system")
     return solve(a.reshape(rows, cols), b.reshape(rows)).reshape(x_shape)
 
 
 # -- norms ---------------------------------------------------------------------------------------
+
 
 def _abs(x):
     from .ufuncs import abs as abs_
@@ -700,8 +745,10 @@ def norm(x, ord=None, axis=None, keepdims=False):
             out = _vector_norm(x.reshape(-1), None, 0, False)
             return out.reshape((1,) * nd) if keepdims else out
         if nd not in (1, 2):
-            raise InvalidValueError(f"linalg.norm: improper number of dimensions to norm: ord={ord!r} with axis=None needs "
-                             f"a 1-D or 2-D array, got shape {x.shape}")
+            raise InvalidValueError(
+                f"linalg.norm: improper number of dimensions to norm: ord={ord!r} with axis=None needs "
+                f"a 1-D or 2-D array, got shape {x.shape}"
+            )
         axis = tuple(range(nd))
     elif not isinstance(axis, (tuple, list)):
         axis = (axis,)
@@ -743,6 +790,7 @@ def matrix_norm(x, /, *, keepdims=False, ord="fro"):
 
 
 # -- array-API aliases on the last two axes ------------------------------------------------------
+
 
 def trace(x, /, *, offset=0, dtype=None):
     """Sum of the ``offset`` diagonal of each matrix (the last two axes).
@@ -858,4 +906,3 @@ def cross(x1, x2, /, *, axis=-1):
         a, b = moveaxis(a, axis, -1), moveaxis(b, axis, -1)
         return moveaxis(cross_(a, b), -1, axis)
     return cross_(a, b)
-

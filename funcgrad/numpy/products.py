@@ -27,8 +27,9 @@ def _promote2(a, b, name):
 
 
 def _dg(x, y, lc, rc, lb=(), rb=()):
-    return dot_general_p.bind(x, y, dimension_numbers=((tuple(lc), tuple(rc)), (tuple(lb), tuple(rb))),
-                              preferred_element_type=None)
+    return dot_general_p.bind(
+        x, y, dimension_numbers=((tuple(lc), tuple(rc)), (tuple(lb), tuple(rb))), preferred_element_type=None
+    )
 
 
 def matmul(a, b, /):
@@ -42,16 +43,20 @@ def matmul(a, b, /):
     """
     x, y = _promote2(a, b, "matmul")
     if x.ndim == 0 or y.ndim == 0:
-        raise InvalidValueError(f"matmul: input operands must not be scalars (got shapes {x.shape} and {y.shape}); use *")
+        raise InvalidValueError(
+            f"matmul: input operands must not be scalars (got shapes {x.shape} and {y.shape}); use *"
+        )
     xv, yv = x.ndim == 1, y.ndim == 1
     if xv:
         x = expand_dims(x, (0,))
     if yv:
         y = expand_dims(y, (1,))
     if x.shape[-1] != y.shape[-2]:
-        raise ShapeError(f"matmul: contraction dimension mismatch: shapes {tuple(a.shape) if hasattr(a, 'shape') else ()} "
-                         f"and {tuple(b.shape) if hasattr(b, 'shape') else ()} (size {x.shape[-1]} is different "
-                         f"from {y.shape[-2]})")
+        raise ShapeError(
+            f"matmul: contraction dimension mismatch: shapes {tuple(a.shape) if hasattr(a, 'shape') else ()} "
+            f"and {tuple(b.shape) if hasattr(b, 'shape') else ()} (size {x.shape[-1]} is different "
+            f"from {y.shape[-2]})"
+        )
     if y.ndim == 2:
         # (..., M, K) @ (K, N): one contraction, no batch dims, output already in order.
         out = _dg(x, y, (x.ndim - 1,), (0,))
@@ -87,8 +92,10 @@ def dot(a, b):
         return multiply(x, y)
     yc = 0 if y.ndim == 1 else y.ndim - 2
     if x.shape[-1] != y.shape[yc]:
-        raise ShapeError(f"dot: shapes {x.shape} and {y.shape} not aligned: {x.shape[-1]} (dim {x.ndim - 1}) != "
-                         f"{y.shape[yc]} (dim {yc})")
+        raise ShapeError(
+            f"dot: shapes {x.shape} and {y.shape} not aligned: {x.shape[-1]} (dim {x.ndim - 1}) != "
+            f"{y.shape[yc]} (dim {yc})"
+        )
     return _dg(x, y, (x.ndim - 1,), (yc,))
 
 
@@ -183,13 +190,16 @@ def cross(a, b, axisa=-1, axisb=-1, axisc=-1, axis=None):
 
     x, y = _promote2(a, b, "cross")
     if x.shape[-1] != 3 or y.shape[-1] != 3:
-        raise InvalidValueError(f"cross: vectors must have 3 components along the last axis, got {x.shape} and {y.shape}")
+        raise InvalidValueError(
+            f"cross: vectors must have 3 components along the last axis, got {x.shape} and {y.shape}"
+        )
     x0, x1, x2 = x[..., 0], x[..., 1], x[..., 2]
     y0, y1, y2 = y[..., 0], y[..., 1], y[..., 2]
     return stack([x1 * y2 - x2 * y1, x2 * y0 - x0 * y2, x0 * y1 - x1 * y0], -1)
 
 
 # -- einsum ----------------------------------------------------------------------------------
+
 
 def _parse_einsum(subscripts, operands):
     subscripts = subscripts.replace(" ", "")
@@ -199,7 +209,9 @@ def _parse_einsum(subscripts, operands):
         ins, out = subscripts, None
     terms = ins.split(",")
     if len(terms) != len(operands):
-        raise InvalidValueError(f"einsum: {len(terms)} operand subscripts in {subscripts!r} but {len(operands)} operands given")
+        raise InvalidValueError(
+            f"einsum: {len(terms)} operand subscripts in {subscripts!r} but {len(operands)} operands given"
+        )
     used = set(c for c in subscripts if c.isalpha())
     pool = [c for c in string.ascii_letters if c not in used]
     n_ell = 0
@@ -214,7 +226,7 @@ def _parse_einsum(subscripts, operands):
                 raise InvalidValueError(f"einsum: invalid subscript character {c!r} in {subscripts!r}")
         if "..." in t:
             k = op.ndim - len(t.replace("...", ""))
-            t = t.replace("...", ell[n_ell - k:] if k else "")
+            t = t.replace("...", ell[n_ell - k :] if k else "")
         if len(t) != op.ndim:
             raise InvalidValueError(f"einsum: operand of shape {op.shape} has {op.ndim} dims but subscripts {t!r}")
         parsed.append(t)
@@ -228,7 +240,9 @@ def _parse_einsum(subscripts, operands):
         out = out.replace("...", ell)
         for c in out:
             if not any(c in t for t in parsed):
-                raise InvalidValueError(f"einsum: output subscript {c!r} does not appear in the inputs of {subscripts!r}")
+                raise InvalidValueError(
+                    f"einsum: output subscript {c!r} does not appear in the inputs of {subscripts!r}"
+                )
     return parsed, out
 
 
@@ -273,8 +287,9 @@ def einsum(subscripts, *operands, optimize="auto", precision=None, preferred_ele
     for t, o in zip(terms, ops):
         for c, s in zip(t, o.shape):
             if c in sizes and sizes[c] != s and 1 not in (sizes[c], s):
-                raise ShapeError(f"einsum: size of label {c!r} differs between operands ({sizes[c]} vs {s}) in "
-                                 f"{subscripts!r}")
+                raise ShapeError(
+                    f"einsum: size of label {c!r} differs between operands ({sizes[c]} vs {s}) in {subscripts!r}"
+                )
             sizes[c] = max(sizes.get(c, 1), s)
     prepared = []
     for k, (t, o) in enumerate(zip(terms, ops)):
@@ -285,15 +300,21 @@ def einsum(subscripts, *operands, optimize="auto", precision=None, preferred_ele
     acc, at = prepared[0]
     for k in range(1, len(prepared)):
         o, ot = prepared[k]
-        later = set(out).union(*[set(tt) for _, tt in prepared[k + 1:]])
+        later = set(out).union(*[set(tt) for _, tt in prepared[k + 1 :]])
         # broadcast size-1 dims of shared labels
         acc = _broadcast_labels(acc, at, sizes)
         o = _broadcast_labels(o, ot, sizes)
         shared = [c for c in at if c in ot]
         batch = [c for c in shared if c in later]
         contract = [c for c in shared if c not in later]
-        acc = _dg(acc, o, [at.index(c) for c in contract], [ot.index(c) for c in contract],
-                  [at.index(c) for c in batch], [ot.index(c) for c in batch])
+        acc = _dg(
+            acc,
+            o,
+            [at.index(c) for c in contract],
+            [ot.index(c) for c in contract],
+            [at.index(c) for c in batch],
+            [ot.index(c) for c in batch],
+        )
         at = "".join(batch) + "".join(c for c in at if c not in shared) + "".join(c for c in ot if c not in shared)
     acc, at = _sum_letters(acc, at, set(at) - set(out))
     if len(prepared) > 1 or at != out:

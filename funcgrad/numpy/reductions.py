@@ -82,17 +82,21 @@ def _extreme(name, reducer, ident_sign):
                 raise InvalidValueError(f"{name}: reduction with where= needs an initial value")
             x = _apply_where(x, where, initial)
         if builtins.any(x.shape[i] == 0 for i in axes) and initial is None:
-            raise InvalidValueError(f"{name}: zero-size array to reduction operation {name} which has no identity "
-                             f"(shape {x.shape}, axis {axis})")
+            raise InvalidValueError(
+                f"{name}: zero-size array to reduction operation {name} which has no identity "
+                f"(shape {x.shape}, axis {axis})"
+            )
         res = reducer(x, axes)
         if initial is not None:
             res = (lx.max if ident_sign < 0 else lx.min)(res, lx.scalar_like(res, initial))
         return _keep(res, x, axes, keepdims)
 
     f.__name__ = name
-    f.__doc__ = (f"{name.capitalize()} over ``axis``; with ties the gradient is shared equally.\n\n"
-                 f"Example:\n    >>> import funcgrad.numpy as fnp\n    >>> fnp.{name}(fnp.array([1, 5, 3]))\n"
-                 f"    Array({5 if name == 'max' else 1}, dtype=int64)\n")
+    f.__doc__ = (
+        f"{name.capitalize()} over ``axis``; with ties the gradient is shared equally.\n\n"
+        f"Example:\n    >>> import funcgrad.numpy as fnp\n    >>> fnp.{name}(fnp.array([1, 5, 3]))\n"
+        f"    Array({5 if name == 'max' else 1}, dtype=int64)\n"
+    )
     return f
 
 
@@ -186,7 +190,9 @@ def _arg(name, prim_fn):
             return reshape(res, (1,) * x.ndim) if keepdims else res
         ax = canonical_axis(axis, x.ndim, name)
         if x.shape[ax] == 0:
-            raise InvalidValueError(f"{name}: attempt to get {name} of an empty sequence (shape {x.shape}, axis {axis})")
+            raise InvalidValueError(
+                f"{name}: attempt to get {name} of an empty sequence (shape {x.shape}, axis {axis})"
+            )
         return _keep(prim_fn(x, ax), x, (ax,), keepdims)
 
     f.__name__ = name
@@ -264,8 +270,9 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
         from ._util import broadcast_to_shape
 
         if axis is None or w.ndim != 1:
-            raise InvalidValueError(f"average: weights of shape {w.shape} must match a of shape {x.shape} or be 1-D "
-                             "along the given axis")
+            raise InvalidValueError(
+                f"average: weights of shape {w.shape} must match a of shape {x.shape} or be 1-D along the given axis"
+            )
         ax = canonical_axis(axis, x.ndim, "average")
         shape = [1] * x.ndim
         shape[ax] = w.shape[0]
@@ -277,4 +284,6 @@ def average(a, axis=None, weights=None, returned=False, keepdims=False):
 
 def _no_out(out, name):
     if out is not None:
-        raise InvalidArgumentError(f"{name}: out= is not supported (funcgrad arrays are immutable); use the return value")
+        raise InvalidArgumentError(
+            f"{name}: out= is not supported (funcgrad arrays are immutable); use the return value"
+        )

@@ -32,8 +32,9 @@ def reshape(a, shape=None, order="C", *, newshape=None):
     if -1 in shape:
         known = int(np.prod([s for s in shape if s != -1], dtype=np.int64))
         if known == 0 or x.size % known:
-            raise ShapeError(f"reshape: cannot reshape array of shape {x.shape} (size {x.size}) into shape "
-                             f"{tuple(shape)}")
+            raise ShapeError(
+                f"reshape: cannot reshape array of shape {x.shape} (size {x.size}) into shape {tuple(shape)}"
+            )
         shape[shape.index(-1)] = x.size // known
     if int(np.prod(shape, dtype=np.int64)) != x.size:
         raise ShapeError(f"reshape: cannot reshape array of shape {x.shape} (size {x.size}) into shape {tuple(shape)}")
@@ -60,7 +61,9 @@ def transpose(a, axes=None):
     else:
         perm = tuple(canonical_axis(ax, x.ndim, "transpose") for ax in axes)
         if sorted(perm) != list(range(x.ndim)):
-            raise InvalidValueError(f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes of shape {x.shape}")
+            raise InvalidValueError(
+                f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes of shape {x.shape}"
+            )
     return ls.transpose(x, perm)
 
 
@@ -124,8 +127,10 @@ def squeeze(a, axis=None):
         axes = tuple(canonical_axis(ax, x.ndim, "squeeze") for ax in ([axis] if isinstance(axis, int) else axis))
         for ax in axes:
             if x.shape[ax] != 1:
-                raise InvalidValueError(f"squeeze: cannot select an axis to squeeze out which has size not equal to one "
-                                 f"(axis {ax} of shape {x.shape})")
+                raise InvalidValueError(
+                    f"squeeze: cannot select an axis to squeeze out which has size not equal to one "
+                    f"(axis {ax} of shape {x.shape})"
+                )
     return ls.squeeze(x, axes)
 
 
@@ -182,8 +187,10 @@ def concatenate(arrays, axis=0, dtype=None):
     ax = canonical_axis(axis, xs[0].ndim, "concatenate")
     for x in xs:
         if x.ndim != xs[0].ndim or any(a != b for i, (a, b) in enumerate(zip(x.shape, xs[0].shape)) if i != ax):
-            raise ShapeError(f"concatenate: all input array dimensions except axis {ax} must match, got shapes "
-                             f"{[tuple(x.shape) for x in xs]}")
+            raise ShapeError(
+                f"concatenate: all input array dimensions except axis {ax} must match, got shapes "
+                f"{[tuple(x.shape) for x in xs]}"
+            )
     return ls.concatenate(xs, ax)
 
 
@@ -221,8 +228,15 @@ def atleast_3d(*arys):
     out = []
     for a in arys:
         x = to_array(a)
-        out.append(reshape(x, (1, 1, 1)) if x.ndim == 0 else reshape(x, (1, -1, 1)) if x.ndim == 1
-                   else expand_dims(x, -1) if x.ndim == 2 else x)
+        out.append(
+            reshape(x, (1, 1, 1))
+            if x.ndim == 0
+            else reshape(x, (1, -1, 1))
+            if x.ndim == 1
+            else expand_dims(x, -1)
+            if x.ndim == 2
+            else x
+        )
     return out[0] if len(out) == 1 else out
 
 
@@ -255,8 +269,9 @@ def _split_points(n, indices_or_sections, name, even):
         if k <= 0:
             raise InvalidValueError(f"{name}: number of sections must be larger than 0, got {k}")
         if even and n % k:
-            raise InvalidValueError(f"{name}: array of size {n} along the axis does not divide into {k} equal sections "
-                             "(use array_split)")
+            raise InvalidValueError(
+                f"{name}: array of size {n} along the axis does not divide into {k} equal sections (use array_split)"
+            )
         q, r = divmod(n, k)
         sizes = [q + 1] * r + [q] * (k - r)
         return list(np.cumsum(sizes)[:-1])
@@ -340,17 +355,21 @@ def repeat(a, repeats, axis=None, *, total_repeat_length=None):
     if isinstance(repeats, (int, np.integer)):
         if repeats < 0:
             raise InvalidValueError(f"repeat: repeats may not be negative, got {repeats}")
-        shape = x.shape[:ax + 1] + (int(repeats),) + x.shape[ax + 1:]
+        shape = x.shape[: ax + 1] + (int(repeats),) + x.shape[ax + 1 :]
         expanded = ls.broadcast_in_dim(x, shape, tuple(i if i <= ax else i + 1 for i in range(x.ndim)))
-        return reshape(expanded, x.shape[:ax] + (n * int(repeats),) + x.shape[ax + 1:])
+        return reshape(expanded, x.shape[:ax] + (n * int(repeats),) + x.shape[ax + 1 :])
     reps = to_array(repeats, "repeat")
     if reps.ndim == 0:
         return repeat(x, int(reps), ax)
     if reps.shape != (n,):
-        raise InvalidValueError(f"repeat: repeats of shape {reps.shape} must have one entry per element along axis {ax} ({n})")
+        raise InvalidValueError(
+            f"repeat: repeats of shape {reps.shape} must have one entry per element along axis {ax} ({n})"
+        )
     if isinstance(reps, Tracer):
         if total_repeat_length is None:
-            raise InvalidArgumentError("repeat: traced per-element repeats need total_repeat_length= (the output length)")
+            raise InvalidArgumentError(
+                "repeat: traced per-element repeats need total_repeat_length= (the output length)"
+            )
         from .indexing import take
         from .sorting import searchsorted
         from .reductions import cumsum

@@ -70,8 +70,17 @@ def searchsorted(a, v, side="left", sorter=None, method=None):
     return sum_(cmp(x, vals[..., None]), axis=-1, dtype=np.int64)
 
 
-def unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None, *, size=None,
-           fill_value=None, equal_nan=True):
+def unique(
+    ar,
+    return_index=False,
+    return_inverse=False,
+    return_counts=False,
+    axis=None,
+    *,
+    size=None,
+    fill_value=None,
+    equal_nan=True,
+):
     """Sorted unique elements (of the flattened array when ``axis`` is None).
 
     Under tracing pass ``size=`` (padded with ``fill_value``, by default the smallest unique value).
@@ -85,10 +94,10 @@ def unique(ar, return_index=False, return_inverse=False, return_counts=False, ax
     try:
         v = np.asarray(x._concrete("unique")) if isinstance(x, Tracer) else x._value
     except ConcretizationError:
-        raise ConcretizationError("unique: the number of unique elements is data-dependent and cannot be traced; "
-                                  "compute it outside jit/vmap") from None
-    res = np.unique(v, return_index=return_index, return_inverse=return_inverse, return_counts=return_counts,
-                    axis=axis)
+        raise ConcretizationError(
+            "unique: the number of unique elements is data-dependent and cannot be traced; compute it outside jit/vmap"
+        ) from None
+    res = np.unique(v, return_index=return_index, return_inverse=return_inverse, return_counts=return_counts, axis=axis)
     res = list(res) if isinstance(res, tuple) else [res]
     if size is not None:
         vals = res[0]

@@ -23,8 +23,10 @@ def _unary(name, prim, float_only=True, int_passthrough=False):
 
     f.__name__ = name
     f.__qualname__ = name
-    f.__doc__ = (f"Elementwise ``{name}`` (NumPy semantics; integer inputs become the default float).\n\n"
-                 f"Example:\n    >>> import funcgrad.numpy as fnp\n    >>> fnp.{name}(fnp.array([0.5])).shape\n    (1,)\n")
+    f.__doc__ = (
+        f"Elementwise ``{name}`` (NumPy semantics; integer inputs become the default float).\n\n"
+        f"Example:\n    >>> import funcgrad.numpy as fnp\n    >>> fnp.{name}(fnp.array([0.5])).shape\n    (1,)\n"
+    )
     return f
 
 
@@ -32,16 +34,24 @@ def _binary(name, prim, float_only=False, kinds=None):
     def f(x1, x2, /):
         x, y = operands(name, x1, x2)
         if float_only and not is_inexact(x.dtype):
-            x, y = lx.convert_element_type(x, config.default_float_dtype), lx.convert_element_type(y, config.default_float_dtype)
+            x, y = (
+                lx.convert_element_type(x, config.default_float_dtype),
+                lx.convert_element_type(y, config.default_float_dtype),
+            )
         if kinds is not None and x.dtype.kind not in kinds:
-            raise InvalidArgumentError(f"{name}: not supported for dtype {x.dtype} (only {'integer' if 'i' in kinds else kinds} "
-                            "and bool arrays)")
+            raise InvalidArgumentError(
+                f"{name}: not supported for dtype {x.dtype} (only {'integer' if 'i' in kinds else kinds} "
+                "and bool arrays)"
+            )
         return prim.bind(x, y)
 
     f.__name__ = name
     f.__qualname__ = name
-    f.__doc__ = (f"Elementwise ``{name}`` with broadcasting and NumPy/JAX dtype promotion.\n\n"
-                 f"Example:\n    >>> import funcgrad.numpy as fnp\n    >>> fnp.{name}(fnp.array([1, 2]), fnp.array([3, 4])).shape\n    (2,)\n")
+    f.__doc__ = (
+        f"Elementwise ``{name}`` with broadcasting and NumPy/JAX dtype promotion.\n\n"
+        f"Example:\n    >>> import funcgrad.numpy as fnp\n"
+        f"    >>> fnp.{name}(fnp.array([1, 2]), fnp.array([3, 4])).shape\n    (2,)\n"
+    )
     return f
 
 
@@ -139,7 +149,11 @@ def isneginf(x, /):
 
 def signbit(x, /):
     x = to_array(x, "signbit")
-    return less(x, 0) if not is_inexact(x.dtype) else logical_or(less(x, 0), logical_and(equal(x, 0), less(arctan2(x, -1.0), 0)))
+    return (
+        less(x, 0)
+        if not is_inexact(x.dtype)
+        else logical_or(less(x, 0), logical_and(equal(x, 0), less(arctan2(x, -1.0), 0)))
+    )
 
 
 def _to_bool(x, name):
@@ -243,12 +257,12 @@ def round(a, decimals=0):
         if decimals >= 0:
             return a
         # NumPy rounds integers to a multiple of 10**-decimals (half to even), keeping the dtype.
-        scale = lx.scalar_like(lx.convert_element_type(a, np.float64), 10.0 ** -decimals)
+        scale = lx.scalar_like(lx.convert_element_type(a, np.float64), 10.0**-decimals)
         rounded = lx.mul_p.bind(lx.round_p.bind(lx.div_p.bind(lx.convert_element_type(a, np.float64), scale)), scale)
         return lx.convert_element_type(rounded, a.dtype)
     if decimals == 0:
         return lx.round_p.bind(a)
-    scale = lx.scalar_like(a, 10.0 ** decimals)
+    scale = lx.scalar_like(a, 10.0**decimals)
     return lx.div_p.bind(lx.round_p.bind(lx.mul_p.bind(a, scale)), scale)
 
 
@@ -301,7 +315,10 @@ def logaddexp(x1, x2, /):
     """
     x, y = operands("logaddexp", x1, x2)
     if not is_inexact(x.dtype):
-        x, y = lx.convert_element_type(x, config.default_float_dtype), lx.convert_element_type(y, config.default_float_dtype)
+        x, y = (
+            lx.convert_element_type(x, config.default_float_dtype),
+            lx.convert_element_type(y, config.default_float_dtype),
+        )
     amax = maximum(x, y)
     delta = subtract(x, y)
     both_inf = logical_and(isinf(amax), equal(x, y))

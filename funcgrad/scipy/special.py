@@ -20,9 +20,29 @@ from ..numpy._util import canonical_axes, inexact_operand, operands
 from ..transforms.custom_derivatives import custom_jvp
 
 __all__ = [
-    "betaln", "digamma", "entr", "erf", "erfc", "erfcx", "erfinv", "expit", "gamma", "gammainc", "gammaincc",
-    "gammaln", "log_expit", "log_softmax", "logit", "logsumexp", "ndtr", "polygamma", "psi", "rel_entr",
-    "softmax", "xlog1py", "xlogy",
+    "betaln",
+    "digamma",
+    "entr",
+    "erf",
+    "erfc",
+    "erfcx",
+    "erfinv",
+    "expit",
+    "gamma",
+    "gammainc",
+    "gammaincc",
+    "gammaln",
+    "log_expit",
+    "log_softmax",
+    "logit",
+    "logsumexp",
+    "ndtr",
+    "polygamma",
+    "psi",
+    "rel_entr",
+    "softmax",
+    "xlog1py",
+    "xlogy",
 ]
 
 
@@ -48,6 +68,7 @@ def _float_operands(name, *args):
 
 
 # -- error function family ----------------------------------------------------------------------
+
 
 def erf(x):
     """Error function ``2/sqrt(pi) * integral_0^x exp(-t^2) dt``.
@@ -107,6 +128,7 @@ def ndtr(x):
 
 
 # -- gamma family ----------------------------------------------------------------------------------
+
 
 def gammaln(x):
     """``log |Gamma(x)|`` (``+inf`` at the poles 0, -1, -2, ...). Its derivative is :func:`digamma`.
@@ -205,6 +227,7 @@ def gammaincc(a, x):
 
 # -- logistic --------------------------------------------------------------------------------------
 
+
 def expit(x):
     """The logistic sigmoid ``1 / (1 + exp(-x))``, stable in both tails.
 
@@ -253,6 +276,7 @@ def _logit_jvp(primals, tangents):
 
 # -- x log y ----------------------------------------------------------------------------------------
 
+
 @custom_jvp
 def _xlogy(x, y):
     return fnp.where(fnp.not_equal(x, 0.0), fnp.multiply(x, fnp.log(y)), fnp.zeros_like(x))
@@ -288,8 +312,9 @@ def _xlog1py(x, y):
 @_xlog1py.defjvp
 def _xlog1py_jvp(primals, tangents):
     (x, y), (tx, ty) = primals, tangents
-    return _xlog1py(x, y), fnp.add(fnp.multiply(tx, fnp.log1p(y)),
-                                   fnp.true_divide(fnp.multiply(ty, x), fnp.add(y, 1.0)))
+    return _xlog1py(x, y), fnp.add(
+        fnp.multiply(tx, fnp.log1p(y)), fnp.true_divide(fnp.multiply(ty, x), fnp.add(y, 1.0))
+    )
 
 
 def xlog1py(x, y):
@@ -346,6 +371,7 @@ def rel_entr(x, y):
 
 
 # -- log-sum-exp and softmax ------------------------------------------------------------------------
+
 
 def _stable_max(x, axes):
     """The max over ``axes`` (keepdims), with non-finite maxima replaced by 0 and no gradient."""

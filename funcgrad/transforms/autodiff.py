@@ -30,6 +30,7 @@ def _flat_outputs(outs, where):
 
 # -- flat cores (lists of arrays in, lists of arrays out) --------------------------------
 
+
 def jvp_flat(fun, primals, tangents):
     """Forward mode on flat lists; ``tangents`` entries may be None (symbolic zeros)."""
     trace = JVPTrace(get_current_trace(), "jvp")
@@ -99,6 +100,7 @@ def vjp_flat(fun, primals):
 
 # -- argument handling -----------------------------------------------------------------
 
+
 def _flatten_args(args, where):
     leaves, tree = tree_flatten(args)
     return [as_array(x, where) for x in leaves], tree
@@ -111,8 +113,9 @@ def _argnums_tuple(argnums, nargs, where):
         if not isinstance(a, int):
             raise InvalidArgumentError(f"{where}: argnums must be an int or a tuple of ints, got {argnums!r}")
         if not -nargs <= a < nargs:
-            raise InvalidValueError(f"{where}: argnums={argnums!r} is out of range for a function called with {nargs} "
-                             "positional arguments")
+            raise InvalidValueError(
+                f"{where}: argnums={argnums!r} is out of range for a function called with {nargs} positional arguments"
+            )
     return single, tuple(a % nargs for a in nums)
 
 
@@ -132,7 +135,7 @@ def _split_args(fun, args, argnums, where):
 
 
 def _check_grad_inputs(flat, tree, nums, where):
-    for i, x in enumerate(flat):
+    for x in flat:
         if not is_inexact(x.dtype):
             argpos = nums[0] if len(nums) == 1 else nums
             raise DTypeError(
@@ -143,6 +146,7 @@ def _check_grad_inputs(flat, tree, nums, where):
 
 
 # -- public API --------------------------------------------------------------------------
+
 
 def jvp(fun, primals, tangents, has_aux=False):
     """Jacobian-vector product: ``(fun(*primals), J @ tangents)``.
@@ -159,8 +163,10 @@ def jvp(fun, primals, tangents, has_aux=False):
         (Array(0., dtype=float32), Array(1., dtype=float32))
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
-        raise InvalidArgumentError("jvp: primals and tangents must be tuples (or lists) of arguments, "
-                        f"got {type(primals).__name__} and {type(tangents).__name__}")
+        raise InvalidArgumentError(
+            "jvp: primals and tangents must be tuples (or lists) of arguments, "
+            f"got {type(primals).__name__} and {type(tangents).__name__}"
+        )
     p_flat, p_tree = _flatten_args(tuple(primals), "jvp")
     t_flat, t_tree = _flatten_args(tuple(tangents), "jvp")
     if p_tree != t_tree:
@@ -195,13 +201,15 @@ def jvp(fun, primals, tangents, has_aux=False):
 
 def _split_aux(out, where):
     if not (isinstance(out, (tuple, list)) and len(out) == 2):
-        raise InvalidArgumentError(f"{where} with has_aux=True: the function must return a pair (output, aux), "
-                        f"got {type(out).__name__}")
+        raise InvalidArgumentError(
+            f"{where} with has_aux=True: the function must return a pair (output, aux), got {type(out).__name__}"
+        )
     return out[0], out[1]
 
 
 def finish_aux(aux):
     """Aux outputs leave their (now finished) transformations as primal values, as in JAX."""
+
     def unwrap(x):
         while isinstance(x, JVPTracer) and not x._trace.alive:
             x = x.primal
@@ -277,7 +285,9 @@ def vjp(fun, *primals, has_aux=False):
     def vjp_fn(ct):
         ct_flat, ct_tree = tree_flatten(ct)
         if ct_tree != out_tree:
-            raise InvalidArgumentError(f"vjp_fn: cotangent structure {ct_tree} does not match the output structure {out_tree}")
+            raise InvalidArgumentError(
+                f"vjp_fn: cotangent structure {ct_tree} does not match the output structure {out_tree}"
+            )
         cts = []
         for c, aval in zip(ct_flat, out_avals):
             c = as_array(c, "vjp_fn")
@@ -285,8 +295,10 @@ def vjp(fun, *primals, has_aux=False):
                 raise ShapeError(f"vjp_fn: cotangent shape {c.shape} does not match the output shape {aval.shape}")
             if is_inexact(aval.dtype):
                 if c.dtype != aval.dtype:
-                    raise DTypeError(f"vjp_fn: cotangent dtype {c.dtype} does not match the output dtype "
-                                     f"{aval.dtype} (shape {aval.shape})")
+                    raise DTypeError(
+                        f"vjp_fn: cotangent dtype {c.dtype} does not match the output dtype "
+                        f"{aval.dtype} (shape {aval.shape})"
+                    )
                 cts.append(c)
             else:
                 cts.append(None)
@@ -300,11 +312,14 @@ def _scalar_seed(out, where):
     if not isinstance(out, (Tracer,)) and not hasattr(out, "shape"):
         out = as_array(out, where)
     if out.shape != ():
-        raise InvalidArgumentError(f"{where} requires a scalar (shape ()) output, got an output of shape {out.shape}. "
-                        "Reduce it (e.g. .sum() or .mean()), or use fg.vjp / fg.jacrev for non-scalar outputs.")
+        raise InvalidArgumentError(
+            f"{where} requires a scalar (shape ()) output, got an output of shape {out.shape}. "
+            "Reduce it (e.g. .sum() or .mean()), or use fg.vjp / fg.jacrev for non-scalar outputs."
+        )
     if not is_inexact(out.dtype) or np.dtype(out.dtype).kind == "c":
-        raise InvalidArgumentError(f"{where} requires a real floating-point output, got dtype {out.dtype}. "
-                        "Use fg.vjp for complex outputs.")
+        raise InvalidArgumentError(
+            f"{where} requires a real floating-point output, got dtype {out.dtype}. Use fg.vjp for complex outputs."
+        )
     return np.ones((), out.dtype)
 
 
@@ -370,4 +385,3 @@ def grad(fun, argnums=0, has_aux=False):
         return g
 
     return grad_f
-

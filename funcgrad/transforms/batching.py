@@ -33,14 +33,15 @@ class BatchTracer(Tracer):
         aval = self.val.aval
         if self.bdim is None:
             return aval
-        shape = aval.shape[:self.bdim] + aval.shape[self.bdim + 1:]
+        shape = aval.shape[: self.bdim] + aval.shape[self.bdim + 1 :]
         return ShapedArray(shape, aval.dtype)
 
     def to_concrete(self, what):
         raise ConcretizationError(
             f"{what} needs a concrete value, but got a per-example value {self.aval.str_short()} inside vmap, "
             "where every example is processed at once. Use fnp.where to select values, or lax.cond / "
-            "lax.while_loop for control flow.")
+            "lax.while_loop for control flow."
+        )
 
 
 class BatchTrace(Trace):
@@ -98,9 +99,13 @@ class BatchTrace(Trace):
 
             def jvp_b(primals, tangents):
                 n = len(primals)
-                outs = vmap_flat(lambda *xs: _flat_pair(jvp_rule(list(xs[:n]), list(xs[n:]))),
-                                 list(primals) + list(tangents), dims + dims, self.axis_size)
-                return outs[:len(outs) // 2], outs[len(outs) // 2:]
+                outs = vmap_flat(
+                    lambda *xs: _flat_pair(jvp_rule(list(xs[:n]), list(xs[n:]))),
+                    list(primals) + list(tangents),
+                    dims + dims,
+                    self.axis_size,
+                )
+                return outs[: len(outs) // 2], outs[len(outs) // 2 :]
 
             outs = self.parent.process_custom_jvp_call(fun_b, jvp_b, vals)
         return [self.wrap(o, 0) for o in outs]
@@ -120,12 +125,16 @@ class BatchTrace(Trace):
                     return list(outs) + list(res)
 
                 both = vmap_flat(f, list(primals), dims, self.axis_size)
-                return both[:n_out[0]], both[n_out[0]:]
+                return both[: n_out[0]], both[n_out[0] :]
 
             def bwd_b(res, cts):
                 n_res = len(res)
-                in_cts = vmap_flat(lambda *xs: bwd(list(xs[:n_res]), list(xs[n_res:])), list(res) + list(cts),
-                                   [0] * (n_res + len(cts)), self.axis_size)
+                in_cts = vmap_flat(
+                    lambda *xs: bwd(list(xs[:n_res]), list(xs[n_res:])),
+                    list(res) + list(cts),
+                    [0] * (n_res + len(cts)),
+                    self.axis_size,
+                )
                 # An unbatched input was shared by every example: its cotangent is the sum over the batch.
                 return [c if d is not None else _unbroadcast_front(c) for c, d in zip(in_cts, dims)]
 
@@ -171,6 +180,7 @@ def vmap_flat(fun, vals, dims, axis_size):
 
 # -- the public transformation ----------------------------------------------------------------
 
+
 def _prefix_axes(prefix, tree, where):
     """Broadcast an ``in_axes``/``out_axes`` prefix over ``tree``: one axis (or None) per leaf."""
     if prefix is None or isinstance(prefix, int):
@@ -178,10 +188,17 @@ def _prefix_axes(prefix, tree, where):
     p_node, t_node = _node(prefix), _node(tree)
     seq = (tuple, list)
     same_type = type(prefix) is type(tree) or (type(prefix) in seq and type(tree) in seq)
-    if p_node is None or t_node is None or not same_type or len(p_node[0]) != len(t_node[0]) \
-            or (isinstance(tree, dict) and p_node[1] != t_node[1]):
-        raise InvalidValueError(f"vmap {where} specification {prefix!r} is not a tree prefix of the value's structure "
-                         f"{tree_flatten(tree)[1]}")
+    if (
+        p_node is None
+        or t_node is None
+        or not same_type
+        or len(p_node[0]) != len(t_node[0])
+        or (isinstance(tree, dict) and p_node[1] != t_node[1])
+    ):
+        raise InvalidValueError(
+            f"vmap {where} specification {prefix!r} is not a tree prefix of the value's structure "
+            f"{tree_flatten(tree)[1]}"
+        )
     return [a for p, t in zip(p_node[0], t_node[0]) for a in _prefix_axes(p, t, where)]
 
 
@@ -202,8 +219,7 @@ def _describe_sizes(args, axes_per_arg, names):
         leaves = tree_flatten(a)[0]
         sizes = sorted({as_array(x).shape[ax] for x, ax in zip(leaves, axes) if ax is not None})
         if sizes:
-            lines.append(f"{name} has mapped size{'s' if len(sizes) > 1 else ''} "
-                         f"{', '.join(map(str, sizes))}")
+            lines.append(f"{name} has mapped size{'s' if len(sizes) > 1 else ''} {', '.join(map(str, sizes))}")
     return "; ".join(lines)
 
 
@@ -232,14 +248,18 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
     def vmapped(*args, **kwargs):
         if isinstance(in_axes, tuple):
             if len(in_axes) != len(args):
-                raise InvalidValueError(f"vmap: in_axes {in_axes!r} has {len(in_axes)} entries but the function was "
-                                 f"called with {len(args)} positional arguments")
+                raise InvalidValueError(
+                    f"vmap: in_axes {in_axes!r} has {len(in_axes)} entries but the function was "
+                    f"called with {len(args)} positional arguments"
+                )
             per_arg = [_prefix_axes(p, a, "in_axes") for p, a in zip(in_axes, args)]
         elif in_axes is None or isinstance(in_axes, int):
             per_arg = [_prefix_axes(in_axes, a, "in_axes") for a in args]
         else:
-            raise InvalidArgumentError(f"vmap: in_axes must be an int, None, or a tuple with one entry per positional "
-                            f"argument, got {type(in_axes).__name__}")
+            raise InvalidArgumentError(
+                f"vmap: in_axes must be an int, None, or a tuple with one entry per positional "
+                f"argument, got {type(in_axes).__name__}"
+            )
         # As in JAX, keyword arguments are always mapped over their leading axis.
         kw_names = sorted(kwargs)
         per_arg += [_prefix_axes(0, kwargs[k], "in_axes") for k in kw_names]
@@ -256,8 +276,9 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
                 dims.append(None)
                 continue
             if not -x.ndim <= ax < max(x.ndim, 1) or x.ndim == 0:
-                raise InvalidValueError(f"vmap: in_axes={ax} is out of range for {who} of shape {x.shape} "
-                                 f"(rank {x.ndim})")
+                raise InvalidValueError(
+                    f"vmap: in_axes={ax} is out of range for {who} of shape {x.shape} (rank {x.ndim})"
+                )
             d = ax % x.ndim
             dims.append(d)
             sizes.add(x.shape[d])
@@ -266,16 +287,18 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
         if not sizes:
             raise InvalidValueError("vmap must have at least one non-None value in in_axes, or be given axis_size")
         if len(sizes) > 1:
-            raise InvalidValueError(f"vmap got inconsistent sizes for the mapped axes: "
-                             f"{_describe_sizes(all_args, per_arg, names)}"
-                             + (f"; axis_size={axis_size}" if axis_size is not None else ""))
+            raise InvalidValueError(
+                f"vmap got inconsistent sizes for the mapped axes: "
+                f"{_describe_sizes(all_args, per_arg, names)}"
+                + (f"; axis_size={axis_size}" if axis_size is not None else "")
+            )
         size = sizes.pop()
         trace = BatchTrace(get_current_trace(), size)
         try:
             with set_current_trace(trace):
                 ins = [x if d is None else BatchTracer(trace, x, d) for x, d in zip(leaves, dims)]
                 call_args = tree_unflatten(in_tree, ins)
-                out = fun(*call_args[:len(args)], **dict(zip(kw_names, call_args[len(args):])))
+                out = fun(*call_args[: len(args)], **dict(zip(kw_names, call_args[len(args) :])))
         finally:
             trace.alive = False
         out_leaves, out_tree = tree_flatten(out)
@@ -290,8 +313,10 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
                 val, d = as_array(o, "vmap"), None
             if ax is None:
                 if d is not None:
-                    raise InvalidValueError(f"vmap: out_axes=None for an output of shape {val.shape} that depends on the "
-                                     "mapped axis; give it an integer out_axes or make it independent of the batch")
+                    raise InvalidValueError(
+                        f"vmap: out_axes=None for an output of shape {val.shape} that depends on the "
+                        "mapped axis; give it an integer out_axes or make it independent of the batch"
+                    )
                 results.append(val)
                 continue
             nd = val.ndim + (1 if d is None else 0)

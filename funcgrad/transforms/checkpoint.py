@@ -24,8 +24,9 @@ def checkpoint(fun, *, prevent_cse=True, policy=None, static_argnums=()):
         Array(1., dtype=float32)
     """
     if policy is not None:
-        raise NotImplementedError("checkpoint(policy=...): saving policies are not implemented; "
-                                  "every intermediate is recomputed")
+        raise NotImplementedError(
+            "checkpoint(policy=...): saving policies are not implemented; every intermediate is recomputed"
+        )
 
     @functools.wraps(fun)
     def remat_fun(*args):

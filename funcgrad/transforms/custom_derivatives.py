@@ -103,15 +103,19 @@ class custom_jvp:
             o_flat, o_tree = tree_flatten(res[0])
             t_flat, t_tree = tree_flatten(res[1])
             if o_tree != t_tree:
-                raise InvalidArgumentError(f"custom_jvp rule of {self.__name__}: primal output structure {o_tree} and "
-                                f"tangent output structure {t_tree} differ")
+                raise InvalidArgumentError(
+                    f"custom_jvp rule of {self.__name__}: primal output structure {o_tree} and "
+                    f"tangent output structure {t_tree} differ"
+                )
             cell["tree"] = o_tree
             o_flat = [as_array(o) for o in o_flat]
             t_flat = [as_array(t) for t in t_flat]
             for o, t in zip(o_flat, t_flat):
                 if o.shape != t.shape:
-                    raise InvalidValueError(f"custom_jvp rule of {self.__name__}: tangent shape {t.shape} does not match "
-                                     f"primal output shape {o.shape}")
+                    raise InvalidValueError(
+                        f"custom_jvp rule of {self.__name__}: tangent shape {t.shape} does not match "
+                        f"primal output shape {o.shape}"
+                    )
             return o_flat, t_flat
 
         outs = get_current_trace().process_custom_jvp_call(flat_fun, flat_jvp, flat)
@@ -180,9 +184,11 @@ class custom_vjp:
             ct = tree_unflatten(cell["tree"], cts_flat)
             in_cts = self.bwd(*nondiff, residuals, ct)
             if not isinstance(in_cts, (tuple, list)) or len(in_cts) != len(diff):
-                raise InvalidArgumentError(f"custom_vjp bwd of {name} must return a tuple with one cotangent per "
-                                f"differentiable argument ({len(diff)}), got {type(in_cts).__name__}"
-                                f"{'' if not isinstance(in_cts, (tuple, list)) else ' of length ' + str(len(in_cts))}")
+                raise InvalidArgumentError(
+                    f"custom_vjp bwd of {name} must return a tuple with one cotangent per "
+                    f"differentiable argument ({len(diff)}), got {type(in_cts).__name__}"
+                    f"{'' if not isinstance(in_cts, (tuple, list)) else ' of length ' + str(len(in_cts))}"
+                )
             out = []
             for d, c in zip(diff, in_cts):
                 d_flat, d_tree = tree_flatten(d)
@@ -191,8 +197,10 @@ class custom_vjp:
                     continue
                 c_flat, c_tree = tree_flatten(c, is_leaf=lambda x: x is None)
                 if len(c_flat) != len(d_flat):
-                    raise InvalidArgumentError(f"custom_vjp bwd of {name}: cotangent structure {c_tree} does not match the "
-                                    f"argument structure {d_tree}")
+                    raise InvalidArgumentError(
+                        f"custom_vjp bwd of {name}: cotangent structure {c_tree} does not match the "
+                        f"argument structure {d_tree}"
+                    )
                 out.extend(c_flat)
             result = []
             for c, aval in zip(out, in_avals):
@@ -201,8 +209,10 @@ class custom_vjp:
                 else:
                     c = as_array(c, name)
                     if c.shape != aval.shape:
-                        raise InvalidValueError(f"custom_vjp bwd of {name}: cotangent shape {c.shape} does not match "
-                                         f"the argument shape {aval.shape}")
+                        raise InvalidValueError(
+                            f"custom_vjp bwd of {name}: cotangent shape {c.shape} does not match "
+                            f"the argument shape {aval.shape}"
+                        )
                     result.append(c.astype(aval.dtype) if c.dtype != aval.dtype else c)
             return result
 

@@ -65,8 +65,12 @@ def jacrev(fun, argnums=0, has_aux=False):
             if o.size == 0:
                 blocks.append([_block(None, o.shape, x.shape, x.dtype) for x in flat])
                 continue
-            rows = vmap_flat(lambda e, i=i: pullback([e if k == i else None for k in range(len(outs))]),
-                             [_basis(o.aval)], [0], o.size)
+            rows = vmap_flat(
+                lambda e, i=i: pullback([e if k == i else None for k in range(len(outs))]),
+                [_basis(o.aval)],
+                [0],
+                o.size,
+            )
             blocks.append([_block(r, o.shape, x.shape, x.dtype) for r, x in zip(rows, flat)])
         jac = _assemble(blocks, out_tree, tree, single)
         return (jac, finish_aux(cell[1])) if has_aux else jac
@@ -145,5 +149,3 @@ def hessian(fun, argnums=0, has_aux=False):
                [ 0., 12.]], dtype=float32)
     """
     return jacfwd(jacrev(fun, argnums, has_aux), argnums, has_aux)
-
-

@@ -90,9 +90,14 @@ class JVPTrace(Trace):
                 return self.parent.process_custom_vjp_call(fun, fwd, bwd, primals, out_avals_cell)
             outs, residuals = fwd(*primals)
             lin_tangents = [instantiate(t, p) for t, p in zip(tangents, primals) if is_inexact(p.dtype)]
-            touts = custom_lin_p.bind(*residuals, *lin_tangents, num_res=len(residuals), bwd=bwd,
-                                      out_avals=tuple(o.aval for o in outs),
-                                      diff_mask=tuple(is_inexact(p.dtype) for p in primals))
+            touts = custom_lin_p.bind(
+                *residuals,
+                *lin_tangents,
+                num_res=len(residuals),
+                bwd=bwd,
+                out_avals=tuple(o.aval for o in outs),
+                diff_mask=tuple(is_inexact(p.dtype) for p in primals),
+            )
         return [self._wrap(o, t if is_inexact(o.dtype) else None) for o, t in zip(outs, touts)]
 
     def process_checkpoint(self, fun, args):
@@ -103,8 +108,9 @@ class JVPTrace(Trace):
             outs = fun(*primals)
             lin = [instantiate(t, p) for t, p in zip(tangents, primals) if is_inexact(p.dtype)]
             mask = tuple(is_inexact(p.dtype) for p in primals)
-            touts = checkpoint_lin_p.bind(*primals, *lin, fun=fun, diff_mask=mask,
-                                          out_avals=tuple(o.aval for o in outs))
+            touts = checkpoint_lin_p.bind(
+                *primals, *lin, fun=fun, diff_mask=mask, out_avals=tuple(o.aval for o in outs)
+            )
         return [self._wrap(o, t if is_inexact(o.dtype) else None) for o, t in zip(outs, touts)]
 
 
@@ -116,6 +122,7 @@ def get_checkpoint_handler(trace):
 
 
 # -- rule helpers -----------------------------------------------------------------------
+
 
 def tangent_aval(aval: ShapedArray) -> ShapedArray:
     return aval if is_inexact(aval.dtype) else ShapedArray(aval.shape, float0)
@@ -129,7 +136,11 @@ def instantiate(t, primal):
     """Turn a symbolic zero (None) into an array of zeros shaped like ``primal``."""
     if t is not None:
         return t
-    return zeros_like_aval(tangent_aval(primal.aval if hasattr(primal, "aval") else ShapedArray(np.shape(primal), np.asarray(primal).dtype)))
+    return zeros_like_aval(
+        tangent_aval(
+            primal.aval if hasattr(primal, "aval") else ShapedArray(np.shape(primal), np.asarray(primal).dtype)
+        )
+    )
 
 
 def add_tangents(a, b):
@@ -180,6 +191,7 @@ def deflinear(prim: Primitive, transpose_rule):
 
 # -- generic primitives owned by the AD machinery ------------------------------------
 
+
 def _lax_batch_rule(make_rule):
     """A batching rule built by a helper in ``funcgrad.lax._batching`` (imported when first used,
     since the AD machinery is imported before lax)."""
@@ -194,6 +206,8 @@ def _lax_batch_rule(make_rule):
 
 add_any_p = Primitive("add_any")
 add_any_p.impl = lambda a, b: np.add(a, b)
+
+
 def _add_any_abstract(a, b):
     if a != b:  # a rule produced a mistyped (co)tangent: fail where it happens
         raise InvalidArgumentError(f"add_any: (co)tangents to accumulate differ in type: {a} and {b}")

@@ -37,7 +37,7 @@ class JaxprTracer(Tracer):
     def to_concrete(self, what):
         trace = self._trace
         args = trace.arguments_feeding(self.var)
-        origin = (f" The value depends on {', '.join(args)}." if args else "")
+        origin = f" The value depends on {', '.join(args)}." if args else ""
         raise ConcretizationError(
             f"{what} needs a concrete value, but got an abstract tracer {self.aval.str_short()} "
             f"inside {trace.name}.{origin} Python control flow on traced values is not possible here: "
@@ -124,5 +124,4 @@ class JaxprTrace(Trace):
         for eqn in reversed(self.eqns):
             if any(v in needed for v in eqn.outvars):
                 needed.update(a for a in eqn.invars if type(a) is Var)
-        return [name or f"argument {i}" for i, (v, name) in enumerate(zip(self.invars, self.arg_names))
-                if v in needed]
+        return [name or f"argument {i}" for i, (v, name) in enumerate(zip(self.invars, self.arg_names)) if v in needed]

@@ -28,7 +28,7 @@ def trace_to_jaxpr(fun, args, static_argnums=(), name="make_jaxpr"):
     dyn = [(i, a) for i, a in enumerate(args) if i not in static]
     leaves, in_tree = tree_flatten([a for _, a in dyn])
     leaf_names = []
-    for (i, a) in dyn:
+    for i, a in dyn:
         leaf_names.extend([names[i]] * len(tree_flatten(a)[0]))
     with new_trace(JaxprTrace, name, fold_known=False) as trace:
         tracers = []

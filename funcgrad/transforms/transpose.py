@@ -60,8 +60,9 @@ def backward_pass(jaxpr: Jaxpr, consts, cts_out):
                 invals.append(UndefinedPrimal(a.aval))
         rule = eqn.primitive.transpose
         if rule is None:
-            raise NotImplementedError(f"Transpose rule (reverse-mode differentiation) for '{eqn.primitive.name}' "
-                                      "is not implemented")
+            raise NotImplementedError(
+                f"Transpose rule (reverse-mode differentiation) for '{eqn.primitive.name}' is not implemented"
+            )
         cts_in = rule(cts, *invals, **eqn.params)
         for a, x, ct in zip(eqn.invars, invals, cts_in):
             if type(x) is UndefinedPrimal:

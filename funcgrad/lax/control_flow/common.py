@@ -24,7 +24,12 @@ from ...core.jaxpr import ClosedJaxpr, Jaxpr, Literal, Var, eval_jaxpr
 from ...core.primitive import Primitive
 from ...core.pytree import keystr, tree_flatten, tree_flatten_with_path, tree_unflatten
 from ...core.trace import (
-    Tracer, eval_trace, get_current_trace, new_trace, set_current_trace, unexpected_tracer,
+    Tracer,
+    eval_trace,
+    get_current_trace,
+    new_trace,
+    set_current_trace,
+    unexpected_tracer,
 )
 from ...transforms.autodiff import jvp_flat
 from ...transforms.batching import BatchTrace, BatchTracer
@@ -67,6 +72,7 @@ def call_jaxpr(cj: ClosedJaxpr, *args):
 
 # -- tracing -------------------------------------------------------------------------------------
 
+
 def trace_flat(fun, in_avals, name="control_flow"):
     """Trace ``fun(*tracers) -> list`` on abstract values; returns ``(jaxpr, consts)``.
 
@@ -106,8 +112,10 @@ def trace_user_fun(fun, in_tree, in_avals, where):
             try:
                 res.append(as_array(leaf, where))
             except TypeError:
-                raise InvalidArgumentError(f"{where} must return arrays (or pytrees of arrays), got a leaf of type "
-                                           f"{type(leaf).__name__} in its output {cell['tree']}") from None
+                raise InvalidArgumentError(
+                    f"{where} must return arrays (or pytrees of arrays), got a leaf of type "
+                    f"{type(leaf).__name__} in its output {cell['tree']}"
+                ) from None
         return res
 
     jaxpr, consts = trace_flat(flat_fun, in_avals, where)
@@ -132,15 +140,18 @@ def describe_types(tree, avals) -> str:
 def check_carry(where, what, init_tree, init_paths, in_avals, out_tree, out_avals):
     """The loop body must return the carry's exact pytree structure, shapes and dtypes."""
     if out_tree != init_tree:
-        raise InvalidArgumentError(f"{where}: {what} must have the same pytree structure as the initial carry: "
-                                   f"the carry is {init_tree}, the body returned {out_tree}")
+        raise InvalidArgumentError(
+            f"{where}: {what} must have the same pytree structure as the initial carry: "
+            f"the carry is {init_tree}, the body returned {out_tree}"
+        )
     for path, a, b in zip(init_paths, in_avals, out_avals):
         if a != b:
             raise InvalidArgumentError(
                 f"{where}: the carry must keep its shape and dtype across iterations, but carry{path} enters "
                 f"the body as {a.str_short()} (shape {a.shape}, dtype {a.dtype.name}) and {what} returns "
                 f"{b.str_short()} (shape {b.shape}, dtype {b.dtype.name}). Cast or reshape it in the body "
-                "(or change the initial value) so the types agree.")
+                "(or change the initial value) so the types agree."
+            )
 
 
 def promote_weak_carry(raw_leaves, init, out_avals):
@@ -182,7 +193,7 @@ def permute(cj: ClosedJaxpr, in_order=None, out_order=None) -> ClosedJaxpr:
 def split_list(xs, sizes):
     out, start = [], 0
     for n in sizes:
-        out.append(list(xs[start:start + n]))
+        out.append(list(xs[start : start + n]))
         start += n
     out.append(list(xs[start:]))
     return out
@@ -211,6 +222,7 @@ def invariant_outputs(jaxpr: Jaxpr, invariant_inputs):
 
 
 # -- forward mode ---------------------------------------------------------------------------------
+
 
 def jvp_jaxpr(cj: ClosedJaxpr, nonzeros, instantiate):
     """JVP of a closed jaxpr. Returns ``(jvp_cj, out_nonzeros)``.
@@ -251,6 +263,7 @@ def jvp_jaxpr(cj: ClosedJaxpr, nonzeros, instantiate):
 
 # -- partial evaluation ---------------------------------------------------------------------------
 
+
 def partial_eval_jaxpr(cj: ClosedJaxpr, unknowns, instantiate=False):
     """Split ``cj`` into the work that only needs the known inputs and the rest.
 
@@ -277,8 +290,9 @@ def partial_eval_jaxpr(cj: ClosedJaxpr, unknowns, instantiate=False):
             args = [next(u_it) if u else next(k_it) for u in unknowns]
             with set_current_trace(ut):
                 outs = call_jaxpr(cj, *args)
-            out_uk = [(isinstance(o, JaxprTracer) and o._trace is ut) or bool(inst)
-                      for o, inst in zip(outs, instantiate)]
+            out_uk = [
+                (isinstance(o, JaxprTracer) and o._trace is ut) or bool(inst) for o, inst in zip(outs, instantiate)
+            ]
             u_jaxpr, u_consts = ut.to_jaxpr([o for o, u in zip(outs, out_uk) if u])
         u_jaxpr = dce(u_jaxpr, [True] * len(u_jaxpr.outvars))
         used = {a for e in u_jaxpr.eqns for a in e.invars if type(a) is Var}
@@ -303,6 +317,7 @@ def partial_eval_jaxpr(cj: ClosedJaxpr, unknowns, instantiate=False):
 
 
 # -- batching -------------------------------------------------------------------------------------
+
 
 def batch_jaxpr(cj: ClosedJaxpr, size: int, in_batched, force_out):
     """``cj`` on batches: inputs marked batched (and the outputs it reports batched) carry the
@@ -353,6 +368,7 @@ def to_front(vals, dims, size, force=None):
 
 # -- transposition --------------------------------------------------------------------------------
 
+
 def backward_jaxpr(cj: ClosedJaxpr, linear, nonlinear_vals, cts):
     """Cotangents of the inputs of ``cj`` marked ``linear`` (zeros instantiated).
 
@@ -390,6 +406,7 @@ def backward_jaxpr(cj: ClosedJaxpr, linear, nonlinear_vals, cts):
 
 
 # -- stacking per-iteration values ------------------------------------------------------------------
+
 
 def stack(values, aval: ShapedArray):
     """Stack a list of per-iteration values along a new leading axis (under the current trace)."""

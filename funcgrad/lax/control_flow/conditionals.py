@@ -18,8 +18,20 @@ from ...transforms.jvp import zeros_like_aval
 from ...transforms.transpose import is_undefined
 from .._batching import batch_size
 from .common import (
-    ControlFlowPrimitive, types, add_invars, aval_of, backward_jaxpr, batch_jaxpr, call_jaxpr, describe_types,
-    flatten_args, jvp_jaxpr, partial_eval_jaxpr, to_front, trace_closed, trace_user_fun,
+    ControlFlowPrimitive,
+    types,
+    add_invars,
+    aval_of,
+    backward_jaxpr,
+    batch_jaxpr,
+    call_jaxpr,
+    describe_types,
+    flatten_args,
+    jvp_jaxpr,
+    partial_eval_jaxpr,
+    to_front,
+    trace_closed,
+    trace_user_fun,
 )
 
 cond_p = ControlFlowPrimitive("cond")
@@ -39,11 +51,13 @@ def _cond_abstract(index, *ops, branches):
         raise InvalidArgumentError(f"cond: the branch index must be an integer scalar, got {index.str_short()}")
     for i, b in enumerate(branches):
         if list(b.in_avals) != list(ops):
-            raise InvalidArgumentError(f"cond: branch {i} takes ({types(b.in_avals)}) but the "
-                                       f"operands are ({types(ops)})")
+            raise InvalidArgumentError(
+                f"cond: branch {i} takes ({types(b.in_avals)}) but the operands are ({types(ops)})"
+            )
         if list(b.out_avals) != list(branches[0].out_avals):
-            raise InvalidArgumentError(f"cond: branch {i} returns ({types(b.out_avals)}), "
-                                       f"branch 0 returns ({types(branches[0].out_avals)})")
+            raise InvalidArgumentError(
+                f"cond: branch {i} returns ({types(b.out_avals)}), branch 0 returns ({types(branches[0].out_avals)})"
+            )
     return list(branches[0].out_avals)
 
 
@@ -78,13 +92,14 @@ def _cond_partial_eval(trace, args, unknowns, params):
     splits = [partial_eval_jaxpr(b, ops_uk, out_uk) for b in branches]
     # Each branch has its own residuals: the known cond returns all of them (zeros for the
     # branches not taken) and each unknown branch reads its own slice.
-    res_avals = [s[1].in_avals[:s[3]] for s in splits]
+    res_avals = [s[1].in_avals[: s[3]] for s in splits]
     offsets = np.cumsum([0] + [len(r) for r in res_avals]).tolist()
     all_res_avals = [a for r in res_avals for a in r]
     known_avals = [aval_of(o) for o, u in zip(ops, ops_uk) if not u]
     uk_avals = [aval_of(o) for o, u in zip(ops, ops_uk) if u]
     known_branches, unknown_branches = [], []
     for i, (known, unknown, _, nres) in enumerate(splits):
+
         def kfun(*xs, known=known, i=i, nres=nres):
             outs = call_jaxpr(known, *xs)
             nko = len(outs) - nres
@@ -94,8 +109,8 @@ def _cond_partial_eval(trace, args, unknowns, params):
             return outs[:nko] + res
 
         def ufun(*xs, unknown=unknown, i=i):
-            own = xs[offsets[i]:offsets[i + 1]]
-            return call_jaxpr(unknown, *own, *xs[len(all_res_avals):])
+            own = xs[offsets[i] : offsets[i + 1]]
+            return call_jaxpr(unknown, *own, *xs[len(all_res_avals) :])
 
         known_branches.append(trace_closed(kfun, known_avals, "cond"))
         unknown_branches.append(trace_closed(ufun, all_res_avals + uk_avals, "cond"))
@@ -103,8 +118,13 @@ def _cond_partial_eval(trace, args, unknowns, params):
         kouts = cond_p.bind(index, *[o for o, u in zip(ops, ops_uk) if not u], branches=tuple(known_branches))
     nko = len(out_uk) - sum(out_uk)
     known_outs, res = iter(kouts[:nko]), kouts[nko:]
-    uouts = iter(trace.record(cond_p, [index, *res, *[o for o, u in zip(ops, ops_uk) if u]],
-                              dict(branches=tuple(unknown_branches))) if any(out_uk) else [])
+    uouts = iter(
+        trace.record(
+            cond_p, [index, *res, *[o for o, u in zip(ops, ops_uk) if u]], dict(branches=tuple(unknown_branches))
+        )
+        if any(out_uk)
+        else []
+    )
     return [next(uouts) if u else next(known_outs) for u in out_uk]
 
 
@@ -120,8 +140,10 @@ def _cond_transpose(cts, index, *ops, branches):
     else:
         nres = len(res)
         avals = [aval_of(r) for r in res] + list(out_avals)
-        transposed = tuple(trace_closed(lambda *xs, b=b: backward_jaxpr(b, linear, xs[:nres], xs[nres:]), avals,
-                                        "cond transpose") for b in branches)
+        transposed = tuple(
+            trace_closed(lambda *xs, b=b: backward_jaxpr(b, linear, xs[:nres], xs[nres:]), avals, "cond transpose")
+            for b in branches
+        )
         lin_cts = cond_p.bind(index, *res, *cts, branches=transposed)
     it = iter(lin_cts)
     return [None] + [next(it) if lin else None for lin in linear]
@@ -168,6 +190,7 @@ cond_p.batch = _cond_batch
 
 # -- the public functions --------------------------------------------------------------------------
 
+
 def _bind_cond(index, funs, names, operands, where, ref=0):
     ops, ops_tree = flatten_args(list(operands), where)
     avals = [aval_of(x) for x in ops]
@@ -182,13 +205,14 @@ def _bind_cond(index, funs, names, operands, where, ref=0):
             raise InvalidArgumentError(
                 f"{where}: every branch must return the same types (pytree structure, shapes and dtypes), but "
                 f"{names[ref]} returns {describe_types(tree0, cj0.out_avals)} and {name} returns "
-                f"{describe_types(tree, cj.out_avals)}")
+                f"{describe_types(tree, cj.out_avals)}"
+            )
     # Each branch closes over its own values; all of them become operands of the one cond.
     const_avals = [[aval_of(c) for c in consts] for _, consts, _ in traced]
     branches = []
     for i, (cj, consts, _) in enumerate(traced):
         before = [a for avals in const_avals[:i] for a in avals]
-        after = [a for avals in const_avals[i + 1:] for a in avals]
+        after = [a for avals in const_avals[i + 1 :] for a in avals]
         cj = add_invars(cj, before, 0)
         branches.append(add_invars(cj, after, len(before) + len(consts)))
     all_consts = [c for _, consts, _ in traced for c in consts]
@@ -221,9 +245,11 @@ def cond(pred, true_fun, false_fun, *operands):
 
     pred = as_array(pred, "lax.cond")
     if pred.shape != ():
-        raise InvalidArgumentError(f"lax.cond: pred must be a scalar (shape ()), got shape {pred.shape} "
-                                   f"({pred.aval.str_short()}). Use fnp.where to select elementwise, or vmap the "
-                                   "cond to apply it per example.")
+        raise InvalidArgumentError(
+            f"lax.cond: pred must be a scalar (shape ()), got shape {pred.shape} "
+            f"({pred.aval.str_short()}). Use fnp.where to select elementwise, or vmap the "
+            "cond to apply it per example."
+        )
     if pred.dtype.kind not in "biuf":
         raise InvalidArgumentError(f"lax.cond: pred must be a boolean (or a number), got dtype {pred.dtype.name}")
     if pred.dtype.kind != "b":

@@ -24,10 +24,28 @@ from ...transforms.jvp import zeros_like_aval
 from ...transforms.partial_eval import JaxprTracer
 from .._batching import batch_size
 from .common import (
-    ControlFlowPrimitive, types, TripCountError, add_invars, aval_of, batch_jaxpr, call_jaxpr, check_carry, dce,
-    describe_types, flatten_args, invariant_outputs, jvp_jaxpr, leaf_paths, partial_eval_jaxpr, permute,
+    ControlFlowPrimitive,
+    types,
+    TripCountError,
+    add_invars,
+    aval_of,
+    batch_jaxpr,
+    call_jaxpr,
+    check_carry,
+    dce,
+    describe_types,
+    flatten_args,
+    invariant_outputs,
+    jvp_jaxpr,
+    leaf_paths,
+    partial_eval_jaxpr,
+    permute,
     promote_weak_carry,
-    split_list, stack, to_front, trace_closed, trace_user_fun,
+    split_list,
+    stack,
+    to_front,
+    trace_closed,
+    trace_user_fun,
 )
 from .scans import _params as _scan_params, scan, scan_p
 
@@ -40,11 +58,14 @@ _TRIP_COUNT_HELP = (
     "jit / vmap / make_jaxpr of a gradient, or when the while_loop is nested in a lax.scan / lax.cond whose "
     "own inputs are abstract. Use lax.fori_loop with static (Python int) bounds or lax.scan with a static "
     "length (a fixed maximum number of iterations, masking the finished ones with lax.cond or fnp.where), "
-    "or differentiate outside the transformation.")
+    "or differentiate outside the transformation."
+)
 
 
-_TANGENT_PREDICATE = ("lax.while_loop: the loop predicate depends on a value being linearized (a tangent); "
-                      "a while_loop's trip count cannot depend on tangents")
+_TANGENT_PREDICATE = (
+    "lax.while_loop: the loop predicate depends on a value being linearized (a tangent); "
+    "a while_loop's trip count cannot depend on tangents"
+)
 
 
 def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
@@ -57,11 +78,15 @@ def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
 def _while_abstract(*avals, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     cc, bc, carry = split_list(avals, [cond_nconsts, body_nconsts])
     if list(cond_jaxpr.in_avals) != list(cc) + list(carry):
-        raise InvalidArgumentError(f"while: cond_jaxpr takes ({types(cond_jaxpr.in_avals)}), the operands give "
-                                   f"({types(list(cc) + list(carry))})")
+        raise InvalidArgumentError(
+            f"while: cond_jaxpr takes ({types(cond_jaxpr.in_avals)}), the operands give "
+            f"({types(list(cc) + list(carry))})"
+        )
     if list(body_jaxpr.in_avals) != list(bc) + list(carry) or list(body_jaxpr.out_avals) != list(carry):
-        raise InvalidArgumentError(f"while: body_jaxpr has type ({types(body_jaxpr.in_avals)}) -> "
-                                   f"({types(body_jaxpr.out_avals)}), the carry is ({types(carry)})")
+        raise InvalidArgumentError(
+            f"while: body_jaxpr has type ({types(body_jaxpr.in_avals)}) -> "
+            f"({types(body_jaxpr.out_avals)}), the carry is ({types(carry)})"
+        )
     out = cond_jaxpr.out_avals
     if len(out) != 1 or out[0].shape != () or out[0].dtype.kind != "b":
         raise InvalidArgumentError(f"while: cond_jaxpr must return one boolean scalar, got ({types(out)})")
@@ -69,6 +94,7 @@ def _while_abstract(*avals, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
 
 
 # -- forward mode ---------------------------------------------------------------------------------
+
 
 def _while_jvp(primals, tangents, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     nbc = body_nconsts
@@ -87,18 +113,28 @@ def _while_jvp(primals, tangents, cond_jaxpr, body_jaxpr, cond_nconsts, body_nco
     nbt, nct = sum(bc_nz), sum(carry_nz)
     # body_jvp: [bc, carry, bc_t, carry_t] -> [carry, carry_t]; while wants [bc, bc_t, carry, carry_t].
     n = nbc + ncar
-    order = (list(range(nbc)) + list(range(n, n + nbt)) + list(range(nbc, n)) + list(range(n + nbt, n + nbt + nct)))
+    order = list(range(nbc)) + list(range(n, n + nbt)) + list(range(nbc, n)) + list(range(n + nbt, n + nbt + nct))
     body = permute(body_jvp, order)
     cond = add_invars(cond_jaxpr, [a for a, z in zip(body_jaxpr.out_avals, carry_nz) if z], len(cond_jaxpr.in_avals))
     carry_t = [zeros_like_aval(aval_of(c)) if t is None and z else t for c, t, z in zip(carry, carry_t, carry_nz)]
     carry_t = [t for t, z in zip(carry_t, carry_nz) if z]
-    outs = while_p.bind(*cc, *bc, *[t for t in bc_t if t is not None], *carry, *carry_t,
-                        cond_jaxpr=cond, body_jaxpr=body, cond_nconsts=cond_nconsts, body_nconsts=nbc + nbt)
+    outs = while_p.bind(
+        *cc,
+        *bc,
+        *[t for t in bc_t if t is not None],
+        *carry,
+        *carry_t,
+        cond_jaxpr=cond,
+        body_jaxpr=body,
+        cond_nconsts=cond_nconsts,
+        body_nconsts=nbc + nbt,
+    )
     it = iter(outs[ncar:])
     return outs[:ncar], [next(it) if z else None for z in carry_nz]
 
 
 # -- partial evaluation (reverse mode through data-dependent trip counts) --------------------------
+
 
 def _concrete_bool(pred):
     try:
@@ -169,8 +205,11 @@ def _while_partial_eval(trace, args, unknowns, params):
     avals = [aval_of(v) for v in inv_vals] + [aval_of(c) for c in ubc] + [aval_of(c) for c in ucar] + res_avals
     body = trace_closed(body_u, avals, "while_loop")
     linear = [False] * n_inv + [True] * (n_ubc + n_ucar) + [False] * len(stacked)
-    uouts = trace.record(scan_p, [*inv_vals, *ubc, *ucar, *stacked],
-                         _scan_params(body, len(steps), False, n_inv + n_ubc, n_ucar, linear, 1))
+    uouts = trace.record(
+        scan_p,
+        [*inv_vals, *ubc, *ucar, *stacked],
+        _scan_params(body, len(steps), False, n_inv + n_ubc, n_ucar, linear, 1),
+    )
     k, u = iter(kcar), iter(uouts)
     return [next(u) if m else next(k) for m in carry_uk]
 
@@ -194,10 +233,12 @@ def _while_transpose(cts, *args, **params):
         "lax.while_loop cannot be transposed as it stands (its trip count is data dependent). Reverse-mode "
         "differentiation of while_loop works by linearizing it with a concrete trip count; a while_loop found in "
         "a linear program means that was not possible here. Use lax.fori_loop with static bounds or lax.scan "
-        "with a static length.")
+        "with a static length."
+    )
 
 
 # -- batching -------------------------------------------------------------------------------------
+
 
 def _while_batch(vals, dims, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     from ..elementwise import select_n
@@ -246,8 +287,9 @@ def _while_batch(vals, dims, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts)
 
     cond = trace_closed(new_cond, cc_avals + carry_avals, "vmap")
     body = trace_closed(new_body, cc_avals + bc_avals + carry_avals, "vmap")
-    outs = while_p.bind(*cc, *cc, *bc, *carry, cond_jaxpr=cond, body_jaxpr=body, cond_nconsts=ncc,
-                        body_nconsts=ncc + nbc)
+    outs = while_p.bind(
+        *cc, *cc, *bc, *carry, cond_jaxpr=cond, body_jaxpr=body, cond_nconsts=ncc, body_nconsts=ncc + nbc
+    )
     return outs, [0] * ncar
 
 
@@ -260,6 +302,7 @@ while_p.batch = _while_batch
 
 
 # -- the public functions --------------------------------------------------------------------------
+
 
 def while_loop(cond_fun, body_fun, init_val):
     """``while cond_fun(val): val = body_fun(val)``, as a traceable primitive.
@@ -296,8 +339,9 @@ def while_loop(cond_fun, body_fun, init_val):
     cond_cj, cond_consts, cond_tree = trace_user_fun(cond_fun, tree, avals, f"{where}: cond_fun")
     out = cond_cj.out_avals
     if len(out) != 1 or out[0].shape != () or out[0].dtype.kind != "b":
-        raise InvalidArgumentError(f"{where}: cond_fun must return a boolean scalar, but it returns "
-                                   f"{describe_types(cond_tree, out)}")
+        raise InvalidArgumentError(
+            f"{where}: cond_fun must return a boolean scalar, but it returns {describe_types(cond_tree, out)}"
+        )
     body_cj, body_consts, body_tree = trace_user_fun(body_fun, tree, avals, f"{where}: body_fun")
     if body_tree == tree:
         init, changed = promote_weak_carry(tree_flatten(init_val)[0], init, body_cj.out_avals)
@@ -306,8 +350,15 @@ def while_loop(cond_fun, body_fun, init_val):
             cond_cj, cond_consts, _ = trace_user_fun(cond_fun, tree, avals, f"{where}: cond_fun")
             body_cj, body_consts, body_tree = trace_user_fun(body_fun, tree, avals, f"{where}: body_fun")
     check_carry(where, "body_fun", tree, leaf_paths(init_val), avals, body_tree, body_cj.out_avals)
-    outs = while_p.bind(*cond_consts, *body_consts, *init, cond_jaxpr=cond_cj, body_jaxpr=body_cj,
-                        cond_nconsts=len(cond_consts), body_nconsts=len(body_consts))
+    outs = while_p.bind(
+        *cond_consts,
+        *body_consts,
+        *init,
+        cond_jaxpr=cond_cj,
+        body_jaxpr=body_cj,
+        cond_nconsts=len(cond_consts),
+        body_nconsts=len(body_consts),
+    )
     return tree_unflatten(tree, outs)
 
 
@@ -351,4 +402,3 @@ def fori_loop(lower, upper, body_fun, init_val):
         return add(i, 1), h, body_fun(i, x)
 
     return while_loop(lambda c: lt(c[0], c[1]), body, (lo, hi, init_val))[2]
-

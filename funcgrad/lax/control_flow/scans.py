@@ -21,10 +21,27 @@ from ...transforms.jvp import add_tangents, zeros_like_aval
 from ...transforms.transpose import is_undefined
 from .._batching import batch_size
 from .common import (
-    ControlFlowPrimitive, types, TripCountError, aval_of, backward_jaxpr, batch_jaxpr, call_jaxpr, check_carry, dce,
-    flatten_args, invariant_outputs, jvp_jaxpr, leaf_paths, partial_eval_jaxpr, permute, promote_weak_carry,
-    split_list, stack,
-    to_front, trace_closed, trace_user_fun,
+    ControlFlowPrimitive,
+    types,
+    TripCountError,
+    aval_of,
+    backward_jaxpr,
+    batch_jaxpr,
+    call_jaxpr,
+    check_carry,
+    dce,
+    flatten_args,
+    invariant_outputs,
+    jvp_jaxpr,
+    leaf_paths,
+    partial_eval_jaxpr,
+    permute,
+    promote_weak_carry,
+    split_list,
+    stack,
+    to_front,
+    trace_closed,
+    trace_user_fun,
 )
 
 scan_p = ControlFlowPrimitive("scan")
@@ -49,26 +66,38 @@ def _scan_abstract(*avals, jaxpr, length, reverse, num_consts, num_carry, linear
     x_avals = []
     for x in xs:
         if x.ndim == 0 or x.shape[0] != length:
-            raise InvalidArgumentError(f"scan: every xs operand needs a leading axis of length {length}, "
-                                       f"got {x.str_short()}")
+            raise InvalidArgumentError(
+                f"scan: every xs operand needs a leading axis of length {length}, got {x.str_short()}"
+            )
         x_avals.append(ShapedArray(x.shape[1:], x.dtype))
     expected = list(consts) + list(carry) + x_avals
     if list(jaxpr.in_avals) != expected:
-        raise InvalidArgumentError(f"scan: the body takes ({types(jaxpr.in_avals)}) but the operands "
-                                   f"give ({types(expected)})")
+        raise InvalidArgumentError(
+            f"scan: the body takes ({types(jaxpr.in_avals)}) but the operands give ({types(expected)})"
+        )
     if list(jaxpr.out_avals[:num_carry]) != list(carry):
-        raise InvalidArgumentError(f"scan: the body returns the carry as ({types(jaxpr.out_avals[:num_carry])})"
-                                   f" but it enters as ({types(carry)})")
+        raise InvalidArgumentError(
+            f"scan: the body returns the carry as ({types(jaxpr.out_avals[:num_carry])})"
+            f" but it enters as ({types(carry)})"
+        )
     ys = [ShapedArray((length,) + a.shape, a.dtype) for a in jaxpr.out_avals[num_carry:]]
     return list(carry) + ys
 
 
 def _params(jaxpr, length, reverse, num_consts, num_carry, linear, unroll):
-    return dict(jaxpr=jaxpr, length=length, reverse=reverse, num_consts=num_consts, num_carry=num_carry,
-                linear=tuple(linear), unroll=unroll)
+    return dict(
+        jaxpr=jaxpr,
+        length=length,
+        reverse=reverse,
+        num_consts=num_consts,
+        num_carry=num_carry,
+        linear=tuple(linear),
+        unroll=unroll,
+    )
 
 
 # -- forward mode ---------------------------------------------------------------------------------
+
 
 def _scan_jvp(primals, tangents, jaxpr, length, reverse, num_consts, num_carry, linear, unroll):
     nc, ncar = num_consts, num_carry
@@ -95,24 +124,38 @@ def _scan_jvp(primals, tangents, jaxpr, length, reverse, num_consts, num_carry, 
     idx_cart = list(range(n + nct, n + nct + ncart))
     idx_xt = list(range(n + nct + ncart, n + nct + ncart + nxt))
     nyt = sum(ys_nz)
-    out_order = (list(range(ncar)) + list(range(ncar + ny, ncar + ny + ncart)) + list(range(ncar, ncar + ny))
-                 + list(range(ncar + ny + ncart, ncar + ny + ncart + nyt)))
+    out_order = (
+        list(range(ncar))
+        + list(range(ncar + ny, ncar + ny + ncart))
+        + list(range(ncar, ncar + ny))
+        + list(range(ncar + ny + ncart, ncar + ny + ncart + nyt))
+    )
     body = permute(jvp_cj, idx_c + idx_ct + idx_car + idx_cart + idx_x + idx_xt, out_order)
     consts, carry, xs = split_list(primals, [nc, ncar])
     consts_t, carry_t, xs_t = split_list(tangents, [nc, ncar])
     carry_t = [zeros_like_aval(aval_of(c)) if t is None and z else t for c, t, z in zip(carry, carry_t, carry_nz)]
     pick = lambda ts, mask: [t for t, m in zip(ts, mask) if m]  # noqa: E731
     lin_c, lin_car, lin_x = split_list(linear, [nc, ncar])
-    new_linear = (lin_c + [True] * nct + lin_car + [True] * ncart + lin_x + [True] * nxt)
-    outs = scan_p.bind(*consts, *pick(consts_t, const_nz), *carry, *pick(carry_t, carry_nz), *xs, *pick(xs_t, xs_nz),
-                       **_params(body, length, reverse, nc + nct, ncar + ncart, new_linear, unroll))
+    new_linear = lin_c + [True] * nct + lin_car + [True] * ncart + lin_x + [True] * nxt
+    outs = scan_p.bind(
+        *consts,
+        *pick(consts_t, const_nz),
+        *carry,
+        *pick(carry_t, carry_nz),
+        *xs,
+        *pick(xs_t, xs_nz),
+        **_params(body, length, reverse, nc + nct, ncar + ncart, new_linear, unroll),
+    )
     carry_out, carry_t_out, ys_out, ys_t_out = split_list(outs, [ncar, ncart, ny])
     ct_it, yt_it = iter(carry_t_out), iter(ys_t_out)
-    return (carry_out + ys_out,
-            [next(ct_it) if z else None for z in carry_nz] + [next(yt_it) if z else None for z in ys_nz])
+    return (
+        carry_out + ys_out,
+        [next(ct_it) if z else None for z in carry_nz] + [next(yt_it) if z else None for z in ys_nz],
+    )
 
 
 # -- partial evaluation (reverse mode) --------------------------------------------------------------
+
 
 def _scan_partial_eval(trace, args, unknowns, params):
     jaxpr, length, reverse = params["jaxpr"], params["length"], params["reverse"]
@@ -139,7 +182,7 @@ def _scan_partial_eval(trace, args, unknowns, params):
     # those that are known xs are passed as they are, the others are stacked per iteration.
     kj = known.jaxpr
     inv = invariant_outputs(kj, [True] * len(kc) + [False] * (len(kcar) + len(kx)))[nko:]
-    kx_vars = kj.invars[len(kc) + len(kcar):]
+    kx_vars = kj.invars[len(kc) + len(kcar) :]
     kinds = []
     for r, var in enumerate(kj.outvars[nko:]):
         if var in kx_vars:
@@ -155,8 +198,12 @@ def _scan_partial_eval(trace, args, unknowns, params):
             inv_vals = eval_jaxpr(inv_j, known.consts, *kc, *[None] * (len(kcar) + len(kx)))
         body_k = ClosedJaxpr(dce(kj, [True] * nko + [k == "stack" for k, _ in kinds]), known.consts)
         nkcar = len(kcar)
-        kouts = scan_p.bind(*kc, *kcar, *kx, **_params(body_k, length, reverse, len(kc), nkcar,
-                                                       [False] * (len(kc) + nkcar + len(kx)), params["unroll"]))
+        kouts = scan_p.bind(
+            *kc,
+            *kcar,
+            *kx,
+            **_params(body_k, length, reverse, len(kc), nkcar, [False] * (len(kc) + nkcar + len(kx)), params["unroll"]),
+        )
     nky = nko - nkcar
     kcar_out, ky_out, stacked = split_list(kouts, [nkcar, nky])
     if not any(out_uk):
@@ -178,13 +225,22 @@ def _scan_partial_eval(trace, args, unknowns, params):
     def per_iter(vals):
         return [ShapedArray(aval_of(v).shape[1:], aval_of(v).dtype) for v in vals]
 
-    avals = ([aval_of(v) for v in inv_vals] + [aval_of(c) for c in uc] + [aval_of(c) for c in ucar]
-             + per_iter(ux) + per_iter(xs_res) + per_iter(stacked))
+    avals = (
+        [aval_of(v) for v in inv_vals]
+        + [aval_of(c) for c in uc]
+        + [aval_of(c) for c in ucar]
+        + per_iter(ux)
+        + per_iter(xs_res)
+        + per_iter(stacked)
+    )
     assert len(avals) == n_inv + len(uc) + len(ucar) + len(ux) + n_xres + n_st and len(res_avals) == nres
     body = trace_closed(body_u, avals, "scan")
     linear = [False] * n_inv + [True] * (len(uc) + len(ucar) + len(ux)) + [False] * (n_xres + n_st)
-    uouts = trace.record(scan_p, [*inv_vals, *uc, *ucar, *ux, *xs_res, *stacked],
-                         _params(body, length, reverse, n_inv + len(uc), len(ucar), linear, params["unroll"]))
+    uouts = trace.record(
+        scan_p,
+        [*inv_vals, *uc, *ucar, *ux, *xs_res, *stacked],
+        _params(body, length, reverse, n_inv + len(uc), len(ucar), linear, params["unroll"]),
+    )
     return _merge(out_uk, kcar_out + ky_out, uouts)
 
 
@@ -213,6 +269,7 @@ def _unrolled_scan(trace, args, params):
 
 # -- transposition --------------------------------------------------------------------------------
 
+
 def _scan_transpose(cts, *args, jaxpr, length, reverse, num_consts, num_carry, linear, unroll):
     nc, ncar = num_consts, num_carry
     consts, init, xs = split_list(args, [nc, ncar])
@@ -225,8 +282,10 @@ def _scan_transpose(cts, *args, jaxpr, length, reverse, num_consts, num_carry, l
     y_avals = jaxpr.out_avals[ncar:]
     ct_carry, ct_ys = cts[:ncar], cts[ncar:]
     ct_carry = [zeros_like_aval(a) if ct is None else ct for ct, a in zip(ct_carry, carry_avals)]
-    ct_ys = [zeros_like_aval(ShapedArray((length,) + a.shape, a.dtype)) if ct is None else ct
-             for ct, a in zip(ct_ys, y_avals)]
+    ct_ys = [
+        zeros_like_aval(ShapedArray((length,) + a.shape, a.dtype)) if ct is None else ct
+        for ct, a in zip(ct_ys, y_avals)
+    ]
     body_linear = const_lin + [True] * ncar + xs_lin
     n_rc, n_lc, n_rx = len(res_c), len(lin_c_avals), len(res_x)
 
@@ -240,20 +299,34 @@ def _scan_transpose(cts, *args, jaxpr, length, reverse, num_consts, num_carry, l
         ct_lc, ct_car, ct_lx = split_list(cts_in, [n_lc, ncar])
         return [add_tangents(a_, c) for a_, c in zip(acc, ct_lc)] + ct_car + ct_lx
 
-    avals = ([aval_of(c) for c in res_c] + lin_c_avals + list(carry_avals) + list(y_avals)
-             + [ShapedArray(aval_of(x).shape[1:], aval_of(x).dtype) for x in res_x])
+    avals = (
+        [aval_of(c) for c in res_c]
+        + lin_c_avals
+        + list(carry_avals)
+        + list(y_avals)
+        + [ShapedArray(aval_of(x).shape[1:], aval_of(x).dtype) for x in res_x]
+    )
     body = trace_closed(body_t, avals, "scan transpose")
     lin = [False] * n_rc + [True] * (n_lc + ncar + len(y_avals)) + [False] * n_rx
-    outs = scan_p.bind(*res_c, *[zeros_like_aval(a) for a in lin_c_avals], *ct_carry, *ct_ys, *res_x,
-                       **_params(body, length, not reverse, n_rc, n_lc + ncar, lin, unroll))
+    outs = scan_p.bind(
+        *res_c,
+        *[zeros_like_aval(a) for a in lin_c_avals],
+        *ct_carry,
+        *ct_ys,
+        *res_x,
+        **_params(body, length, not reverse, n_rc, n_lc + ncar, lin, unroll),
+    )
     ct_lc, ct_init, ct_lx = split_list(outs, [n_lc, ncar])
     lc_it, lx_it = iter(ct_lc), iter(ct_lx)
-    return ([next(lc_it) if lin else None for lin in const_lin]
-            + [ct if is_undefined(x) else None for ct, x in zip(ct_init, init)]
-            + [next(lx_it) if lin else None for lin in xs_lin])
+    return (
+        [next(lc_it) if lin else None for lin in const_lin]
+        + [ct if is_undefined(x) else None for ct, x in zip(ct_init, init)]
+        + [next(lx_it) if lin else None for lin in xs_lin]
+    )
 
 
 # -- batching -------------------------------------------------------------------------------------
+
 
 def _scan_batch(vals, dims, jaxpr, length, reverse, num_consts, num_carry, linear, unroll):
     from .._batching import move_bdim
@@ -291,6 +364,7 @@ scan_p.batch = _scan_batch
 
 # -- the public functions --------------------------------------------------------------------------
 
+
 def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     """Loop ``f(carry, x) -> (carry, y)`` over the leading axis of ``xs``; returns ``(carry, stacked ys)``.
 
@@ -323,17 +397,22 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     lengths = set()
     for x in xs_flat:
         if x.ndim == 0:
-            raise InvalidValueError(f"{where}: every leaf of xs needs a leading axis to scan over, got a scalar "
-                                    f"({x.aval.str_short()})")
+            raise InvalidValueError(
+                f"{where}: every leaf of xs needs a leading axis to scan over, got a scalar ({x.aval.str_short()})"
+            )
         lengths.add(x.shape[0])
     if length is not None:
         length = int(length)
         if lengths and lengths != {length}:
-            raise InvalidValueError(f"{where}: length={length} does not match the leading axis sizes of xs "
-                                    f"({', '.join(str(x.shape) for x in xs_flat)})")
+            raise InvalidValueError(
+                f"{where}: length={length} does not match the leading axis sizes of xs "
+                f"({', '.join(str(x.shape) for x in xs_flat)})"
+            )
     elif len(lengths) > 1:
-        raise InvalidValueError(f"{where}: the leaves of xs must all have the same leading axis size, got shapes "
-                                f"{', '.join(str(x.shape) for x in xs_flat)}")
+        raise InvalidValueError(
+            f"{where}: the leaves of xs must all have the same leading axis size, got shapes "
+            f"{', '.join(str(x.shape) for x in xs_flat)}"
+        )
     elif not lengths:
         raise InvalidValueError(f"{where}: xs has no arrays to scan over; pass length= to scan without xs")
     else:
@@ -346,8 +425,8 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
     cell = {}
 
     def body(*leaves):
-        c = tree_unflatten(init_tree, list(leaves[:len(init_flat)]))
-        x = tree_unflatten(xs_tree, list(leaves[len(init_flat):]))
+        c = tree_unflatten(init_tree, list(leaves[: len(init_flat)]))
+        x = tree_unflatten(xs_tree, list(leaves[len(init_flat) :]))
         out = f(c, x)
         if not (isinstance(out, (tuple, list)) and len(out) == 2):
             raise InvalidArgumentError(f"{where}: f must return a pair (carry, y), got {type(out).__name__}")
@@ -365,8 +444,15 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
             init_avals = [aval_of(c) for c in init_flat]
             cj, consts, _ = trace_user_fun(lambda a: body(*a), flat_tree, init_avals + x_avals, f"{where}: f")
     check_carry(where, "f", init_tree, leaf_paths(init), init_avals, cell["carry"], cj.out_avals[:nc])
-    params = _params(cj, length, bool(reverse), len(consts), len(init_flat),
-                     [False] * (len(consts) + len(init_flat) + len(xs_flat)), int(unroll))
+    params = _params(
+        cj,
+        length,
+        bool(reverse),
+        len(consts),
+        len(init_flat),
+        [False] * (len(consts) + len(init_flat) + len(xs_flat)),
+        int(unroll),
+    )
     outs = scan_p.bind(*consts, *init_flat, *xs_flat, **params)
     return tree_unflatten(init_tree, outs[:nc]), tree_unflatten(cell["ys"], outs[nc:])
 
@@ -403,8 +489,9 @@ def map(f, xs, *, batch_size=None):
     fv = vmap(f)
     pieces = []
     if num:
-        main = tree_map(lambda x: reshape(slice_in_dim(x, 0, num * batch_size, 1, 0),
-                                          (num, batch_size) + tuple(x.shape[1:])), xs)
+        main = tree_map(
+            lambda x: reshape(slice_in_dim(x, 0, num * batch_size, 1, 0), (num, batch_size) + tuple(x.shape[1:])), xs
+        )
         ys = scan(lambda c, x: (c, fv(x)), (), main)[1]
         pieces.append(tree_map(lambda y: reshape(y, (num * batch_size,) + tuple(y.shape[2:])), ys))
     if rem:
