@@ -286,7 +286,7 @@ def _pad_abstract(x, padding_value, padding_config):
     if len(padding_config) != x.ndim:
         raise ShapeError(f"lax.pad: padding_config needs {x.ndim} entries for shape {x.shape}, got {padding_config}")
     shape = []
-    for n, (_, _, interior) in zip(x.shape, padding_config):
+    for n, (lo, hi, interior) in zip(x.shape, padding_config):
         if interior < 0:
             raise ShapeError(f"lax.pad: interior padding must be non-negative, got {interior}")
         size = lo + hi + n + max(n - 1, 0) * interior
