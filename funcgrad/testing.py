@@ -347,29 +347,19 @@ def _comparable(v):
 # -- vmap / jit checks ---------------------------------------------------------------------------
 
 
-def _transform(name):
-    """``fg.<name>`` if that transformation exists (a function, not the subpackage of the same name)."""
-    import funcgrad
-
-    t = getattr(funcgrad, name, None)
-    return t if callable(t) else None
-
-
 def check_vmap(f, args, in_axes=0, out_axes=0, atol=None, rtol=None):
     """Check ``fg.vmap(f)`` against a Python loop over the mapped axis.
 
     ``in_axes`` is an int, None, or one int/None per positional argument (the axis applies to
-    every leaf of that argument). Raises ``NotImplementedError`` until ``fg.vmap`` exists.
+    every leaf of that argument).
 
     Example:
         >>> import numpy as np, funcgrad.numpy as fnp
         >>> from funcgrad.testing import check_vmap
-        >>> check_vmap(fnp.sin, (np.ones((3, 2)),))  # doctest: +SKIP
+        >>> check_vmap(fnp.sin, (np.ones((3, 2)),))
     """
-    vmap = _transform("vmap")
-    if vmap is None:
-        raise NotImplementedError("check_vmap arrives with vmap/jit: funcgrad has no fg.vmap yet")
     from .numpy import moveaxis, stack
+    from .transforms.batching import vmap
 
     args = tuple(_as_arrays(tuple(args)))
     axes = in_axes if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(args)
@@ -387,10 +377,7 @@ def check_vmap(f, args, in_axes=0, out_axes=0, atol=None, rtol=None):
         tree_flatten(rows[0])[1],
         [moveaxis(stack([r[k] for r in flat_rows]), 0, out_axes) for k in range(len(flat_rows[0]))],
     )
-    try:
-        got = vmap(f, in_axes=in_axes, out_axes=out_axes)(*args)
-    except NotImplementedError as e:
-        raise NotImplementedError(f"check_vmap arrives with vmap/jit: {e}") from None
+    got = vmap(f, in_axes=in_axes, out_axes=out_axes)(*args)
     tol = _lowest_precision(tree_flatten(args)[0], _SAME_PROGRAM_TOL, 1e-7)
     assert_allclose(
         got,
@@ -405,22 +392,16 @@ def check_vmap(f, args, in_axes=0, out_axes=0, atol=None, rtol=None):
 def check_jit(f, args, atol=None, rtol=None, **jit_kwargs):
     """Check ``fg.jit(f)`` against eager ``f``.
 
-    Raises ``NotImplementedError`` until ``fg.jit`` exists.
-
     Example:
         >>> import numpy as np, funcgrad.numpy as fnp
         >>> from funcgrad.testing import check_jit
-        >>> check_jit(fnp.sin, (np.ones(3),))  # doctest: +SKIP
+        >>> check_jit(fnp.sin, (np.ones(3),))
     """
-    jit = _transform("jit")
-    if jit is None:
-        raise NotImplementedError("check_jit arrives with vmap/jit: funcgrad has no fg.jit yet")
+    from .jit.api import jit
+
     args = tuple(_as_arrays(tuple(args)))
     expected = f(*args)
-    try:
-        got = jit(f, **jit_kwargs)(*args)
-    except NotImplementedError as e:
-        raise NotImplementedError(f"check_jit arrives with vmap/jit: {e}") from None
+    got = jit(f, **jit_kwargs)(*args)
     tol = _lowest_precision(tree_flatten(args)[0], _SAME_PROGRAM_TOL, 1e-7)
     assert_allclose(
         got,

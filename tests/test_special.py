@@ -463,7 +463,7 @@ def test_gradients_against_torch_autograd():
         np.testing.assert_allclose(g, tv.grad.numpy(), rtol=rtol)
 
 
-# -- composition with vmap / jit (skipped until those transforms land) ------------------------------
+# -- composition with vmap / jit ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -485,10 +485,5 @@ def test_vmap_and_jit(fn):
     from funcgrad.testing import check_jit, check_vmap
 
     x = RNG.uniform(0.1, 0.9, (3, 4))
-    for check in (check_vmap, check_jit):
-        try:
-            check(fn, (x,))
-        except NotImplementedError as e:
-            if "is not implemented yet" in str(e) or "has no fg." in str(e):
-                continue  # the transform itself is not there yet (a missing rule still fails)
-            raise
+    check_vmap(fn, (x,))
+    check_jit(fn, (x,))
