@@ -733,3 +733,14 @@ def test_impl_returning_an_unexpected_dtype_recompiles_the_kernel(monkeypatch):
     f = fg.jit(lambda x: fnp.sinh(x) * 2.5 + 1.0)
     x = fnp.linspace(-1.0, 1.0, 5)
     _close(f(x), (np.sinh(np.asarray(x, np.float64)) * 2.5 + 1.0).astype(np.float32), "retyped kernel")
+
+
+def test_keyword_only_and_defaulted_arguments():
+    f = fg.jit(lambda x, *, scale=2.0: x * scale, static_argnames="scale")
+    np.testing.assert_allclose(f(fnp.ones(2), scale=3.0), [3.0, 3.0])
+    np.testing.assert_allclose(f(fnp.ones(2)), [2.0, 2.0])
+    g = fg.jit(lambda x, y=1.0: x * y)
+    np.testing.assert_allclose(g(fnp.ones(2), y=fnp.full(2, 4.0)), [4.0, 4.0])
+    np.testing.assert_allclose(g(fnp.ones(2)), [1.0, 1.0])
+    h = fg.jit(lambda x, n: x * n, static_argnames="n")
+    np.testing.assert_allclose(h(fnp.ones(2), n=3), h(fnp.ones(2), 3))

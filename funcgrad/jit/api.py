@@ -169,24 +169,37 @@ class JittedFunction:
         return self if obj is None else functools.partial(self, obj)
 
     def _normalize(self, args, kwargs):
+        """Flat positional values, the function that takes them, static indices and the keyword layout.
+
+        Keyword arguments (keyword-only parameters and ``**kwargs`` included) are appended after the
+        positional ones; their names are part of the cache key.
+        """
+        fun, names = self.fun, ()
         if kwargs:
             if self._signature is None:
                 raise InvalidArgumentError(f"jit({self._name}): keyword arguments need an inspectable signature")
             bound = self._signature.bind(*args, **kwargs)
             bound.apply_defaults()
-            args = bound.args
-            extra = bound.kwargs
-            if extra:
-                raise InvalidArgumentError(
-                    f"jit({self._name}): **kwargs parameters are not supported; pass them positionally"
-                )
-        static = set(i % max(len(args), 1) for i in self.static_argnums if -len(args) <= i < len(args))
-        if self._signature is not None and self.static_argnames:
-            names = list(self._signature.parameters)
-            static.update(names.index(n) for n in self.static_argnames if n in names and names.index(n) < len(args))
-        return tuple(args), tuple(sorted(static))
+            kw = bound.kwargs
+            names = tuple(kw)
+            npos = len(bound.args)
+            args = tuple(bound.args) + tuple(kw[n] for n in names)
 
-    def _key(self, args, static):
+            def fun(*vals, _f=self.fun, _n=npos, _names=names):
+                return _f(*vals[:_n], **dict(zip(_names, vals[_n:])))
+
+        npos = len(args) - len(names)
+        static = {i % npos for i in self.static_argnums if -npos <= i < npos} if npos else set()
+        if self.static_argnames:
+            params = list(self._signature.parameters) if self._signature is not None else []
+            for n in self.static_argnames:
+                if n in names:
+                    static.add(npos + names.index(n))
+                elif n in params and params.index(n) < npos:
+                    static.add(params.index(n))
+        return fun, tuple(args), tuple(sorted(static)), names
+
+    def _key(self, args, static, kw_names=()):
         statics = []
         for i in static:
             try:
@@ -206,7 +219,7 @@ class JittedFunction:
             leaves = [as_array(x, f"jit({self._name})") for x in leaves]
             tree_key = tree._key()  # nested tuples: hashed and compared in C on every call
         avals = tuple(x.aval for x in leaves)
-        return (tree_key, avals, tuple(statics)), leaves
+        return (tree_key + (kw_names,) if kw_names else tree_key, avals, tuple(statics)), leaves
 
     def _miss_reason(self, key):
         if not self._cache:
@@ -220,8 +233,8 @@ class JittedFunction:
             return f"static arguments changed to {dict(statics)}"
         return f"argument shapes/dtypes changed from {_describe(same_statics[-1][1])} to {_describe(avals)}"
 
-    def _compile(self, key, args, static):
-        closed, _, out_tree = trace_to_jaxpr(self.fun, args, static, name=f"jit({self._name})")
+    def _compile(self, key, fun, args, static):
+        closed, _, out_tree = trace_to_jaxpr(fun, args, static, name=f"jit({self._name})")
         if config.log_compiles:
             logger.warning("Compiling %s for args %s: %s", self._name, _describe(key[1]), self._miss_reason(key))
         compiled = _Compiled(closed, out_tree, self._name)
@@ -231,11 +244,11 @@ class JittedFunction:
         return compiled
 
     def _get(self, args, kwargs):
-        args, static = self._normalize(args, kwargs)
-        key, leaves = self._key(args, static)
+        fun, args, static, kw_names = self._normalize(args, kwargs)
+        key, leaves = self._key(args, static, kw_names)
         compiled = self._cache.get(key)
         if compiled is None:
-            compiled = self._compile(key, args, static)
+            compiled = self._compile(key, fun, args, static)
         return compiled, leaves
 
     def __call__(self, *args, **kwargs):
