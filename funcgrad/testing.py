@@ -378,13 +378,18 @@ def check_vmap(f, args, in_axes=0, out_axes=0, atol=None, rtol=None):
         [moveaxis(stack([r[k] for r in flat_rows]), 0, out_axes) for k in range(len(flat_rows[0]))],
     )
     got = vmap(f, in_axes=in_axes, out_axes=out_axes)(*args)
+    _assert_same_program(got, expected, args, rtol, atol, "check_vmap: vmap(f) vs a loop over f")
+
+
+def _assert_same_program(got, expected, args, rtol, atol, err_msg):
+    """Two evaluations of the same program: tolerances from the lowest input precision."""
     tol = _lowest_precision(tree_flatten(args)[0], _SAME_PROGRAM_TOL, 1e-7)
     assert_allclose(
         got,
         expected,
         rtol=tol if rtol is None else rtol,
         atol=tol if atol is None else atol,
-        err_msg="check_vmap: vmap(f) vs a loop over f",
+        err_msg=err_msg,
         check_dtypes=True,
     )
 
@@ -402,12 +407,4 @@ def check_jit(f, args, atol=None, rtol=None, **jit_kwargs):
     args = tuple(_as_arrays(tuple(args)))
     expected = f(*args)
     got = jit(f, **jit_kwargs)(*args)
-    tol = _lowest_precision(tree_flatten(args)[0], _SAME_PROGRAM_TOL, 1e-7)
-    assert_allclose(
-        got,
-        expected,
-        rtol=tol if rtol is None else rtol,
-        atol=tol if atol is None else atol,
-        err_msg="check_jit: jit(f) vs eager f",
-        check_dtypes=True,
-    )
+    _assert_same_program(got, expected, args, rtol, atol, "check_jit: jit(f) vs eager f")

@@ -158,24 +158,30 @@ def _flat_pair(res):
     return list(outs) + list(touts)
 
 
+def _trace_batched(fun, vals, dims, axis_size):
+    """Call ``fun`` on the per-example views of ``vals``; returns its output and the (closed) trace."""
+    trace = BatchTrace(get_current_trace(), axis_size)
+    try:
+        with set_current_trace(trace):
+            out = fun(*[v if d is None else BatchTracer(trace, v, d) for v, d in zip(vals, dims)])
+    finally:
+        trace.alive = False
+    return out, trace
+
+
+def _val_and_dim(out, trace):
+    """The batched value behind one output of ``trace`` and its batch dimension (None if unbatched)."""
+    if isinstance(out, BatchTracer) and out._trace is trace:
+        return out.val, out.bdim
+    return as_array(out, "vmap"), None
+
+
 def vmap_flat(fun, vals, dims, axis_size):
     """Run ``fun`` on per-example slices of ``vals`` (batched along ``dims``); outputs batched at 0."""
     from ..lax._batching import bdim_to_front
 
-    trace = BatchTrace(get_current_trace(), axis_size)
-    try:
-        with set_current_trace(trace):
-            ins = [v if d is None else BatchTracer(trace, v, d) for v, d in zip(vals, dims)]
-            outs = fun(*ins)
-    finally:
-        trace.alive = False
-    result = []
-    for o in outs:
-        if isinstance(o, BatchTracer) and o._trace is trace:
-            result.append(bdim_to_front(o.val, o.bdim, axis_size))
-        else:
-            result.append(bdim_to_front(as_array(o, "vmap"), None, axis_size))
-    return result
+    outs, trace = _trace_batched(fun, vals, dims, axis_size)
+    return [bdim_to_front(*_val_and_dim(o, trace), axis_size) for o in outs]
 
 
 # -- the public transformation ----------------------------------------------------------------
@@ -293,24 +299,19 @@ def vmap(fun, in_axes=0, out_axes=0, axis_size=None, axis_name=None):
                 + (f"; axis_size={axis_size}" if axis_size is not None else "")
             )
         size = sizes.pop()
-        trace = BatchTrace(get_current_trace(), size)
-        try:
-            with set_current_trace(trace):
-                ins = [x if d is None else BatchTracer(trace, x, d) for x, d in zip(leaves, dims)]
-                call_args = tree_unflatten(in_tree, ins)
-                out = fun(*call_args[: len(args)], **dict(zip(kw_names, call_args[len(args) :])))
-        finally:
-            trace.alive = False
+
+        def call(*ins):
+            call_args = tree_unflatten(in_tree, ins)
+            return fun(*call_args[: len(args)], **dict(zip(kw_names, call_args[len(args) :])))
+
+        out, trace = _trace_batched(call, leaves, dims, size)
         out_leaves, out_tree = tree_flatten(out)
         out_ax = _prefix_axes(out_axes, out, "out_axes")
         from ..lax._batching import move_bdim
 
         results = []
         for o, ax in zip(out_leaves, out_ax):
-            if isinstance(o, BatchTracer) and o._trace is trace:
-                val, d = o.val, o.bdim
-            else:
-                val, d = as_array(o, "vmap"), None
+            val, d = _val_and_dim(o, trace)
             if ax is None:
                 if d is not None:
                     raise InvalidValueError(

@@ -192,14 +192,14 @@ def deflinear(prim: Primitive, transpose_rule):
 # -- generic primitives owned by the AD machinery ------------------------------------
 
 
-def _lax_batch_rule(make_rule):
-    """A batching rule built by a helper in ``funcgrad.lax._batching`` (imported when first used,
-    since the AD machinery is imported before lax)."""
+def _vmap_impl_batch(prim):
+    """Batching rule for a primitive whose evaluation is funcgrad code: vectorise that code.
+    (The helper lives in lax, which is imported after the AD machinery: import it when used.)"""
 
     def rule(vals, dims, **params):
-        from ..lax import _batching
+        from ..lax._batching import vmap_impl_rule
 
-        return getattr(_batching, make_rule)(rule.prim)(vals, dims, **params)
+        return vmap_impl_rule(prim)(vals, dims, **params)
 
     return rule
 
@@ -249,8 +249,7 @@ custom_lin_p = Primitive("custom_lin", multiple_results=True)
 custom_lin_p.impl = _custom_lin_impl
 custom_lin_p.abstract_eval = lambda *avals, num_res, bwd, out_avals, diff_mask: list(out_avals)
 custom_lin_p.transpose = _custom_lin_transpose
-custom_lin_p.batch = _lax_batch_rule("vmap_impl_rule")
-custom_lin_p.batch.prim = custom_lin_p
+custom_lin_p.batch = _vmap_impl_batch(custom_lin_p)
 custom_lin_p.jvp = lambda primals, tangents, **params: _custom_lin_impl(**params)  # the same clear TypeError
 
 
@@ -301,5 +300,4 @@ def _checkpoint_lin_jvp(primals, tangents, fun, diff_mask, out_avals):
 
 
 checkpoint_lin_p.jvp = _checkpoint_lin_jvp
-checkpoint_lin_p.batch = _lax_batch_rule("vmap_impl_rule")
-checkpoint_lin_p.batch.prim = checkpoint_lin_p
+checkpoint_lin_p.batch = _vmap_impl_batch(checkpoint_lin_p)
