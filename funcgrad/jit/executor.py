@@ -12,6 +12,7 @@ import functools
 import itertools
 import keyword
 import linecache
+import os
 
 import numpy as np
 
@@ -19,6 +20,10 @@ from ..core.jaxpr import Jaxpr, Literal
 from ..core.primitive import Primitive
 
 _counter = itertools.count()
+
+# FUNCGRAD_JIT_LOOPS=0 keeps scan/while/cond as Python-level loops over their body (for
+# debugging and for measuring what compiled loops buy).
+LOOPS_ENABLED = os.environ.get("FUNCGRAD_JIT_LOOPS", "1") != "0"
 
 
 def _short(aval):
@@ -50,18 +55,20 @@ def _array_call(prim, params):
     return call
 
 
-def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None):
+def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None, loops=None):
     """Source text and namespace of a function ``name(*constvars, *invars) -> tuple``.
 
     ``plan`` (:func:`funcgrad.jit.fusion.plan`) orders single equations and fused groups;
-    ``kernels`` maps each group's id to its compiled kernel ``(spec, dispatcher)``. Without a
-    plan every equation is a call of its primitive's impl.
+    ``kernels`` maps each group's id to its compiled kernel ``(spec, dispatcher)``; ``loops``
+    maps control-flow equations (by id) to their compiled loops (:mod:`funcgrad.jit.loops`).
+    Without a plan every equation is a call of its primitive's impl.
     """
     from .fusion import Plan
 
     if plan is None:
         plan = Plan([("eqn", e) for e in jaxpr.eqns], [])
     kernels = kernels or {}
+    loops = loops or {}
     names = {}
     namespace = {"np": np, "_c": np.ascontiguousarray, "_empty": np.empty}
 
@@ -114,11 +121,14 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None):
                 kernel_outputs.add(eqn.outvars[0])  # a fresh C-contiguous array
             else:
                 fn = f"{prim.name.replace('-', '_')}_{k}"
-                impl = (
-                    _array_call(prim, eqn.params)
-                    if _takes_arrays(prim)
-                    else (functools.partial(prim.impl, **eqn.params) if eqn.params else prim.impl)
-                )
+                if id(eqn) in loops:
+                    fn = f"{prim.name}_loop_{k}"
+                    lines.append(f"    # compiled loop: source below ({loops[id(eqn)].key[:12]})")
+                    impl = loops[id(eqn)]
+                elif _takes_arrays(prim):
+                    impl = _array_call(prim, eqn.params)
+                else:
+                    impl = functools.partial(prim.impl, **eqn.params) if eqn.params else prim.impl
                 namespace[fn] = impl
                 args = ", ".join(atom(a, k, j) for j, a in enumerate(eqn.invars))
                 if prim.multiple_results:
@@ -212,7 +222,16 @@ def compile_jaxpr(jaxpr: Jaxpr, name: str = "jitted"):
         for group in plan.groups:
             spec = kernel_lib.build(group)
             kernels[group.id] = (spec, kernel_lib.get_kernel(spec))
-    source, namespace = generate_source(jaxpr, safe, plan, kernels)
+    loops = {}
+    if fusion.ENABLED and LOOPS_ENABLED:
+        from .loops import CONTROL_FLOW, lower_control_flow
+
+        for kind, eqn in plan.steps:
+            if kind == "eqn" and eqn.primitive.name in CONTROL_FLOW:
+                loop = lower_control_flow(eqn)
+                if loop is not None:
+                    loops[id(eqn)] = loop
+    source, namespace = generate_source(jaxpr, safe, plan, kernels, loops)
     filename = f"<funcgrad-jit {safe} #{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
     exec(compile(source, filename, "exec"), namespace)
@@ -222,4 +241,6 @@ def compile_jaxpr(jaxpr: Jaxpr, name: str = "jitted"):
         if spec.key not in seen:
             seen.add(spec.key)
             text += f"\n\n# ---- kernel {spec.name} ----\n" + spec.source
+    for loop in loops.values():
+        text += f"\n\n# ---- compiled loop {loop.key[:12]} ----\n" + loop.source
     return namespace[safe], text

@@ -556,8 +556,13 @@ class Plan:
         self.groups = groups
 
 
-def plan(jaxpr: Jaxpr, enabled: bool | None = None) -> Plan:
-    """Partition ``jaxpr`` (already simplified) into fused groups and single equations."""
+def plan(jaxpr: Jaxpr, enabled: bool | None = None, min_group_size: int | None = None) -> Plan:
+    """Partition ``jaxpr`` (already simplified) into fused groups and single equations.
+
+    ``min_group_size`` (default :data:`MIN_GROUP_SIZE`) is the fewest computing equations a group
+    keeps; loop bodies compiled whole (:mod:`funcgrad.jit.loops`) use 1, so every elementwise
+    equation becomes kernel code."""
+    min_group_size = MIN_GROUP_SIZE if min_group_size is None else min_group_size
     eqns = jaxpr.eqns
     if not (ENABLED if enabled is None else enabled):
         return Plan([("eqn", e) for e in eqns], [])
@@ -567,7 +572,7 @@ def plan(jaxpr: Jaxpr, enabled: bool | None = None) -> Plan:
     for g in p.groups:
         if getattr(g, "dead", False):
             continue
-        if g.compute_count >= MIN_GROUP_SIZE:
+        if g.compute_count >= min_group_size:
             groups.append(g)
         else:
             for k in g.positions:

@@ -1,0 +1,616 @@
+"""Control flow inside kernels: ``scan``, ``while`` (``fori_loop``) and ``cond`` as numba code.
+
+Without this module a jitted ``lax.scan`` runs its body jaxpr once per iteration from Python
+(each equation a NumPy call): tens of microseconds of interpreter overhead per step, which
+dominates small recurrent models. Here a control-flow equation becomes one numba module:
+
+* every jaxpr involved (the loop body, the condition, the branches, nested loops) becomes an
+  ``@njit`` function ``body_k(K..., args...) -> tuple``: its elementwise work is planned by
+  :mod:`funcgrad.jit.fusion` with single-equation groups allowed, so every elementwise
+  equation is a loop of the fused kernels of :mod:`funcgrad.jit.kernels` (their source is
+  embedded, with the float32 fast-math calls); matrix products call ``np.dot`` (BLAS through
+  numba); slicing, index updates, reshapes, broadcasts, transposes, pads, concatenations and
+  dynamic slices have direct numba translations (:data:`_EMITTERS`);
+* the driver is a real loop: ``for i in range(length)`` over the body with the carry in local
+  variables and the stacked outputs preallocated (``scan``), ``while cond(...): body(...)``
+  (``while``), or an ``if``/``elif`` chain on the clamped branch index (``cond``);
+* closed-over constants of inner jaxprs are hoisted to extra leading arguments (``K0, K1...``),
+  so the generated source holds structure only and is cached on disk like any kernel (the
+  module's name is the hash of its source; ``njit(cache=True)``).
+
+A loop whose body uses something without a translation here (advanced integer indexing, a
+batched matrix product, sorting, linear algebra, random bits, float16 or complex values, debug
+callbacks) keeps the Python-level loop: :func:`lower_control_flow` returns None and the
+executor calls the primitive's impl, with the reason in the compile log. The same happens if
+numba rejects the generated module when it is first called.
+
+Values are immutable, so no function writes into an argument: results are fresh arrays or
+views of arguments, and a function's outputs that might be views (or read-only) are copied so
+loop-carried values keep one numba type across iterations and branches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+
+import numpy as np
+
+from ..core.config import config
+from ..core.jaxpr import ClosedJaxpr, Jaxpr, Literal
+from .lowering import FUSIBLE_DTYPES, dtype_ctor
+
+logger = logging.getLogger("funcgrad.jit")
+
+CONTROL_FLOW = ("scan", "while", "cond")
+
+
+class NotLowerable(Exception):
+    """A jaxpr uses something this module cannot translate to numba (the message says what)."""
+
+
+def _np_dtype(dtype) -> str:
+    """Source of the NumPy dtype object inside numba code (``np.float32``, ``np.bool_``)."""
+    d = np.dtype(dtype)
+    return "np.bool_" if d == np.dtype(bool) else dtype_ctor(d)
+
+
+def _literal(val, dtype) -> str:
+    """Source of a rank-0 array holding a literal."""
+    d = np.dtype(dtype)
+    v = np.asarray(val, d).item()
+    if d.kind == "f":
+        text = repr(float(v)) if np.isfinite(v) else f"np.{'nan' if np.isnan(v) else ('inf' if v > 0 else '-inf')}"
+        text = text.replace("np.-inf", "-np.inf")
+    elif d.kind == "b":
+        text = repr(bool(v))
+    else:
+        text = repr(int(v))
+    return f"np.full((), {text}, {_np_dtype(d)})"
+
+
+class _Module:
+    """The numba module being generated for one control-flow equation."""
+
+    def __init__(self):
+        self.defs = []  # function sources, callees first
+        self.kernel_names = {}  # kernel key -> function name
+        self.consts = []  # hoisted constants (NumPy arrays), passed as K0, K1, ...
+        self.count = 0
+
+    def fresh_name(self, prefix):
+        self.count += 1
+        return f"{prefix}_{self.count}"
+
+    def hoist(self, value) -> str:
+        self.consts.append(np.asarray(value))
+        return f"K{len(self.consts) - 1}"
+
+    def kernel(self, spec) -> str:
+        """The name of ``spec``'s fused kernel in this module (its source embedded once)."""
+        name = self.kernel_names.get(spec.key)
+        if name is None:
+            name = f"k_{spec.key[:16]}"
+            body = spec.source.split("\ndef kernel(", 1)
+            if len(body) != 2:  # pragma: no cover - kernels.build always emits `def kernel(`
+                raise NotLowerable("a fused kernel's source has no `def kernel(`")
+            self.defs.append(
+                f"@njit(cache=True, nogil=True, error_model='numpy', boundscheck=False)\ndef {name}(" + body[1]
+            )
+            self.kernel_names[spec.key] = name
+        return name
+
+    def source(self) -> str:
+        kparams = "".join(f"K{i}, " for i in range(len(self.consts)))
+        header = (
+            '"""funcgrad loop module: control flow lowered to numba by funcgrad/jit/loops.py."""\n'
+            "import math\n\nimport numpy as np\nfrom numba import njit\n\nfrom funcgrad.jit import fastmath as fm\n\n"
+        )
+        return header + "\n\n".join(d.replace("__KP__", kparams) for d in self.defs) + "\n"
+
+
+def _check_dtypes(avals, where):
+    for a in avals:
+        if np.dtype(a.dtype) not in FUSIBLE_DTYPES:
+            raise NotLowerable(
+                f"{where} uses a {np.dtype(a.dtype).name} value (numba loops handle bool, ints, float32/64)"
+            )
+
+
+class _FunctionBuilder:
+    """Source of one ``@njit`` function computing a (closed) jaxpr."""
+
+    def __init__(self, module: _Module, closed: ClosedJaxpr | Jaxpr, prefix: str):
+        from . import fusion
+
+        self.module = module
+        if isinstance(closed, ClosedJaxpr):
+            jaxpr, consts = closed.jaxpr, closed.consts
+        else:
+            jaxpr, consts = closed, []
+        self.names = {}
+        for v, c in zip(jaxpr.constvars, consts):
+            self.names[v] = module.hoist(c)
+        jaxpr = fusion.simplify(jaxpr)
+        self.jaxpr = jaxpr
+        self.fresh = set()  # Vars known to be new, writable, C-contiguous arrays
+        self.lines = []
+        self.name = module.fresh_name(prefix)
+        _check_dtypes([v.aval for v in jaxpr.invars + jaxpr.constvars], f"the {prefix} jaxpr")
+        for e in jaxpr.eqns:
+            _check_dtypes([v.aval for v in e.outvars], f"{e.primitive.name} in a loop body")
+        self.plan = fusion.plan(jaxpr, min_group_size=1)
+
+    # -- naming ------------------------------------------------------------------------------
+    def var(self, v):
+        if v not in self.names:
+            self.names[v] = f"v{len(self.names)}"
+        return self.names[v]
+
+    def atom(self, a):
+        """Source of an operand as an array (literals become rank-0 arrays)."""
+        if type(a) is Literal:
+            return _literal(a.val, a.aval.dtype)
+        return self.var(a)
+
+    def contiguous(self, a):
+        if a in self.fresh or type(a) is Literal or not a.aval.shape:
+            return self.atom(a)  # rank 0: contiguous (and np.ascontiguousarray would make it rank 1)
+        return f"np.ascontiguousarray({self.atom(a)})"
+
+    def scalar(self, a):
+        """Source of a size-1 operand as a scalar."""
+        if type(a) is Literal:
+            return f"{dtype_ctor(a.aval.dtype)}({np.asarray(a.val).item()!r})"
+        if len(a.aval.shape) == 0:
+            return f"{self.var(a)}[()]"
+        return f"np.ascontiguousarray({self.var(a)}).reshape(-1)[0]"
+
+    def emit(self, line):
+        self.lines.append("    " + line)
+
+    # -- building ----------------------------------------------------------------------------
+    def build(self) -> str:
+        from . import kernels as kernel_lib
+        from .executor import _fmt_params
+
+        jaxpr = self.jaxpr
+        params = [self.var(v) for v in jaxpr.invars]
+        for kind, item in self.plan.steps:
+            if kind == "group":
+                spec = kernel_lib.build(item)
+                kname = self.module.kernel(spec)
+                self.emit(f"# fused kernel ({spec.summary})")
+                for e in item.eqns:
+                    self.emit("#   " + self._eqn_doc(e, _fmt_params))
+                outs = []
+                for v, shape, dtype in spec.outputs:
+                    self.emit(f"{self.var(v)} = np.empty({tuple(shape)!r}, {_np_dtype(dtype)})")
+                    self.fresh.add(v)
+                    outs.append(self.var(v))
+                ins = [self.contiguous(v) for v in spec.array_inputs] + [self.scalar(v) for v in spec.scalar_inputs]
+                sizes = [str(s) for s in spec.sizes]
+                n0 = spec.sizes[0] if spec.sizes else 1
+                self.emit(f"{kname}({', '.join(outs + ins + sizes + ['0', str(n0)])})")
+            else:
+                eqn = item
+                self.emit("# " + self._eqn_doc(eqn, _fmt_params))
+                rule = _EMITTERS.get(eqn.primitive.name)
+                if rule is None:
+                    raise NotLowerable(f"{eqn.primitive.name} has no numba loop translation")
+                rule(self, eqn)
+        rets = []
+        for a in jaxpr.outvars:
+            if type(a) is Literal:
+                rets.append(_literal(a.val, a.aval.dtype))
+            elif a in self.fresh:
+                rets.append(self.var(a))
+            else:  # an argument or a view: copy, so loop-carried types stay fresh C arrays
+                rets.append(_owned(self.var(a), a.aval))
+        self.emit(f"return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
+        head = f"{_DECORATOR}\ndef {self.name}(__KP__{', '.join(params)}):"
+        self.module.defs.append("\n".join([head] + self.lines))
+        return self.name
+
+    def _eqn_doc(self, eqn, fmt_params):
+        lhs = " ".join(f"{self.var(v)}:{v.aval.str_short()}" for v in eqn.outvars)
+        rhs = " ".join(self.var(a) if type(a) is not Literal else repr(np.asarray(a.val).item()) for a in eqn.invars)
+        params = {k: v for k, v in eqn.params.items() if not _is_program(v)}
+        return f"{lhs} = {eqn.primitive.name}{fmt_params(params)} {rhs}"
+
+    def outputs(self, eqn, call):
+        """Emit ``outs = call`` for a multiple-result call (its results are fresh arrays)."""
+        outs = [self.var(v) for v in eqn.outvars]
+        if outs:
+            self.emit(f"{', '.join(outs)}{',' if len(outs) == 1 else ''} = {call}")
+        else:
+            self.emit(call)
+        self.fresh.update(eqn.outvars)
+
+
+def _is_program(v):
+    return isinstance(v, (ClosedJaxpr, Jaxpr)) or (
+        isinstance(v, tuple) and v and all(isinstance(b, (ClosedJaxpr, Jaxpr)) for b in v)
+    )
+
+
+# -- translations of single equations -------------------------------------------------------------
+
+
+def _out(fb, eqn, expr, fresh=False):
+    fb.emit(f"{fb.var(eqn.outvars[0])} = {expr}")
+    if fresh:
+        fb.fresh.add(eqn.outvars[0])
+
+
+def _reshape(fb, eqn, **_):
+    shape = eqn.outvars[0].aval.shape
+    _out(fb, eqn, f"{fb.contiguous(eqn.invars[0])}.reshape({tuple(shape)!r})")
+
+
+def _broadcast_in_dim(fb, eqn):
+    x = eqn.invars[0]
+    shape = tuple(eqn.params["shape"])
+    dims = eqn.params["broadcast_dimensions"]
+    expanded = [1] * len(shape)
+    for d, n in zip(dims, x.aval.shape):
+        expanded[d] = n
+    o = fb.var(eqn.outvars[0])
+    fb.emit(f"{o} = np.empty({shape!r}, {_np_dtype(x.aval.dtype)})")
+    if len(x.aval.shape) == 0:
+        fb.emit(f"{o}[...] = {fb.scalar(x)}")
+    else:
+        fb.emit(f"{o}[...] = np.broadcast_to({fb.contiguous(x)}.reshape({tuple(expanded)!r}), {shape!r})")
+    fb.fresh.add(eqn.outvars[0])
+
+
+def _transpose(fb, eqn):
+    perm = tuple(eqn.params["permutation"])
+    _out(fb, eqn, f"np.ascontiguousarray(np.transpose({fb.atom(eqn.invars[0])}, {perm!r}))")
+
+
+def _copy(fb, eqn):
+    _out(fb, eqn, _owned(fb.atom(eqn.invars[0]), eqn.invars[0].aval), fresh=True)
+
+
+def _dot_general(fb, eqn):
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    x, y = eqn.invars
+    pet = eqn.params.get("preferred_element_type")
+    dt = x.aval.dtype
+    if (
+        lb
+        or rb
+        or len(lc) != 1
+        or x.aval.ndim not in (1, 2)
+        or y.aval.ndim not in (1, 2)
+        or dt != y.aval.dtype
+        or np.dtype(dt).kind != "f"
+        or (pet is not None and np.dtype(pet) != dt)
+    ):
+        raise NotLowerable(
+            f"dot_general{eqn.params['dimension_numbers']} on {x.aval.str_short()} x {y.aval.str_short()}"
+        )
+    a = fb.contiguous(x)
+    b = fb.contiguous(y)
+    # np.dot contracts the last axis of a with the first (or only) axis of b.
+    if x.aval.ndim == 2 and lc[0] == 0:
+        a += ".T"
+    if y.aval.ndim == 2 and rc[0] == 1:
+        b += ".T"
+    _out(fb, eqn, f"np.dot({a}, {b})", fresh=True)
+
+
+def _index_text(spec, new_axes=False):
+    """Source of a basic index (slices and integers; new axes skipped if ``new_axes``), or None
+    for index arrays."""
+    parts = []
+    for e in spec:
+        if e[0] == "s":
+            parts.append(
+                ":".join("" if v is None else repr(int(v)) for v in e[1:3]) + ("" if e[3] is None else f":{e[3]}")
+            )
+        elif e[0] == "i":
+            parts.append(repr(int(e[1])))
+        elif e[0] != "n" or not new_axes:
+            return None
+    return ", ".join(parts) if parts else "()"
+
+
+def _getitem(fb, eqn):
+    spec = eqn.params["spec"]
+    idx = _index_text(spec, new_axes=True) if len(eqn.invars) == 1 else None
+    if idx is None:
+        raise NotLowerable("getitem with index arrays")
+    out = eqn.outvars[0]
+    x = fb.atom(eqn.invars[0])
+    if not out.aval.shape:
+        _out(fb, eqn, f"np.asarray({x}[{idx}])", fresh=True)
+    elif any(e[0] == "n" for e in spec):  # index, then add the new unit axes by a reshape
+        _out(fb, eqn, f"np.ascontiguousarray({x}[{idx}]).reshape({tuple(out.aval.shape)!r})")
+    else:
+        _out(fb, eqn, f"{x}[{idx}]")
+
+
+_UPDATE = {"set": "{v}", "add": "{o}[{i}] + {v}", "mul": "{o}[{i}] * {v}", "min": "np.minimum({o}[{i}], {v})",
+           "max": "np.maximum({o}[{i}], {v})"}  # fmt: skip
+
+
+def _index_update(fb, eqn):
+    spec, op = eqn.params["spec"], eqn.params["op"]
+    idx = _index_text(spec) if len(eqn.invars) == 2 else None
+    if idx is None or op not in _UPDATE:
+        raise NotLowerable(f"index_update[op={op}] with index arrays or new axes")
+    x, v = eqn.invars
+    o = fb.var(eqn.outvars[0])
+    val = fb.scalar(v) if not v.aval.shape else fb.atom(v)
+    fb.emit(f"{o} = {_owned(fb.atom(x), x.aval)}")
+    fb.emit(f"{o}[{idx}] = " + _UPDATE[op].format(o=o, i=idx, v=val))
+    fb.fresh.add(eqn.outvars[0])
+
+
+def _slice(fb, eqn):
+    p = eqn.params
+    strides = p.get("strides") or (1,) * len(p["start_indices"])
+    idx = ", ".join(f"{a}:{b}:{s}" for a, b, s in zip(p["start_indices"], p["limit_indices"], strides))
+    _out(fb, eqn, f"{fb.atom(eqn.invars[0])}[{idx}]")
+
+
+def _pad(fb, eqn):
+    x, pv = eqn.invars
+    cfg = eqn.params["padding_config"]
+    if any(lo < 0 or hi < 0 or interior for lo, hi, interior in cfg):
+        raise NotLowerable("pad with negative or interior padding")
+    shape = eqn.outvars[0].aval.shape
+    o = fb.var(eqn.outvars[0])
+    fb.emit(f"{o} = np.full({tuple(shape)!r}, {fb.scalar(pv)}, {_np_dtype(x.aval.dtype)})")
+    idx = ", ".join(f"{lo}:{lo + n}" for (lo, _, _), n in zip(cfg, x.aval.shape))
+    if x.aval.shape:
+        fb.emit(f"{o}[{idx}] = {fb.atom(x)}")
+    else:
+        fb.emit(f"{o}[()] = {fb.scalar(x)}")
+    fb.fresh.add(eqn.outvars[0])
+
+
+def _concatenate(fb, eqn):
+    parts = ", ".join(fb.contiguous(a) for a in eqn.invars)
+    _out(fb, eqn, f"np.concatenate(({parts},), axis={int(eqn.params['dimension'])})", fresh=True)
+
+
+def _clamped_starts(fb, starts, shape, sizes):
+    """Emit the start indices clamped as ``lax.dynamic_slice`` does; return their names."""
+    names = []
+    for s, n, k in zip(starts, shape, sizes):
+        name = fb.module.fresh_name("start")
+        fb.emit(f"{name} = min(max(int({fb.scalar(s)}), 0), {n - k})")
+        names.append(name)
+    return names
+
+
+def _dynamic_slice(fb, eqn):
+    x, *starts = eqn.invars
+    sizes = eqn.params["slice_sizes"]
+    names = _clamped_starts(fb, starts, x.aval.shape, sizes)
+    idx = ", ".join(f"{n}:{n} + {k}" for n, k in zip(names, sizes))
+    _out(fb, eqn, f"{fb.atom(x)}[{idx}]" if idx else fb.atom(x))
+
+
+def _dynamic_update_slice(fb, eqn):
+    x, u, *starts = eqn.invars
+    o = fb.var(eqn.outvars[0])
+    fb.emit(f"{o} = {_owned(fb.atom(x), x.aval)}")
+    if not u.aval.shape:
+        fb.emit(f"{o}[()] = {fb.scalar(u)}")
+    else:
+        names = _clamped_starts(fb, starts, x.aval.shape, u.aval.shape)
+        idx = ", ".join(f"{n}:{n} + {k}" for n, k in zip(names, u.aval.shape))
+        fb.emit(f"{o}[{idx}] = {fb.atom(u)}")
+    fb.fresh.add(eqn.outvars[0])
+
+
+def _arg_reduction(fb, eqn):
+    x = eqn.invars[0]
+    axis = int(eqn.params["axis"])
+    fn = "np.argmax" if eqn.primitive.name == "argmax" else "np.argmin"
+    dt = _np_dtype(eqn.outvars[0].aval.dtype)
+    if x.aval.ndim == 1:
+        _out(fb, eqn, f"np.full((), {fn}({fb.atom(x)}), {dt})", fresh=True)
+    else:
+        _out(fb, eqn, f"{fn}({fb.contiguous(x)}, axis={axis}).astype({dt})", fresh=True)
+
+
+def _scan(fb, eqn):
+    call = _scan_driver(fb.module, eqn)
+    fb.outputs(eqn, f"{call}(__KP__{', '.join(fb.atom(a) for a in eqn.invars)})")
+
+
+def _while(fb, eqn):
+    call = _while_driver(fb.module, eqn)
+    fb.outputs(eqn, f"{call}(__KP__{', '.join(fb.atom(a) for a in eqn.invars)})")
+
+
+def _cond(fb, eqn):
+    call = _cond_driver(fb.module, eqn)
+    fb.outputs(eqn, f"{call}(__KP__{', '.join(fb.atom(a) for a in eqn.invars)})")
+
+
+_EMITTERS = {
+    "reshape": _reshape,
+    "squeeze": _reshape,
+    "expand_dims": _reshape,
+    "broadcast_in_dim": _broadcast_in_dim,
+    "transpose": _transpose,
+    "copy": _copy,
+    "dot_general": _dot_general,
+    "getitem": _getitem,
+    "index_update": _index_update,
+    "slice": _slice,
+    "pad": _pad,
+    "concatenate": _concatenate,
+    "dynamic_slice": _dynamic_slice,
+    "dynamic_update_slice": _dynamic_update_slice,
+    "argmax": _arg_reduction,
+    "argmin": _arg_reduction,
+    "scan": _scan,
+    "while": _while,
+    "cond": _cond,
+}
+
+
+# -- drivers -------------------------------------------------------------------------------------
+
+_DECORATOR = "@njit(cache=True, nogil=True, error_model='numpy', boundscheck=False)"
+
+
+def _owned(name, aval):
+    """A loop-carried value as a fresh writable C array (arguments may be read-only views)."""
+    return f"np.ascontiguousarray({name}).copy()" if aval.shape else f"{name}.copy()"
+
+
+def _scan_driver(module: _Module, eqn) -> str:
+    p = eqn.params
+    nconst, ncarry, length = p["num_consts"], p["num_carry"], p["length"]
+    body = _FunctionBuilder(module, p["jaxpr"], "scan_body").build()
+    args = [f"a{i}" for i in range(len(eqn.invars))]
+    consts, carry, xs = args[:nconst], args[nconst : nconst + ncarry], args[nconst + ncarry :]
+    y_avals = [v.aval for v in eqn.outvars[ncarry:]]
+    name = module.fresh_name("scan")
+    lines = [f"{_DECORATOR}\ndef {name}(__KP__{', '.join(args)}):"]
+    cs = [f"c{j}" for j in range(ncarry)]
+    for c, a, v in zip(cs, carry, eqn.invars[nconst : nconst + ncarry]):
+        lines.append(f"    {c} = {_owned(a, v.aval)}")
+    ys = [f"y{j}" for j in range(len(y_avals))]
+    for y, aval in zip(ys, y_avals):
+        lines.append(f"    {y} = np.empty({tuple(aval.shape)!r}, {_np_dtype(aval.dtype)})")
+    lines.append(f"    for k in range({length}):")
+    lines.append(f"        i = {length - 1} - k" if p["reverse"] else "        i = k")
+    x_reads = [
+        f"{x}[i]" if len(v.aval.shape) > 1 else f"np.asarray({x}[i])" for x, v in zip(xs, eqn.invars[nconst + ncarry :])
+    ]
+    lines.append(f"        out = {body}(__KP__{', '.join(consts + cs + x_reads)})")
+    for j, c in enumerate(cs):
+        lines.append(f"        {c} = out[{j}]")
+    for j, (y, aval) in enumerate(zip(ys, y_avals)):
+        lines.append(f"        {y}[i] = out[{ncarry + j}]" + ("[()]" if len(aval.shape) == 1 else ""))
+    rets = cs + ys
+    lines.append(f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
+    module.defs.append("\n".join(lines))
+    return name
+
+
+def _while_driver(module: _Module, eqn) -> str:
+    p = eqn.params
+    ncc, nbc = p["cond_nconsts"], p["body_nconsts"]
+    cond = _FunctionBuilder(module, p["cond_jaxpr"], "while_cond").build()
+    body = _FunctionBuilder(module, p["body_jaxpr"], "while_body").build()
+    args = [f"a{i}" for i in range(len(eqn.invars))]
+    cc, bc, carry = args[:ncc], args[ncc : ncc + nbc], args[ncc + nbc :]
+    name = module.fresh_name("while_loop")
+    cs = [f"c{j}" for j in range(len(carry))]
+    lines = [f"{_DECORATOR}\ndef {name}(__KP__{', '.join(args)}):"]
+    for c, a, v in zip(cs, carry, eqn.invars[ncc + nbc :]):
+        lines.append(f"    {c} = {_owned(a, v.aval)}")
+    lines.append(f"    while {cond}(__KP__{', '.join(cc + cs)})[0][()]:")
+    lines.append(f"        out = {body}(__KP__{', '.join(bc + cs)})")
+    for j, c in enumerate(cs):
+        lines.append(f"        {c} = out[{j}]")
+    lines.append(f"    return ({', '.join(cs)}{',' if len(cs) == 1 else ''})")
+    module.defs.append("\n".join(lines))
+    return name
+
+
+def _cond_driver(module: _Module, eqn) -> str:
+    branches = eqn.params["branches"]
+    names = [_FunctionBuilder(module, b, f"branch{j}").build() for j, b in enumerate(branches)]
+    args = [f"a{i}" for i in range(len(eqn.invars))]
+    name = module.fresh_name("cond")
+    ops = ", ".join(args[1:])
+    lines = [f"{_DECORATOR}\ndef {name}(__KP__{', '.join(args)}):", "    i = a0[()]"]
+    for j, b in enumerate(names):
+        if j == 0:
+            test = "    if i <= 0:" if len(names) > 1 else None
+        elif j == len(names) - 1:
+            test = "    else:"
+        else:
+            test = f"    elif i == {j}:"
+        if test is None:
+            lines.append(f"    return {b}(__KP__{ops})")
+        else:
+            lines += [test, f"        return {b}(__KP__{ops})"]
+    module.defs.append("\n".join(lines))
+    return name
+
+
+# -- entry point --------------------------------------------------------------------------------
+
+
+def lower_control_flow(eqn):
+    """A callable ``fn(*operands) -> tuple of arrays`` running ``eqn`` (a ``scan``, ``while`` or
+    ``cond`` equation) as one compiled numba loop, or None when its body uses something without
+    a numba translation (the executor then calls the primitive's impl; the reason is logged
+    when ``log_compiles`` is on).
+
+    Example:
+        >>> import funcgrad as fg, funcgrad.numpy as fnp
+        >>> from funcgrad import lax
+        >>> f = fg.jit(lambda x: lax.fori_loop(0, 3, lambda i, c: c * 2.0, x))
+        >>> f(fnp.ones(2))  # the loop runs inside one compiled function
+        Array([8., 8.], dtype=float32)
+    """
+    name = eqn.primitive.name
+    if name not in CONTROL_FLOW:
+        return None
+    module = _Module()
+    try:
+        _check_dtypes([a.aval for a in eqn.invars] + [v.aval for v in eqn.outvars], name)
+        driver = {"scan": _scan_driver, "while": _while_driver, "cond": _cond_driver}[name](module, eqn)
+    except NotLowerable as e:
+        if config.log_compiles:
+            logger.warning("%s stays a Python-level loop in jitted code: %s", name, e)
+        return None
+    source = module.source()
+    key = hashlib.sha256(source.encode()).hexdigest()[:32]
+    return _CompiledLoop(name, key, source, driver, module.consts, eqn)
+
+
+class _CompiledLoop:
+    """Calls the loop module's driver, loading and compiling it on first use (numba, disk-cached);
+    runs the primitive's impl instead if numba rejects the generated code."""
+
+    def __init__(self, what, key, source, driver, consts, eqn):
+        self.what, self.key, self.source, self.driver_name = what, key, source, driver
+        self.consts = tuple(consts)
+        self.eqn = eqn
+        self.driver = None
+        self.fallback = None
+
+    def __call__(self, *args):
+        if self.driver is not None:
+            return self.driver(*self.consts, *args)
+        if self.fallback is not None:
+            return self.fallback(*args)
+        return self._first_call(args)
+
+    def _first_call(self, args):
+        from numba.core.errors import NumbaError
+
+        from . import kernels as kernel_lib
+        from .executor import _array_call
+
+        start = time.perf_counter()
+        with kernel_lib._lock:
+            driver = getattr(kernel_lib._load_module("loop_" + self.key, self.source), self.driver_name)
+            try:
+                out = driver(*self.consts, *args)
+            except NumbaError as e:
+                logger.warning("%s: numba rejected the generated loop (%s); it runs from Python", self.what, e)
+                self.fallback = _array_call(self.eqn.primitive, self.eqn.params)
+                return self.fallback(*args)
+        self.driver = driver
+        if config.log_compiles:
+            how = "Loaded" if sum(driver.stats.cache_hits.values()) else "Compiled"
+            where = " from the disk cache" if how == "Loaded" else ""
+            elapsed = time.perf_counter() - start
+            logger.warning("%s the %s loop module %s%s in %.3f s", how, self.what, self.key[:12], where, elapsed)
+        return out

@@ -1,0 +1,222 @@
+"""Control flow compiled into numba loops (funcgrad/jit/loops.py): jit equals eager, the loop
+really is compiled (the lowered text names the compiled loop), unsupported bodies fall back
+to the Python-level loop with the reason in the compile log, and a second process loads the
+loop module from the disk cache."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import funcgrad as fg
+import funcgrad.numpy as fnp
+from funcgrad import lax
+from funcgrad.testing import assert_allclose
+
+
+def f64(x):
+    return fnp.asarray(np.asarray(x, np.float64))
+
+
+def compiled_equals_eager(f, *args, rtol=1e-12, loops=1):
+    """``fg.jit(f)`` runs ``loops`` compiled loops and agrees with eager ``f``."""
+    jitted = fg.jit(f)
+    text = jitted.lower(*args).as_text()
+    assert text.count("# compiled loop:") == loops, text
+    got, want = jitted(*args), f(*args)
+    for g, w in zip(fg.tree_leaves(got), fg.tree_leaves(want)):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        assert_allclose(g, w, rtol=rtol, atol=rtol)
+    return text
+
+
+def rnn(w, u, xs, h0):
+    def cell(h, x):
+        h = fnp.tanh(x @ w + h @ u)
+        return h, fnp.sum(h * h)
+
+    return lax.scan(cell, h0, xs)
+
+
+def test_scan_forward_and_gradient(rng):
+    w, u = f64(rng.standard_normal((3, 4))), f64(rng.standard_normal((4, 4)) * 0.5)
+    xs, h0 = f64(rng.standard_normal((6, 2, 3))), f64(np.zeros((2, 4)))
+    compiled_equals_eager(rnn, w, u, xs, h0)
+
+    def loss(w, u):
+        h, norms = rnn(w, u, xs, h0)
+        return fnp.sum(h**2) + fnp.sum(norms)
+
+    # the forward scan and the transposed (reverse) scan are both compiled
+    compiled_equals_eager(fg.grad(loss, argnums=(0, 1)), w, u, loops=2)
+
+
+def test_lstm_cell_slices_and_index_updates(rng):
+    hidden = 3
+
+    def loss(wx, wh, b, xs):
+        def cell(carry, x):
+            h, c = carry
+            z = x @ wx + h @ wh + b
+            i, f, g, o = (z[:, k * hidden : (k + 1) * hidden] for k in range(4))
+            c = lax.logistic(f) * c + lax.logistic(i) * fnp.tanh(g)
+            h = lax.logistic(o) * fnp.tanh(c)
+            return (h, c), None
+
+        zeros = fnp.zeros((2, hidden), fnp.float64)
+        (h, _), _ = lax.scan(cell, (zeros, zeros), xs)
+        return fnp.sum(h**2)
+
+    args = (
+        f64(rng.standard_normal((5, 4 * hidden))),
+        f64(rng.standard_normal((hidden, 4 * hidden))),
+        f64(rng.standard_normal(4 * hidden)),
+        f64(rng.standard_normal((7, 2, 5))),
+    )
+    text = compiled_equals_eager(fg.grad(loss, argnums=(0, 1, 2)), *args, loops=2)
+    assert "index_update" in text and "np.dot" in text
+
+
+def test_reverse_scan_with_rank0_carry_xs_and_ys():
+    def f(xs):
+        return lax.scan(lambda c, x: (c * 0.5 + x, c * x), f64(1.0), xs, reverse=True)
+
+    compiled_equals_eager(f, f64(np.arange(5.0)))
+
+
+def test_scan_of_length_zero_returns_the_initial_carry():
+    compiled_equals_eager(lambda xs: lax.scan(lambda c, x: (c + x, x), f64([1.0, 2.0]), xs), f64(np.zeros((0, 2))))
+
+
+def test_scan_closing_over_a_concrete_array(rng):
+    table = np.linspace(0.0, 1.0, 4)  # a NumPy constant captured by the body: hoisted to an argument
+
+    def f(xs):
+        return lax.scan(lambda c, x: (c + x * fnp.asarray(table), None), fnp.zeros(4, fnp.float64), xs)[0]
+
+    compiled_equals_eager(f, f64(rng.standard_normal(3)))
+
+
+def test_fori_loop_while_loop_and_integer_carries():
+    compiled_equals_eager(lambda x: lax.fori_loop(0, 5, lambda i, c: c * 2.0 + i, x), f64([1.0, -1.0]))
+
+    def newton_sqrt(a):
+        def body(state):
+            x, n = state
+            return 0.5 * (x + a / x), n + 1
+
+        return lax.while_loop(lambda s: fnp.abs(s[0] * s[0] - a) > 1e-12, body, (a, 0))
+
+    x, n = fg.jit(newton_sqrt)(f64(2.0))
+    assert_allclose(x, np.sqrt(2.0), rtol=1e-12)
+    assert int(n) == int(newton_sqrt(f64(2.0))[1])
+    compiled_equals_eager(newton_sqrt, f64(9.0))
+
+    # a data-dependent trip count: the bound is an argument
+    compiled_equals_eager(lambda n, x: lax.fori_loop(0, n, lambda i, c: c + i, x), 4, f64(0.5))
+
+
+def test_cond_and_switch_with_clamped_index(rng):
+    x = f64(rng.standard_normal(3))
+    for p in (-1.0, 1.0):
+        compiled_equals_eager(lambda p, x: lax.cond(p > 0, lambda x: x * 2, lambda x: fnp.sin(x) - 1, x), f64(p), x)
+    branches = [lambda x: x + 1, lambda x: x * x, lambda x: fnp.exp(x)]
+    for i in (-3, 0, 1, 2, 7):  # out-of-range indices clamp, as in lax.switch
+        compiled_equals_eager(lambda i, x: lax.switch(i, branches, x), i, x)
+
+
+def test_nested_loops_and_cond_inside_scan(rng):
+    def f(xs):
+        def step(c, x):
+            inner = lax.fori_loop(0, 3, lambda i, a: a * 0.5 + x, c)
+            return lax.cond(fnp.sum(inner) > 0, lambda v: v - 1.0, lambda v: v + 1.0, inner), fnp.max(inner)
+
+        return lax.scan(step, fnp.zeros(2, fnp.float64), xs)
+
+    compiled_equals_eager(f, f64(rng.standard_normal((4, 2))))
+
+
+def test_shape_operations_inside_a_loop(rng):
+    def body(c, x):
+        y = fnp.concatenate([c[1:], x[:1]])  # slices and concatenate
+        z = fnp.pad(y, (1, 2))[1:-2]  # pad
+        t = fnp.reshape(fnp.outer(z, x), (-1,))[: c.shape[0]]  # dot of vectors, reshape
+        m = fnp.broadcast_to(x[:, None], (3, 3)).T @ z  # broadcast, transpose, matrix-vector
+        d = lax.dynamic_slice(fnp.concatenate([c, c]), (fnp.argmax(x),), (3,))
+        u = lax.dynamic_update_slice(c, x[1:2] * 2.0, (1,))
+        w = c.at[0].add(1.0).at[2].set(x[0])
+        return t + m + d + u + w, fnp.stack([y, z])
+
+    xs = f64(rng.standard_normal((4, 3)))
+    compiled_equals_eager(lambda xs: lax.scan(body, fnp.zeros(3, fnp.float64), xs), xs)
+
+
+def test_float32_and_bool_values(rng):
+    def f(xs):
+        def step(c, x):
+            flag = x > 0
+            return fnp.where(flag, c + fnp.tanh(x), c * 0.5), flag
+
+        return lax.scan(step, fnp.zeros(4, fnp.float32), xs)
+
+    xs = fnp.asarray(rng.standard_normal((5, 4)).astype(np.float32))
+    compiled_equals_eager(f, xs, rtol=1e-6)
+
+
+def test_unsupported_body_keeps_the_python_loop(rng, caplog):
+    fg.config.update("log_compiles", True)
+    try:
+        with caplog.at_level(logging.WARNING, logger="funcgrad.jit"):
+
+            def f(xs):
+                return lax.scan(lambda c, x: (c + fnp.sort(x), None), fnp.zeros(3), xs)[0]
+
+            xs = fnp.asarray(rng.standard_normal((4, 3)).astype(np.float32))
+            compiled_equals_eager(f, xs, rtol=1e-6, loops=0)
+    finally:
+        fg.config.update("log_compiles", False)
+    assert any("stays a Python-level loop" in r.getMessage() and "sort" in r.getMessage() for r in caplog.records)
+
+
+def test_loops_can_be_turned_off(rng):
+    code = textwrap.dedent(
+        """
+        import funcgrad as fg, funcgrad.numpy as fnp
+        from funcgrad import lax
+        f = fg.jit(lambda xs: lax.scan(lambda c, x: (c + x, None), fnp.zeros(2), xs)[0])
+        text = f.lower(fnp.ones((3, 2))).as_text()
+        assert "compiled loop" not in text
+        print(f(fnp.ones((3, 2))))
+        """
+    )
+    env = dict(os.environ, FUNCGRAD_JIT_LOOPS="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "[3. 3.]" in out.stdout
+
+
+@pytest.mark.slow
+def test_second_process_loads_the_loop_module_from_disk(tmp_path):
+    code = textwrap.dedent(
+        """
+        import logging, sys
+        import funcgrad as fg, funcgrad.numpy as fnp
+        from funcgrad import lax
+        logging.basicConfig(stream=sys.stdout, format="%(message)s")
+        fg.config.update("log_compiles", True)
+        f = fg.jit(lambda xs: lax.scan(lambda c, x: (fnp.tanh(c * x), None), fnp.ones(2), xs)[0])
+        print(f(fnp.ones((3, 2))))
+        """
+    )
+    env = dict(os.environ, FUNCGRAD_CACHE_DIR=str(tmp_path))
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)]
+    runs.append(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300))
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert "Compiled the scan loop module" in runs[0].stdout
+    assert "Loaded the scan loop module" in runs[1].stdout and "from the disk cache" in runs[1].stdout
