@@ -220,3 +220,34 @@ def test_second_process_loads_the_loop_module_from_disk(tmp_path):
     assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
     assert "Compiled the scan loop module" in runs[0].stdout
     assert "Loaded the scan loop module" in runs[1].stdout and "from the disk cache" in runs[1].stdout
+
+
+def test_matrix_products_move_out_of_the_loop(rng):
+    """x_t @ W (carry-independent) runs batched before the loop; the weight-gradient
+    accumulators of the reverse scan become one product after it."""
+    w, u = f64(rng.standard_normal((3, 4))), f64(rng.standard_normal((4, 4)) * 0.5)
+    xs, h0 = f64(rng.standard_normal((6, 2, 3))), f64(np.zeros((2, 4)))
+    text = compiled_equals_eager(rnn, w, u, xs, h0)
+    assert "before the loop (hoisted" in text
+
+    def loss(w, u):
+        h, norms = rnn(w, u, xs, h0)
+        return fnp.sum(h**2) + fnp.sum(norms)
+
+    text = compiled_equals_eager(fg.grad(loss, argnums=(0, 1)), w, u, loops=2)
+    assert "after the loop: carry" in text
+
+
+def test_hoisted_values_feeding_stacked_outputs_and_constants(rng):
+    w = f64(rng.standard_normal((3, 3)))
+
+    def f(w, xs):
+        def step(c, x):
+            proj = x @ w  # per-step input only: hoisted and batched
+            wt = w.T @ w  # loop-invariant: computed once
+            return c @ wt * 0.1 + proj, proj
+
+        return lax.scan(step, fnp.zeros(3, fnp.float64), xs)
+
+    text = compiled_equals_eager(f, w, f64(rng.standard_normal((5, 3))))
+    assert "before the loop (hoisted" in text

@@ -38,7 +38,7 @@ import time
 import numpy as np
 
 from ..core.config import config
-from ..core.jaxpr import ClosedJaxpr, Jaxpr, Literal
+from ..core.jaxpr import ClosedJaxpr, Jaxpr, Literal, Var
 from .lowering import FUSIBLE_DTYPES, dtype_ctor
 
 logger = logging.getLogger("funcgrad.jit")
@@ -171,12 +171,29 @@ class _FunctionBuilder:
         self.lines.append("    " + line)
 
     # -- building ----------------------------------------------------------------------------
-    def build(self) -> str:
+    def build(self, owned=None, buffers=0) -> str:
+        """Emit the function; return its name.
+
+        ``owned``: indices of the outputs returned as fresh C arrays (default: all), for values
+        whose numba type must stay the same across iterations or branches. ``buffers``: the
+        function takes that many extra arrays ``ob0, ob1...``, one per output starting at output
+        ``len(outvars) - buffers`` (a scan's stacked outputs, ``ys[i]``): a kernel computing such an
+        output writes into the buffer directly; :attr:`direct` lists the outputs written so.
+        """
         from . import kernels as kernel_lib
         from .executor import _fmt_params
 
         jaxpr = self.jaxpr
+        nout = len(jaxpr.outvars)
+        owned = set(range(nout)) if owned is None else set(owned)
         params = [self.var(v) for v in jaxpr.invars]
+        buffer_of = {}  # Var -> (output index, buffer name): the first output position of a Var
+        for k in range(nout - buffers, nout):
+            v = jaxpr.outvars[k]
+            params.append(f"ob{k - (nout - buffers)}")
+            if type(v) is Var and v not in buffer_of and v.aval.shape and v not in jaxpr.invars:
+                buffer_of[v] = (k, params[-1])
+        self.direct = set()
         for kind, item in self.plan.steps:
             if kind == "group":
                 spec = kernel_lib.build(item)
@@ -186,7 +203,11 @@ class _FunctionBuilder:
                     self.emit("#   " + self._eqn_doc(e, _fmt_params))
                 outs = []
                 for v, shape, dtype in spec.outputs:
-                    self.emit(f"{self.var(v)} = np.empty({tuple(shape)!r}, {_np_dtype(dtype)})")
+                    if v in buffer_of and tuple(shape) == tuple(v.aval.shape):
+                        self.emit(f"{self.var(v)} = {buffer_of[v][1]}")
+                        self.direct.add(buffer_of[v][0])
+                    else:
+                        self.emit(f"{self.var(v)} = np.empty({tuple(shape)!r}, {_np_dtype(dtype)})")
                     self.fresh.add(v)
                     outs.append(self.var(v))
                 ins = [self.contiguous(v) for v in spec.array_inputs] + [self.scalar(v) for v in spec.scalar_inputs]
@@ -201,10 +222,10 @@ class _FunctionBuilder:
                     raise NotLowerable(f"{eqn.primitive.name} has no numba loop translation")
                 rule(self, eqn)
         rets = []
-        for a in jaxpr.outvars:
+        for k, a in enumerate(jaxpr.outvars):
             if type(a) is Literal:
                 rets.append(_literal(a.val, a.aval.dtype))
-            elif a in self.fresh:
+            elif a in self.fresh or k not in owned:
                 rets.append(self.var(a))
             else:  # an argument or a view: copy, so loop-carried types stay fresh C arrays
                 rets.append(_owned(self.var(a), a.aval))
@@ -471,10 +492,13 @@ def _owned(name, aval):
 def _scan_driver(module: _Module, eqn) -> str:
     p = eqn.params
     nconst, ncarry, length = p["num_consts"], p["num_carry"], p["length"]
-    body = _FunctionBuilder(module, p["jaxpr"], "scan_body").build()
+    y_avals = [v.aval for v in eqn.outvars[ncarry:]]
+    # Stacked outputs of rank >= 1 per step are written by the body's kernels straight into ys[i].
+    nbuf = len(y_avals) if all(len(a.shape) > 1 for a in y_avals) else 0
+    builder = _FunctionBuilder(module, p["jaxpr"], "scan_body")
+    body = builder.build(owned=range(ncarry), buffers=nbuf)
     args = [f"a{i}" for i in range(len(eqn.invars))]
     consts, carry, xs = args[:nconst], args[nconst : nconst + ncarry], args[nconst + ncarry :]
-    y_avals = [v.aval for v in eqn.outvars[ncarry:]]
     name = module.fresh_name("scan")
     lines = [f"{_DECORATOR}\ndef {name}(__KP__{', '.join(args)}):"]
     cs = [f"c{j}" for j in range(ncarry)]
@@ -488,11 +512,13 @@ def _scan_driver(module: _Module, eqn) -> str:
     x_reads = [
         f"{x}[i]" if len(v.aval.shape) > 1 else f"np.asarray({x}[i])" for x, v in zip(xs, eqn.invars[nconst + ncarry :])
     ]
-    lines.append(f"        out = {body}(__KP__{', '.join(consts + cs + x_reads)})")
+    buffers = [f"{y}[i]" for y in ys] if nbuf else []
+    lines.append(f"        out = {body}(__KP__{', '.join(consts + cs + x_reads + buffers)})")
     for j, c in enumerate(cs):
         lines.append(f"        {c} = out[{j}]")
     for j, (y, aval) in enumerate(zip(ys, y_avals)):
-        lines.append(f"        {y}[i] = out[{ncarry + j}]" + ("[()]" if len(aval.shape) == 1 else ""))
+        if ncarry + j not in builder.direct:
+            lines.append(f"        {y}[i] = out[{ncarry + j}]" + ("[()]" if len(aval.shape) == 1 else ""))
     rets = cs + ys
     lines.append(f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
     module.defs.append("\n".join(lines))
@@ -502,7 +528,7 @@ def _scan_driver(module: _Module, eqn) -> str:
 def _while_driver(module: _Module, eqn) -> str:
     p = eqn.params
     ncc, nbc = p["cond_nconsts"], p["body_nconsts"]
-    cond = _FunctionBuilder(module, p["cond_jaxpr"], "while_cond").build()
+    cond = _FunctionBuilder(module, p["cond_jaxpr"], "while_cond").build(owned=())
     body = _FunctionBuilder(module, p["body_jaxpr"], "while_body").build()
     args = [f"a{i}" for i in range(len(eqn.invars))]
     cc, bc, carry = args[:ncc], args[ncc : ncc + nbc], args[ncc + nbc :]
@@ -561,6 +587,15 @@ def lower_control_flow(eqn):
     name = eqn.primitive.name
     if name not in CONTROL_FLOW:
         return None
+    if name == "scan":
+        rewritten = _RewrittenScan.of(eqn)
+        if rewritten is not None:
+            return rewritten
+    return _compile_loop(eqn)
+
+
+def _compile_loop(eqn):
+    name = eqn.primitive.name
     module = _Module()
     try:
         _check_dtypes([a.aval for a in eqn.invars] + [v.aval for v in eqn.outvars], name)
@@ -614,3 +649,66 @@ class _CompiledLoop:
             elapsed = time.perf_counter() - start
             logger.warning("%s the %s loop module %s%s in %.3f s", how, self.what, self.key[:12], where, elapsed)
         return out
+
+
+class _RewrittenScan:
+    """A scan whose matrix products were moved out of the loop (:mod:`funcgrad.jit.scan_rewrite`):
+    the hoisted part runs before the loop (compiled like any jitted code), the accumulator
+    products after it."""
+
+    def __init__(self, eqn, hoisted, sunk, loop):
+        from .executor import compile_jaxpr
+
+        self.num_consts, self.num_carry = eqn.params["num_consts"], eqn.params["num_carry"]
+        self.hoisted, self.sunk, self.loop = hoisted, sunk, loop
+        self.key, self.source = loop.key, loop.source
+        if hoisted is not None:
+            self.pre_fn, pre_text = compile_jaxpr(hoisted.pre.jaxpr, "scan_hoisted")
+            self.pre_consts = [np.asarray(c) for c in hoisted.pre.consts]
+            self.source = f"# before the loop (hoisted, batched over the steps):\n{pre_text}\n\n{self.source}"
+        if sunk is not None:
+            self.source += "\n# after the loop: " + "; ".join(
+                f"carry {j} += dot_general{dims} of the stacked {a} and {b}" + (" (transposed)" if t else "")
+                for j, dims, t, a, b in sunk.accumulators
+            )
+
+    @classmethod
+    def of(cls, eqn):
+        from .scan_rewrite import hoist_scan, sink_accumulators
+
+        hoisted = hoist_scan(eqn)
+        inner = hoisted.eqn if hoisted is not None else eqn
+        sunk = sink_accumulators(inner)
+        if hoisted is None and sunk is None:
+            return None
+        loop = _compile_loop(sunk.eqn if sunk is not None else inner)
+        if loop is None:
+            return None
+        return cls(eqn, hoisted, sunk, loop)
+
+    def __call__(self, *ops):
+        nconst, ncarry = self.num_consts, self.num_carry
+        ops = list(ops)
+        if self.hoisted is not None:
+            pre = self.pre_fn(*self.pre_consts, *ops[:nconst], *ops[nconst + ncarry :])
+            new_consts = [o for o, b in zip(pre, self.hoisted.pre_batched) if not b]
+            new_xs = [o for o, b in zip(pre, self.hoisted.pre_batched) if b]
+            ops = ops[:nconst] + new_consts + ops[nconst:] + new_xs
+            nconst += len(new_consts)
+        if self.sunk is None:
+            return self.loop(*ops)
+        acc = {j: spec for j, *spec in self.sunk.accumulators}
+        keep = [k for k in range(ncarry) if k not in acc]
+        xs = ops[nconst + ncarry :]
+        outs = list(self.loop(*ops[:nconst], *[ops[nconst + k] for k in keep], *xs))
+        n_extra = self.sunk.num_extra_ys
+        kept, ys, extra = outs[: len(keep)], outs[len(keep) : len(outs) - n_extra], outs[len(outs) - n_extra :]
+        carries = dict(zip(keep, kept))
+        for j, ((lc, rc), transposed, a, b) in acc.items():
+            fa, fb = ((xs if w == "xs" else extra)[k] for w, k in (a, b))
+            total = np.tensordot(fa, fb, axes=((0,) + tuple(d + 1 for d in lc), (0,) + tuple(d + 1 for d in rc)))
+            if transposed:
+                total = total.T
+            init = ops[nconst + j]
+            carries[j] = (init + total.astype(init.dtype, copy=False)).astype(init.dtype, copy=False)
+        return tuple(carries[k] for k in range(ncarry)) + tuple(ys)
