@@ -251,3 +251,17 @@ def test_hoisted_values_feeding_stacked_outputs_and_constants(rng):
 
     text = compiled_equals_eager(f, w, f64(rng.standard_normal((5, 3))))
     assert "before the loop (hoisted" in text
+
+
+def test_boolean_reductions_and_reversal_in_a_while_condition(rng):
+    def f(x):
+        def cond(state):
+            v, n = state
+            return fnp.any(fnp.abs(v) > 1e-3) & (n < 100)
+
+        return lax.while_loop(cond, lambda s: (s[0][::-1] * 0.5, s[1] + 1), (x, 0))
+
+    compiled_equals_eager(f, f64(rng.standard_normal(4)))
+    compiled_equals_eager(
+        lambda xs: lax.scan(lambda c, x: (c * fnp.prod(x), fnp.all(x > 0)), f64(1.0), xs), f64(rng.random((3, 2)))
+    )

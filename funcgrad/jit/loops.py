@@ -441,6 +441,26 @@ def _arg_reduction(fb, eqn):
         _out(fb, eqn, f"{fn}({fb.contiguous(x)}, axis={axis}).astype({dt})", fresh=True)
 
 
+def _rev(fb, eqn):
+    x = eqn.invars[0]
+    dims = set(eqn.params["dimensions"])
+    idx = ", ".join("::-1" if d in dims else ":" for d in range(x.aval.ndim))
+    _out(fb, eqn, f"{fb.atom(x)}[{idx}]" if idx else fb.atom(x))
+
+
+_FULL_REDUCTIONS = {"reduce_and": "np.all", "reduce_or": "np.any", "reduce_prod": "np.prod",
+                    "reduce_sum": "np.sum", "reduce_max": "np.max", "reduce_min": "np.min"}  # fmt: skip
+
+
+def _reduction(fb, eqn):
+    """Reductions outside fused groups (booleans, products): over every axis only."""
+    x = eqn.invars[0]
+    if tuple(sorted(eqn.params["axes"])) != tuple(range(x.aval.ndim)) or not x.aval.shape:
+        raise NotLowerable(f"{eqn.primitive.name} over some of the axes of a {x.aval.str_short()} value")
+    dt = _np_dtype(eqn.outvars[0].aval.dtype)
+    _out(fb, eqn, f"np.full((), {_FULL_REDUCTIONS[eqn.primitive.name]}({fb.atom(x)}), {dt})", fresh=True)
+
+
 def _scan(fb, eqn):
     call = _scan_driver(fb.module, eqn)
     fb.outputs(eqn, f"{call}(__KP__{', '.join(fb.atom(a) for a in eqn.invars)})")
@@ -471,6 +491,8 @@ _EMITTERS = {
     "concatenate": _concatenate,
     "dynamic_slice": _dynamic_slice,
     "dynamic_update_slice": _dynamic_update_slice,
+    "rev": _rev,
+    **{name: _reduction for name in _FULL_REDUCTIONS},
     "argmax": _arg_reduction,
     "argmin": _arg_reduction,
     "scan": _scan,
