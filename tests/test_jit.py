@@ -541,6 +541,19 @@ def test_static_arguments():
         f(x, [1, 2])
 
 
+def test_bad_jit_arguments_are_named():
+    with pytest.raises(TypeError, match="expected a callable"):
+        fg.jit(5)
+    with pytest.raises(TypeError, match="static_argnums must be an int or a sequence of ints"):
+        fg.jit(lambda x: x, static_argnums="0")
+    with pytest.raises(TypeError, match="static_argnames must be a str"):
+        fg.jit(lambda x: x, static_argnames=3)
+    with pytest.raises(TypeError, match="donate_argnums must be an int"):
+        fg.jit(lambda x: x, donate_argnums=[0.5])
+    with pytest.raises(ValueError, match=r"static_argnums=\(5,\) but the call passes 2 positional"):
+        fg.jit(lambda x, n: x * n, static_argnums=5)(fnp.ones(2), 3)
+
+
 def test_python_control_flow_on_traced_values_points_to_cond():
     @fg.jit
     def f(x):

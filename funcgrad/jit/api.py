@@ -15,7 +15,7 @@ import threading
 from ..core.array import Array, as_array, wrap_ndarray
 from ..core.config import config
 from ..core.jaxpr import ClosedJaxpr, Jaxpr, dce_jaxpr, eval_jaxpr
-from ..core.errors import InvalidArgumentError
+from ..core.errors import InvalidArgumentError, InvalidValueError
 from ..core.primitive import Primitive
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.trace import Tracer, eval_trace, get_current_trace
@@ -140,6 +140,28 @@ def _describe(avals):
     return "(" + ", ".join(a.str_short() for a in avals) + ")"
 
 
+def _int_tuple(value, what):
+    values = (value,) if isinstance(value, int) else value
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise TypeError(f"{what} must be an int or a sequence of ints, got {value!r}") from None
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"{what} must be an int or a sequence of ints, got {value!r}")
+    return values
+
+
+def _str_tuple(value, what):
+    values = (value,) if isinstance(value, str) else value
+    try:
+        values = tuple(values)
+    except TypeError:
+        raise TypeError(f"{what} must be a str or a sequence of str, got {value!r}") from None
+    if not all(isinstance(v, str) for v in values):
+        raise TypeError(f"{what} must be a str or a sequence of str, got {value!r}")
+    return values
+
+
 class JittedFunction:
     """A function compiled on first call for each new argument signature.
 
@@ -149,11 +171,15 @@ class JittedFunction:
     """
 
     def __init__(self, fun, static_argnums=(), static_argnames=(), donate_argnums=(), backend=None):
+        if not callable(fun):
+            raise TypeError(f"jit: expected a callable to compile, got {type(fun).__name__} {fun!r}")
         functools.update_wrapper(self, fun)
         self.fun = fun
-        self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
-        self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
-        self.donate_argnums = donate_argnums  # accepted; buffers are never aliased to inputs (documented)
+        name = getattr(fun, "__name__", "jitted")
+        self.static_argnums = _int_tuple(static_argnums, f"jit({name}): static_argnums")
+        self.static_argnames = _str_tuple(static_argnames, f"jit({name}): static_argnames")
+        # accepted and validated; buffers are never aliased to inputs (documented)
+        self.donate_argnums = _int_tuple(donate_argnums, f"jit({name}): donate_argnums")
         if backend not in (None, "cpu"):
             from ..core.device import devices
 
@@ -189,7 +215,13 @@ class JittedFunction:
                 return _f(*vals[:_n], **dict(zip(_names, vals[_n:])))
 
         npos = len(args) - len(names)
-        static = {i % npos for i in self.static_argnums if -npos <= i < npos} if npos else set()
+        bad = [i for i in self.static_argnums if not -npos <= i < npos]
+        if bad:
+            raise InvalidValueError(
+                f"jit({self._name}): static_argnums={self.static_argnums} but the call passes {npos} positional "
+                f"argument(s); index {bad[0]} is out of range"
+            )
+        static = {i % npos for i in self.static_argnums}
         if self.static_argnames:
             params = list(self._signature.parameters) if self._signature is not None else []
             for n in self.static_argnames:
