@@ -265,3 +265,14 @@ def test_boolean_reductions_and_reversal_in_a_while_condition(rng):
     compiled_equals_eager(
         lambda xs: lax.scan(lambda c, x: (c * fnp.prod(x), fnp.all(x > 0)), f64(1.0), xs), f64(rng.random((3, 2)))
     )
+
+
+def test_batched_products_inside_a_loop(rng):
+    """vmap of a scan with per-example weights: its body's products carry a batch axis."""
+
+    def rnn_one(w, xs):
+        return lax.scan(lambda h, x: (fnp.tanh(w @ h + x), w.T @ h), fnp.zeros(3, fnp.float64), xs)
+
+    ws = f64(rng.standard_normal((4, 3, 3)) * 0.5)
+    xs = f64(rng.standard_normal((4, 5, 3)))
+    compiled_equals_eager(fg.vmap(rnn_one), ws, xs)

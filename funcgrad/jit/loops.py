@@ -296,16 +296,19 @@ def _copy(fb, eqn):
 
 
 def _dot_general(fb, eqn):
+    """``np.dot`` (BLAS) for products of vectors and matrices; with one leading batch axis on
+    both operands, a loop of them."""
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     x, y = eqn.invars
     pet = eqn.params.get("preferred_element_type")
     dt = x.aval.dtype
+    batched = tuple(lb) == (0,) and tuple(rb) == (0,)
+    nb = int(batched)
     if (
-        lb
-        or rb
+        not (batched or (not lb and not rb))
         or len(lc) != 1
-        or x.aval.ndim not in (1, 2)
-        or y.aval.ndim not in (1, 2)
+        or x.aval.ndim - nb not in (1, 2)
+        or y.aval.ndim - nb not in (1, 2)
         or dt != y.aval.dtype
         or np.dtype(dt).kind != "f"
         or (pet is not None and np.dtype(pet) != dt)
@@ -313,14 +316,24 @@ def _dot_general(fb, eqn):
         raise NotLowerable(
             f"dot_general{eqn.params['dimension_numbers']} on {x.aval.str_short()} x {y.aval.str_short()}"
         )
-    a = fb.contiguous(x)
-    b = fb.contiguous(y)
+    a, b = fb.contiguous(x), fb.contiguous(y)
+    if batched:
+        k = fb.module.fresh_name("b")
+        a, b = f"{a}[{k}]", f"{b}[{k}]"
     # np.dot contracts the last axis of a with the first (or only) axis of b.
-    if x.aval.ndim == 2 and lc[0] == 0:
+    if x.aval.ndim - nb == 2 and lc[0] == nb:
         a += ".T"
-    if y.aval.ndim == 2 and rc[0] == 1:
+    if y.aval.ndim - nb == 2 and rc[0] == nb + 1:
         b += ".T"
-    _out(fb, eqn, f"np.dot({a}, {b})", fresh=True)
+    if not batched:
+        _out(fb, eqn, f"np.dot({a}, {b})", fresh=True)
+        return
+    out = eqn.outvars[0]
+    o = fb.var(out)
+    fb.emit(f"{o} = np.empty({tuple(out.aval.shape)!r}, {_np_dtype(out.aval.dtype)})")
+    fb.emit(f"for {k} in range({out.aval.shape[0]}):")
+    fb.emit(f"    {o}[{k}] = np.dot({a}, {b})")
+    fb.fresh.add(out)
 
 
 def _index_text(spec, new_axes=False):
