@@ -13,7 +13,25 @@ anything on a noisy machine. Workloads:
 5. an Adam update over ~1M parameters (a pytree of four arrays);
 6. compile latency: the MLP SGD step compiled in a fresh process with an empty kernel cache
    (cold), and a second process's first call with the cache warm (subprocesses; the time
-   from calling the jitted function to its result, imports excluded).
+   from calling the jitted function to its result, imports excluded);
+
+and the transform workloads of ``jit_workloads.py`` (funcgrad ``fg.jit``, ``jax.jit``, PyTorch
+eager and ``torch.func``; each checked once against JAX's numbers before it is timed), with the
+target ratio funcgrad / JAX of each:
+
+7. per-sample gradients ``jit(vmap(grad(loss), in_axes=(None, 0, 0)))`` of a 784-256-10 tanh MLP,
+   batch 128 (target <= 0.5, and faster than ``torch.func.vmap(grad)``);
+8. ``jacrev`` of ``tanh(W @ x + b)``, 100 -> 100, and 9. ``hessian`` of ``sum(tanh(W @ x + b) ** 2)``,
+   100 inputs (targets <= 1);
+10. a WGAN-GP critic SGD step (gradient penalty from ``vmap(grad(critic))``, differentiated
+    again with respect to the critic's parameters; target <= 1);
+11. a small CNN SGD step (two 3x3 convolutions, max-pool, dense, softmax cross-entropy; batch
+    32 of 1x28x28; target <= 1);
+12. the LSTM ``lax.scan`` gradient of ``bench_scan.py`` (T=50, batch 16, hidden 64; target <= 0.5).
+
+``--workloads a,b`` times only the named workloads (``chain, mlp_sgd, logsumexp, tiny_mlp, adam,
+per_sample, jacrev, hessian, wgan_gp, cnn_sgd, lstm_scan``). ``benchmarks/profile_jit.py NAME``
+shows which equations of a transform workload's funcgrad executor take the time.
 """
 
 from __future__ import annotations
@@ -48,6 +66,7 @@ import numpy as np  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 SIZES = (784, 256, 128, 10)
 BATCH = 128
@@ -400,9 +419,42 @@ def compile_latency():
     return out
 
 
+def _transform_cases(workloads):
+    """Thunks of the transform workloads (``jit_workloads.py``) per library, each checked once
+    against JAX (funcgrad and the PyTorch variants must give JAX's numbers) before timing."""
+    import jit_workloads as jw
+
+    cases = {w: {} for w in workloads}
+    for w in workloads:
+        data = jw.make_data(w)
+        cases[w]["funcgrad"] = jw.funcgrad_fns(w, data)["jit"]
+        try:
+            cases[w]["jax"] = jw.jax_fn(w, data)
+        except ImportError:
+            pass
+        try:
+            cases[w].update(jw.torch_fns(w, data))
+        except ImportError:
+            pass
+        if "jax" in cases[w]:
+            want = cases[w]["jax"]()
+            for lib, fn in cases[w].items():
+                if lib != "jax":
+                    jw.assert_same(fn(), want, f"bench_jit {w}: {lib} against jax")
+    return cases
+
+
 def main():
+    import jit_workloads as jw
+
     quick = "--quick" in sys.argv
     repeat = 3 if quick else 7
+    only = None
+    if "--workloads" in sys.argv:
+        only = set(sys.argv[sys.argv.index("--workloads") + 1].split(","))
+        unknown = only - {"chain", "mlp_sgd", "logsumexp", "tiny_mlp", "adam", *jw.WORKLOADS}
+        if unknown:
+            sys.exit(f"bench_jit.py: unknown --workloads {sorted(unknown)}")
     libs = {}
     for name, make in [
         ("funcgrad", funcgrad_cases),
@@ -414,30 +466,41 @@ def main():
             libs[name] = make()
         except ImportError as e:
             print(f"{name}: not installed ({e}), skipped")
-    workloads = ["chain", "mlp_sgd", "logsumexp", "tiny_mlp", "adam"]
+    basic = [w for w in ("chain", "mlp_sgd", "logsumexp", "tiny_mlp", "adam") if only is None or w in only]
+    transforms = [w for w in jw.WORKLOADS if only is None or w in only]
+    cases = {w: {name: c[w] for name, c in libs.items()} for w in basic}
+    cases.update(_transform_cases(transforms))
+    workloads = basic + transforms
     times = {w: {} for w in workloads}
     for w in workloads:
-        for name, cases in libs.items():
-            times[w][name] = best_time(cases[w], repeat=repeat)
+        for name, fn in cases[w].items():
+            times[w][name] = best_time(fn, repeat=repeat)
     labels = {
         "chain": "elementwise chain, 1M f32",
         "mlp_sgd": "MLP 784-256-128-10 SGD step, batch 128",
         "logsumexp": "logsumexp (4096, 1024)",
         "tiny_mlp": "tiny MLP call latency",
         "adam": "Adam update, 1.07M params",
+        **jw.LABELS,
     }
-    names = list(libs)
-    print(f"\n{'workload':<40}" + "".join(f"{n:>12}" for n in names) + f"{'fg/jax':>9}")
+    names = [n for n in ("funcgrad", "jax", "torch", "torch.func", "numpy") if any(n in times[w] for w in workloads)]
+    print(f"\n{'workload':<42}" + "".join(f"{n:>12}" for n in names) + f"{'fg/jax':>9}{'target':>8}")
     ratios = []
     for w in workloads:
-        row = f"{labels[w]:<40}" + "".join(f"{times[w][n] * 1e3:10.3f}ms" for n in names)
+        row = f"{labels[w]:<42}"
+        row += "".join(f"{times[w][n] * 1e3:10.3f}ms" if n in times[w] else f"{'-':>12}" for n in names)
         if "jax" in times[w]:
             r = times[w]["funcgrad"] / times[w]["jax"]
             ratios.append(r)
             row += f"{r:9.2f}"
+            if w in jw.TARGETS:
+                row += f"{'<=' + str(jw.TARGETS[w]):>8}" + ("" if r <= jw.TARGETS[w] else "  missed")
         print(row)
     if ratios:
-        print(f"{'geometric mean of fg/jax ratios':<40}{np.exp(np.mean(np.log(ratios))):.2f}")
+        print(f"{'geometric mean of fg/jax ratios':<42}{np.exp(np.mean(np.log(ratios))):.2f}")
+    if "per_sample" in times and "torch.func" in times["per_sample"]:
+        r = times["per_sample"]["funcgrad"] / times["per_sample"]["torch.func"]
+        print(f"{'per-sample grads fg/torch.func':<42}{r:.2f}  (target < 1)")
     if THREADS is not None:
         print(f"(--threads {THREADS}: XLA's CPU runtime may still use more threads for its matrix products)")
     if "--no-compile" not in sys.argv:

@@ -4,6 +4,8 @@ Values and VJPs are compared with JAX where it is installed; derivatives are als
 numerically in float64 (finite differences and the inner-product identity), to second order.
 """
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -265,6 +267,150 @@ def test_conv_error_types():
         lax.conv(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3, 3)), (1, 1), "same-ish")
     with pytest.raises(fg.errors.FuncgradError):
         lax.conv(np.ones((1, 3, 5, 5)), np.ones((2, 3, 3)), (1, 1), "SAME")
+
+
+# -- evaluation strategies: im2col + BLAS, and the direct loop for grouped convolutions --------------
+
+_conv_mod = importlib.import_module("funcgrad.lax.conv")
+
+# (name, lhs shape, rhs shape, kwargs): grouped convolutions the rule sends to the direct loop,
+# large enough for the threaded path (depthwise 32 channels) or small, strided, dilated, 1-d.
+DIRECT_CASES = [
+    (
+        "depthwise_big",
+        (4, 32, 20, 20),
+        (32, 1, 3, 3),
+        dict(window_strides=(1, 1), padding="SAME", feature_group_count=32),
+    ),
+    ("grouped_4", (2, 8, 9, 7), (8, 2, 3, 3), dict(window_strides=(1, 1), padding="SAME", feature_group_count=4)),
+    (
+        "depthwise_strided_dilated",
+        (2, 6, 11, 10),
+        (12, 1, 3, 2),
+        dict(window_strides=(2, 3), padding=((1, 2), (0, 1)), rhs_dilation=(2, 1), feature_group_count=6),
+    ),
+    (
+        "row_stride_only",
+        (2, 4, 9, 8),
+        (4, 1, 3, 3),
+        dict(window_strides=(2, 1), padding="VALID", feature_group_count=4),
+    ),
+    (
+        "lhs_dilated",
+        (1, 4, 5, 6),
+        (8, 2, 3, 3),
+        dict(window_strides=(1, 1), padding=((2, 2), (2, 2)), lhs_dilation=(2, 2), feature_group_count=2),
+    ),
+    ("conv_1d", (3, 6, 17), (6, 2, 5), dict(window_strides=(1,), padding="SAME", feature_group_count=3)),
+    (
+        "conv_1d_strided_depthwise",
+        (3, 6, 17),
+        (12, 1, 5),
+        dict(window_strides=(2,), padding="SAME", feature_group_count=6),
+    ),
+    (
+        "nhwc_depthwise",
+        (2, 7, 6, 5),
+        (3, 3, 1, 10),
+        dict(window_strides=(1, 1), padding="SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=5),
+    ),
+]
+DIRECT_IDS = [c[0] for c in DIRECT_CASES]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,lhs_shape,rhs_shape,kw", DIRECT_CASES, ids=DIRECT_IDS)
+def test_direct_loop_matches_im2col_and_jax(jax, monkeypatch, dtype, name, lhs_shape, rhs_shape, kw):
+    x, w = _operands(lhs_shape, rhs_shape, dtype=dtype)
+    chosen = []
+    rule = _conv_mod._use_direct_loop
+    monkeypatch.setattr(_conv_mod, "_use_direct_loop", lambda *a: chosen.append(rule(*a)) or chosen[-1])
+    direct = np.asarray(lax.conv_general_dilated(x, w, **kw))
+    assert chosen == [True], "the rule should pick the direct loop for this grouped convolution"
+    monkeypatch.setattr(_conv_mod, "_use_direct_loop", lambda *a: False)
+    im2col = np.asarray(lax.conv_general_dilated(x, w, **kw))
+    want = np.asarray(jax.lax.conv_general_dilated(x, w, **kw))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert direct.dtype == im2col.dtype == dtype and direct.shape == want.shape
+    np.testing.assert_allclose(direct, want, rtol=tol, atol=tol)
+    np.testing.assert_allclose(im2col, want, rtol=tol, atol=tol)
+
+
+def test_direct_loop_gradients_match_jax(jax):
+    """Depthwise convolution: the forward and the input gradient run the direct loop, the
+    kernel gradient (a batch-grouped convolution with a large window) runs im2col."""
+    name, lhs_shape, rhs_shape, kw = DIRECT_CASES[2]
+    x, w = _operands(lhs_shape, rhs_shape, dtype=np.float32)
+    ct = (
+        np.random.default_rng(3)
+        .standard_normal(jax.eval_shape(lambda a, b: jax.lax.conv_general_dilated(a, b, **kw), x, w).shape)
+        .astype(np.float32)
+    )
+    _, pullback = fg.vjp(lambda a, b: lax.conv_general_dilated(a, b, **kw), x, w)
+    _, jpullback = jax.vjp(lambda a, b: jax.lax.conv_general_dilated(a, b, **kw), x, w)
+    for got, want in zip(pullback(ct), jpullback(ct)):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+    step = fg.jit(fg.grad(lambda b, a: fnp.sum(lax.conv_general_dilated(a, b, **kw) ** 2)))
+    np.testing.assert_allclose(
+        np.asarray(step(w, x)),
+        np.asarray(jax.grad(lambda b, a: (jax.lax.conv_general_dilated(a, b, **kw) ** 2).sum())(w, x)),
+        rtol=1e-4,
+        atol=1e-4,
+    )
+
+
+def test_conv_strategy_rule():
+    """The documented rule: the direct loop only for 1-d/2-d float32/float64 convolutions with
+    feature groups of at most 64 (features x window elements), a window no larger than the
+    output, and a column stride of 1 unless depthwise; everything else is im2col + BLAS."""
+
+    def picks_direct(lhs_shape, rhs_shape, g=1, b=1, dtype=np.float32, stride=1):
+        x, w = np.zeros(lhs_shape, dtype), np.zeros(rhs_shape, dtype)
+        nsp = x.ndim - 2
+        strides = (stride,) * nsp
+        win = _conv_mod.windows_np(x, tuple(range(2, 2 + nsp)), w.shape[2:], strides, (1,) * nsp)
+        return _conv_mod._use_direct_loop(x, w, win.shape, strides, g, b)
+
+    assert picks_direct((2, 16, 28, 28), (16, 1, 3, 3), g=16)  # depthwise
+    assert picks_direct((2, 16, 28, 28), (16, 4, 3, 3), g=4)  # 4 features x 9 = 36
+    assert picks_direct((2, 16, 28, 28), (16, 1, 3, 3), g=16, dtype=np.float64)
+    assert picks_direct((2, 8, 30), (8, 1, 5), g=8)  # 1-d
+    assert picks_direct((2, 16, 28, 28), (16, 1, 3, 3), g=16, stride=2)  # strided depthwise
+    assert not picks_direct((2, 16, 28, 28), (16, 4, 3, 3), g=4, stride=2)  # strided, 4 features: a tie
+    assert not picks_direct((2, 16, 28, 28), (16, 8, 3, 3), g=2)  # 72 > 64: BLAS is as fast
+    assert not picks_direct((32, 8, 28, 28), (16, 8, 3, 3))  # ungrouped: one large matmul
+    assert not picks_direct((2, 16, 28, 28), (16, 1, 3, 3), g=16, dtype=np.float16)
+    assert not picks_direct((2, 16, 28, 28), (16, 1, 3, 3), g=16, dtype=np.int32)
+    assert not picks_direct((2, 4, 6, 6, 6), (4, 1, 3, 3, 3), g=4)  # 3-d
+    assert not picks_direct((2, 4, 5, 5), (4, 1, 5, 5), g=4)  # a window larger than the output
+    assert not picks_direct((4, 4, 9, 9), (8, 4, 3, 3), b=2)  # batch groups
+
+
+def test_direct_kernel_rejects_what_it_does_not_handle():
+    from funcgrad.jit.conv_kernels import grouped_conv
+
+    with pytest.raises(NotImplementedError, match="3-d"):
+        grouped_conv(np.zeros((1, 2, 4, 4, 4)), np.zeros((2, 1, 2, 2, 2)), (3, 3, 3), (1,) * 3, (1,) * 3, 2)
+    with pytest.raises(NotImplementedError, match="int32"):
+        grouped_conv(np.zeros((1, 2, 4, 4), np.int32), np.zeros((2, 1, 2, 2), np.int32), (3, 3), (1, 1), (1, 1), 2)
+
+
+def test_im2col_layouts_agree(jax):
+    """im2col copies patches with the positions innermost when there are more positions than
+    window elements, else the window innermost (a kernel gradient's large window): both
+    orders give JAX's values, in every output layout."""
+    x, w = _operands((3, 4, 9, 8), (6, 4, 3, 3), dtype=np.float32)
+    for dn in [None, ("NHWC", "HWIO", "NHWC"), ("NCHW", "OIHW", "NHWC"), ("CNHW", "IOHW", "CNHW")]:
+        xs = x if dn is None else np.transpose(x, ["NCHW".index(c) for c in dn[0]])
+        ws = w if dn is None else np.transpose(w, ["OIHW".index(c) for c in dn[1]])
+        got = lax.conv_general_dilated(xs, ws, (1, 1), "SAME", dimension_numbers=dn)
+        want = jax.lax.conv_general_dilated(xs, ws, (1, 1), "SAME", dimension_numbers=dn)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-5)
+    # A large window over few positions (the shape of a kernel gradient).
+    a, b = _operands((8, 32, 12, 12), (16, 32, 10, 10), dtype=np.float32)
+    got = lax.conv_general_dilated(a, b, (1, 1), ((1, 1), (1, 1)))
+    want = jax.lax.conv_general_dilated(a, b, (1, 1), ((1, 1), (1, 1)))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
 
 
 # -- reduce_window ----------------------------------------------------------------------------------
