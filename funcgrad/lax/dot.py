@@ -7,6 +7,8 @@ matrix product so NumPy's BLAS does the work.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..core.abstract import ShapedArray
@@ -23,6 +25,25 @@ def _free(ndim, contract, batch):
     return [d for d in range(ndim) if d not in contract and d not in batch]
 
 
+@functools.lru_cache(maxsize=4096)
+def _contraction_plan(lhs_shape, rhs_shape, dimension_numbers):
+    """How to evaluate a dot_general as one (batched) matrix product: the operand permutations
+    (None when already in order), the 3-D shapes (B, M, K) and (B, K, N), and the output shape.
+    Cached per shapes, so a call does only the array work."""
+    (lc, rc), (lb, rb) = dimension_numbers
+    lf, rf = _free(len(lhs_shape), lc, lb), _free(len(rhs_shape), rc, rb)
+    lperm, rperm = list(lb) + lf + list(lc), list(rb) + list(rc) + rf
+    bshape = [lhs_shape[d] for d in lb]
+    B = int(np.prod(bshape, dtype=np.int64))
+    M = int(np.prod([lhs_shape[d] for d in lf], dtype=np.int64))
+    N = int(np.prod([rhs_shape[d] for d in rf], dtype=np.int64))
+    K = int(np.prod([lhs_shape[d] for d in lc], dtype=np.int64))
+    out_shape = tuple(bshape + [lhs_shape[d] for d in lf] + [rhs_shape[d] for d in rf])
+    lperm = None if lperm == sorted(lperm) else tuple(lperm)
+    rperm = None if rperm == sorted(rperm) else tuple(rperm)
+    return lperm, rperm, (B, M, K), (B, K, N), out_shape
+
+
 def _dot_general_impl(lhs, rhs, dimension_numbers, preferred_element_type):
     (lc, rc), (lb, rb) = dimension_numbers
     out_dtype = preferred_element_type or lhs.dtype
@@ -32,19 +53,18 @@ def _dot_general_impl(lhs, rhs, dimension_numbers, preferred_element_type):
         # Plain matrix product: transposed operands are passed as views, so BLAS reads
         # them with its transpose flags instead of copying.
         return np.dot(lhs if lc == (1,) else lhs.T, rhs if rc == (0,) else rhs.T).astype(out_dtype, copy=False)
-    lf, rf = _free(lhs.ndim, lc, lb), _free(rhs.ndim, rc, rb)
-    bshape = [lhs.shape[d] for d in lb]
-    B = int(np.prod(bshape, dtype=np.int64))
-    M = int(np.prod([lhs.shape[d] for d in lf], dtype=np.int64))
-    N = int(np.prod([rhs.shape[d] for d in rf], dtype=np.int64))
-    K = int(np.prod([lhs.shape[d] for d in lc], dtype=np.int64))
-    L = np.transpose(lhs, list(lb) + lf + list(lc)).reshape(B, M, K)
-    R = np.transpose(rhs, list(rb) + list(rc) + rf).reshape(B, K, N)
-    # With nothing to contract (outer products, e.g. per-example weight gradients) a broadcast
-    # multiply is an order of magnitude faster than a batched matmul with K = 1.
-    out = L * R if K == 1 else np.matmul(L, R)
-    shape = bshape + [lhs.shape[d] for d in lf] + [rhs.shape[d] for d in rf]
-    return out.reshape(shape).astype(out_dtype, copy=False)
+    lperm, rperm, lshape, rshape, out_shape = _contraction_plan(lhs.shape, rhs.shape, dimension_numbers)
+    L = (lhs if lperm is None else lhs.transpose(lperm)).reshape(lshape)
+    R = (rhs if rperm is None else rhs.transpose(rperm)).reshape(rshape)
+    if lshape[2] == 1:
+        # With nothing to contract (outer products, e.g. per-example weight gradients) a broadcast
+        # multiply is an order of magnitude faster than a batched matmul with K = 1.
+        out = L * R
+    elif lshape[0] == 1:
+        out = np.dot(L[0], R[0])  # one matrix product: np.dot has less overhead than matmul
+    else:
+        out = np.matmul(L, R)
+    return out.reshape(out_shape).astype(out_dtype, copy=False)
 
 
 def _dot_general_abstract(lhs, rhs, dimension_numbers, preferred_element_type):
