@@ -572,7 +572,10 @@ def plan(jaxpr: Jaxpr, enabled: bool | None = None, min_group_size: int | None =
     for g in p.groups:
         if getattr(g, "dead", False):
             continue
-        if g.compute_count >= min_group_size:
+        # A lone equation reading a broadcast operand stays a kernel: run alone, the broadcast
+        # would be materialized first (the gradient of a bias add, of jacrev's rows).
+        broadcasting = any(len(amap) < len(g.shape) for _, amap in g.inputs)
+        if g.compute_count >= min_group_size or broadcasting:
             groups.append(g)
         else:
             for k in g.positions:
