@@ -41,7 +41,11 @@ def _contraction_plan(lhs_shape, rhs_shape, dimension_numbers):
     out_shape = tuple(bshape + [lhs_shape[d] for d in lf] + [rhs_shape[d] for d in rf])
     lperm = None if lperm == sorted(lperm) else tuple(lperm)
     rperm = None if rperm == sorted(rperm) else tuple(rperm)
-    return lperm, rperm, (B, M, K), (B, K, N), out_shape
+    # Without batch axes, operands whose contracting axes come first (lhs) or last (rhs) are
+    # passed to BLAS as transposed 2-D views instead of being copied into order.
+    lhs_t = not lb and list(lc) + lf == list(range(len(lhs_shape)))
+    rhs_t = not rb and rf + list(rc) == list(range(len(rhs_shape)))
+    return lperm, rperm, (B, M, K), (B, K, N), out_shape, lhs_t, rhs_t
 
 
 def _dot_general_impl(lhs, rhs, dimension_numbers, preferred_element_type):
@@ -53,7 +57,13 @@ def _dot_general_impl(lhs, rhs, dimension_numbers, preferred_element_type):
         # Plain matrix product: transposed operands are passed as views, so BLAS reads
         # them with its transpose flags instead of copying.
         return np.dot(lhs if lc == (1,) else lhs.T, rhs if rc == (0,) else rhs.T).astype(out_dtype, copy=False)
-    lperm, rperm, lshape, rshape, out_shape = _contraction_plan(lhs.shape, rhs.shape, dimension_numbers)
+    lperm, rperm, lshape, rshape, out_shape, lhs_t, rhs_t = _contraction_plan(lhs.shape, rhs.shape, dimension_numbers)
+    if (lhs_t or rhs_t) and lshape[2] > 1:
+        _, M, K = lshape
+        N = rshape[2]
+        L = lhs.reshape(K, M).T if lhs_t else (lhs if lperm is None else lhs.transpose(lperm)).reshape(M, K)
+        R = rhs.reshape(N, K).T if rhs_t else (rhs if rperm is None else rhs.transpose(rperm)).reshape(K, N)
+        return np.dot(L, R).reshape(out_shape).astype(out_dtype, copy=False)
     L = (lhs if lperm is None else lhs.transpose(lperm)).reshape(lshape)
     R = (rhs if rperm is None else rhs.transpose(rperm)).reshape(rshape)
     if lshape[2] == 1:
