@@ -276,3 +276,14 @@ def test_batched_products_inside_a_loop(rng):
     ws = f64(rng.standard_normal((4, 3, 3)) * 0.5)
     xs = f64(rng.standard_normal((4, 5, 3)))
     compiled_equals_eager(fg.vmap(rnn_one), ws, xs)
+
+
+def test_infinite_and_nan_literals_in_a_loop():
+    def f(xs):
+        def step(c, x):
+            padded = fnp.pad(x, (1, 1), constant_values=-np.inf)  # a -inf literal operand
+            return fnp.maximum(c, fnp.max(padded)), fnp.where(x > 0, x, np.nan)
+
+        return lax.scan(step, f64(-np.inf), xs)
+
+    compiled_equals_eager(f, f64([[1.0, -2.0], [-3.0, 0.5]]))

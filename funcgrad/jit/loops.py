@@ -56,18 +56,22 @@ def _np_dtype(dtype) -> str:
     return "np.bool_" if d == np.dtype(bool) else dtype_ctor(d)
 
 
-def _literal(val, dtype) -> str:
-    """Source of a rank-0 array holding a literal."""
+def _scalar_text(val, dtype) -> str:
+    """Source of a literal scalar of ``dtype`` (``np.float32(0.5)``, ``-np.inf``, ``True``)."""
     d = np.dtype(dtype)
     v = np.asarray(val, d).item()
     if d.kind == "f":
-        text = repr(float(v)) if np.isfinite(v) else f"np.{'nan' if np.isnan(v) else ('inf' if v > 0 else '-inf')}"
-        text = text.replace("np.-inf", "-np.inf")
+        text = repr(float(v)) if np.isfinite(v) else ("np.nan" if np.isnan(v) else ("np.inf" if v > 0 else "-np.inf"))
     elif d.kind == "b":
-        text = repr(bool(v))
+        return repr(bool(v))
     else:
         text = repr(int(v))
-    return f"np.full((), {text}, {_np_dtype(d)})"
+    return f"{dtype_ctor(d)}({text})"
+
+
+def _literal(val, dtype) -> str:
+    """Source of a rank-0 array holding a literal."""
+    return f"np.full((), {_scalar_text(val, dtype)}, {_np_dtype(dtype)})"
 
 
 class _Module:
@@ -95,9 +99,7 @@ class _Module:
             body = spec.source.split("\ndef kernel(", 1)
             if len(body) != 2:  # pragma: no cover - kernels.build always emits `def kernel(`
                 raise NotLowerable("a fused kernel's source has no `def kernel(`")
-            self.defs.append(
-                f"@njit(cache=True, nogil=True, error_model='numpy', boundscheck=False)\ndef {name}(" + body[1]
-            )
+            self.defs.append(f"{_DECORATOR}\ndef {name}(" + body[1])
             self.kernel_names[spec.key] = name
         return name
 
@@ -162,7 +164,7 @@ class _FunctionBuilder:
     def scalar(self, a):
         """Source of a size-1 operand as a scalar."""
         if type(a) is Literal:
-            return f"{dtype_ctor(a.aval.dtype)}({np.asarray(a.val).item()!r})"
+            return _scalar_text(a.val, a.aval.dtype)
         if len(a.aval.shape) == 0:
             return f"{self.var(a)}[()]"
         return f"np.ascontiguousarray({self.var(a)}).reshape(-1)[0]"
