@@ -41,8 +41,9 @@ class Hoisted:
         self.pre, self.pre_batched, self.eqn = pre, pre_batched, eqn
 
 
-def _scan_eqn(eqn, body: Jaxpr, consts, num_consts, linear, invars, outvars):
-    params = dict(eqn.params, jaxpr=ClosedJaxpr(body, consts), num_consts=num_consts, linear=tuple(linear))
+def _scan_eqn(eqn, body: Jaxpr, consts, linear, invars, outvars, **params):
+    """``eqn`` with a new body, operands and results (and any other parameters changed)."""
+    params = dict(eqn.params, jaxpr=ClosedJaxpr(body, consts), linear=tuple(linear), **params)
     return JaxprEqn(eqn.primitive, list(invars), params, list(outvars))
 
 
@@ -94,7 +95,7 @@ def hoist_scan(eqn):
     new_const_ops = [Var(v.aval) for v in new_consts]
     new_xs_ops = [Var(ShapedArray((length,) + tuple(v.aval.shape), v.aval.dtype)) for v in new_xs]
     invars = ops[:nconst] + new_const_ops + ops[nconst:] + new_xs_ops
-    new_eqn = _scan_eqn(eqn, new_body, cj.consts, nconst + len(new_consts), linear, invars, eqn.outvars)
+    new_eqn = _scan_eqn(eqn, new_body, cj.consts, linear, invars, eqn.outvars, num_consts=nconst + len(new_consts))
     return Hoisted(pre, batched, new_eqn)
 
 
@@ -187,10 +188,5 @@ def sink_accumulators(eqn):
         + list(eqn.outvars[ncarry:])
         + [Var(ShapedArray((length,) + tuple(v.aval.shape), v.aval.dtype)) for v in extra_ys]
     )
-    new_eqn = JaxprEqn(
-        eqn.primitive,
-        invars,
-        dict(p, jaxpr=ClosedJaxpr(new_body, cj.consts), num_carry=len(keep_carry), linear=tuple(linear)),
-        outvars,
-    )
+    new_eqn = _scan_eqn(eqn, new_body, cj.consts, linear, invars, outvars, num_carry=len(keep_carry))
     return Sunk(new_eqn, accumulators, len(extra_ys))
