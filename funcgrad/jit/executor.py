@@ -217,11 +217,11 @@ def compile_jaxpr(jaxpr: Jaxpr, name: str = "jitted"):
     plan = fusion.plan(jaxpr)
     kernels = {}
     if plan.groups:
-        from . import kernels as kernel_lib  # imports numba: only when there is something to fuse
+        from . import kernels as kernel_lib  # only when there is something to fuse
 
-        for group in plan.groups:
-            spec = kernel_lib.build(group)
-            kernels[group.id] = (spec, kernel_lib.get_kernel(spec))
+        specs = [kernel_lib.build(group) for group in plan.groups]
+        for group, spec, kernel in zip(plan.groups, specs, kernel_lib.get_kernels(specs)):  # compiled in parallel
+            kernels[group.id] = (spec, kernel)
     loops = {}
     if fusion.ENABLED and LOOPS_ENABLED:
         from .loops import CONTROL_FLOW, lower_control_flow

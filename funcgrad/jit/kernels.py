@@ -14,17 +14,27 @@ the group's iteration space:
   only reassociation flag, so LLVM vectorizes it) or accumulate into the output;
 * float32 transcendental functions call :mod:`funcgrad.jit.fastmath`, so the loop vectorizes.
 
-Compilation cache (``get_kernel``): the key is a hash of the kernel's source, which encodes
-only the group's structure (primitive names and parameters, dtypes, ranks, literals, the
-read pattern), salted with the generator, fastmath and numba versions. Kernels live in
-memory for the process (a dict behind a lock, so concurrent threads compile each once) and
-on disk: the source is written to ``$FUNCGRAD_CACHE_DIR/funcgrad_kernel_<hash>.py`` (default
-``~/.cache/funcgrad/kernels``; through a temporary file and ``os.replace``, so processes
-racing on the same kernel never see a partial file), imported as the module
-``funcgrad_kernel_<hash>`` registered in ``sys.modules``, and compiled with
-``njit(cache=True)`` for its exact argument types, so the next process loads the machine code
-numba cached next to it. With ``fg.config.update("log_compiles", True)`` each compile and each
-disk hit is logged through the ``funcgrad.jit`` logger.
+Compilation (``get_kernels``): the source is numba source, and numba compiles it where needed,
+but first :mod:`funcgrad.jit.llvmgen` compiles the same source straight to LLVM IR with numba's
+typing rules, and :mod:`funcgrad.jit.native` optimises and assembles it with llvmlite (numba's
+settings, so the results are numba's) into machine code called through one shared CPython
+trampoline: milliseconds per kernel instead of numba's import, initialisation and pipeline, and
+a second process loads the machine code from disk with neither numba nor llvmlite. The kernels
+of one jitted function compile in parallel. Source outside that subset (``np.cbrt``...) goes to
+numba, as before.
+
+Cache: the key is a hash of the kernel's source, which encodes only the group's structure
+(primitive names and parameters, dtypes, ranks, literals, the read pattern), salted with the
+generator, fastmath and NumPy versions. Kernels live in memory for the process (dicts behind a
+lock, so concurrent threads compile each once) and on disk in ``$FUNCGRAD_CACHE_DIR`` (default
+``~/.cache/funcgrad/kernels``, a private temporary directory when that one cannot be written):
+``funcgrad_kernel_<hash>.<tag>.o``, the object code (checksummed; the tag covers the argument
+dtypes and the machine), next to ``funcgrad_kernel_<hash>.py``, the readable source. Files are
+written to a temporary name and renamed (``os.replace``), so processes racing on the same kernel
+never see a partial file. A kernel that goes to numba is imported as the module
+``funcgrad_kernel_<hash>`` and compiled with ``njit(cache=True)``, numba caching its machine code
+next to the source. With ``fg.config.update("log_compiles", True)`` each compile and each disk
+hit is logged through the ``funcgrad.jit`` logger.
 
 Threads: large kernels run over chunks of their outermost axis on a small thread pool
 (``nogil`` kernels; the calling thread works too, chunks are taken dynamically). This is the
@@ -47,13 +57,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
-from numba import types
 
 from ..core.config import config
 from ..core.jaxpr import Literal, _fmt_param
-from . import fastmath
 from .fusion import REDUCTIONS
 from .lowering import dtype_ctor, scalar_template
 
@@ -64,12 +71,15 @@ GENERATOR_VERSION = "1"
 # Work (iteration-space elements) above which a kernel runs on the thread pool.
 PARALLEL_MIN_SIZE = 1 << 18
 
+_FASTMATH_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fastmath.py")
+
 
 def _salt() -> str:
-    path = fastmath.__file__
-    with open(path, "rb") as f:
+    # fastmath.py is read, not imported: importing it imports numba. (numba's own cache next
+    # to each kernel's source checks numba's version itself.)
+    with open(_FASTMATH_PATH, "rb") as f:
         fm = hashlib.sha256(f.read()).hexdigest()[:16]
-    return f"gen{GENERATOR_VERSION}-fm{fm}-numba{numba.__version__}-np{np.__version__}"
+    return f"gen{GENERATOR_VERSION}-fm{fm}-np{np.__version__}"
 
 
 _SALT = _salt()
@@ -141,10 +151,9 @@ def _expression(e, operands):
 class KernelSpec:
     """The generated source of one fused group and how to call it."""
 
-    def __init__(self, source, key, arg_types, sizes, outputs, array_inputs, scalar_inputs, parallel, summary):
+    def __init__(self, source, key, sizes, outputs, array_inputs, scalar_inputs, parallel, summary):
         self.source = source  # full module text
         self.key = key  # structural hash (file and module name)
-        self.arg_types = arg_types  # numba signature
         self.sizes = sizes  # collapsed loop sizes (ints, this instance)
         self.outputs = outputs  # [(Var, native shape, dtype)]
         self.array_inputs = array_inputs  # [Var]
@@ -155,6 +164,30 @@ class KernelSpec:
     @property
     def name(self):
         return f"k_{self.key[:12]}"
+
+    @property
+    def arg_types(self):
+        """The numba signature of ``kernel`` for this instance (imports numba)."""
+        import numba
+        from numba import types
+
+        def arr_t(dtype, ndim, readonly):
+            return types.Array(numba.from_dtype(np.dtype(dtype)), ndim, "C", readonly=readonly)
+
+        return tuple(
+            [arr_t(dt, len(shp_), False) for _, shp_, dt in self.outputs]
+            + [arr_t(v.aval.dtype, len(v.aval.shape), True) for v in self.array_inputs]
+            + [numba.from_dtype(np.dtype(v.aval.dtype)) for v in self.scalar_inputs]
+            + [types.int64] * (len(self.sizes) + 2)
+        )
+
+    def signature(self):
+        """The argument types of the native kernel (:class:`funcgrad.jit.native.Signature`)."""
+        from .native import Signature
+
+        arrays = [("out", dt, len(shp_)) for _, shp_, dt in self.outputs]
+        arrays += [("in", v.aval.dtype, len(v.aval.shape)) for v in self.array_inputs]
+        return Signature(arrays, [v.aval.dtype for v in self.scalar_inputs], len(self.sizes))
 
 
 def build(group) -> KernelSpec:
@@ -422,15 +455,6 @@ def build(group) -> KernelSpec:
         f'@njit(cache=True, nogil=True, error_model="numpy", boundscheck=False)\n{func}'
     )
 
-    def arr_t(dtype, ndim, readonly):
-        return types.Array(numba.from_dtype(np.dtype(dtype)), ndim, "C", readonly=readonly)
-
-    arg_types = (
-        [arr_t(dt, len(shp_), False) for _, shp_, dt in outputs]
-        + [arr_t(v.aval.dtype, len(v.aval.shape), True) for v, _ in arr_in]
-        + [numba.from_dtype(np.dtype(v.aval.dtype)) for v in sc_in]
-        + [types.int64] * (m + 2)
-    )
     parallel = (
         m > 0
         and not cred[0]
@@ -438,14 +462,39 @@ def build(group) -> KernelSpec:
         and sizes[0] > 1
         and int(np.prod(shape, dtype=np.int64)) >= PARALLEL_MIN_SIZE
     )
-    return KernelSpec(source, key, tuple(arg_types), sizes, outputs, [v for v, _ in arr_in], sc_in, parallel, summary)
+    return KernelSpec(source, key, sizes, outputs, [v for v, _ in arr_in], sc_in, parallel, summary)
 
 
 # -- compile cache -----------------------------------------------------------------------------
 
 _lock = threading.RLock()
-_dispatchers = {}  # key -> numba dispatcher
-_compiled = set()  # (key, signature) compiled in this process
+_kernels = {}  # (key, native signature) -> callable kernel (native or numba dispatcher)
+_dispatchers = {}  # key -> numba dispatcher (kernels native compilation does not cover)
+_compiled = set()  # (key, numba signature) compiled in this process
+_native_specs = {}  # native kernel -> (spec, signature), for call_retyped
+_entries = {}  # native entry symbol -> address of the loaded code
+
+
+def _private_dir():
+    return os.path.join(tempfile.gettempdir(), f"funcgrad-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}")
+
+
+_writable = {}  # cache directory -> whether this process can write there
+
+
+def _cache_dirs():
+    """Where kernels are looked up, in order: the cache directory, and a private temporary one
+    when the cache directory cannot be written (it may still hold kernels to read)."""
+    d = cache_dir()
+    ok = _writable.get(d)
+    if ok is None:
+        try:
+            os.makedirs(d, exist_ok=True)
+            ok = os.access(d, os.W_OK)
+        except OSError:
+            ok = False
+        _writable[d] = ok
+    return [d] if ok else [d, _private_dir()]
 
 
 def _write_source(path, source):
@@ -480,8 +529,7 @@ def _load_module(key, source):
         _write_source(path, source)
     except OSError:
         # An unwritable cache directory: fall back to a private temporary one.
-        alt = os.path.join(tempfile.gettempdir(), f"funcgrad-kernels-{os.getuid() if hasattr(os, 'getuid') else 0}")
-        path = os.path.join(alt, modname + ".py")
+        path = os.path.join(_private_dir(), modname + ".py")
         _write_source(path, source)
     spec = importlib.util.spec_from_file_location(modname, path)
     mod = importlib.util.module_from_spec(spec)
@@ -494,64 +542,324 @@ def _load_module(key, source):
     return mod
 
 
-def get_kernel(spec: KernelSpec):
-    """The compiled dispatcher of ``spec`` (compiling or loading it from disk at most once)."""
+def _numba_kernel(spec):
+    """The numba dispatcher of ``spec``, compiled (or loaded from numba's cache) for its signature."""
     sig = spec.arg_types
-    with _lock:
-        disp = _dispatchers.get(spec.key)
-        if disp is not None and (spec.key, sig) in _compiled:
-            return disp
+    disp = _dispatchers.get(spec.key)
+    if disp is None:
+        disp = _load_module(spec.key, spec.source).kernel
+        _dispatchers[spec.key] = disp
+    if (spec.key, sig) in _compiled:
+        return disp, False, None
+    hits = sum(disp.stats.cache_hits.values())
+    disp.disable_compile(False)
+    try:
+        disp.compile(sig)
+    finally:
+        # Calls never compile: mutable arrays convert to the read-only signature.
+        disp.disable_compile(True)
+    _compiled.add((spec.key, sig))
+    hit = sum(disp.stats.cache_hits.values()) > hits
+    return disp, hit, disp.stats.cache_path
+
+
+def get_kernel(spec: KernelSpec):
+    """The compiled kernel of ``spec`` (see :func:`get_kernels`)."""
+    return get_kernels([spec])[0]
+
+
+def get_kernels(specs):
+    """The compiled kernels of ``specs``, in order: native code (:mod:`funcgrad.jit.native`) where
+    the kernel's source is in the subset :mod:`funcgrad.jit.llvmgen` compiles, else numba
+    dispatchers; each compiled or loaded from disk at most once per process. Kernels that must
+    be compiled are compiled in parallel (LLVM runs without the GIL), on up to as many threads
+    as this process may use CPUs. Native kernels assume what the executor guarantees: outputs
+    are fresh arrays, overlapping no input."""
+    out = [None] * len(specs)
+    todo = []
+    for i, spec in enumerate(specs):
+        sig = spec.signature()
+        ck = (spec.key, sig.key())
+        kernel = _kernels.get(ck)
+        if kernel is None:
+            todo.append((i, spec, sig, ck))
+        else:
+            out[i] = kernel
+    if todo:
+        with _lock:
+            _build_kernels(todo, out)
+    return out
+
+
+def _log(spec, source, elapsed):
+    if not config.log_compiles or source == "memory":
+        return
+    if source == "compiled":
+        logger.warning(
+            "Compiled kernel %s in %.3f s (not in the memory or disk cache): %s", spec.name, elapsed, spec.summary
+        )
+    else:
+        logger.warning(
+            "Loaded kernel %s from the disk cache (%s) in %.3f s: %s", spec.name, source, elapsed, spec.summary
+        )
+
+
+def _build_kernels(todo, out):
+    from . import native
+
+    rt = native.runtime()
+    dirs = _cache_dirs()
+    natives = []  # (i, spec, sig, ck, sym, entry or None, source, start)
+    jobs = {}  # sym -> [object code, seconds]: kernels being compiled
+    compiler = None
+    for i, spec, sig, ck in todo:
+        kernel = _kernels.get(ck)
+        if kernel is not None:  # twice in this batch
+            out[i] = kernel
+            continue
         start = time.perf_counter()
-        if disp is None:
-            disp = _load_module(spec.key, spec.source).kernel
-            _dispatchers[spec.key] = disp
-        hits = sum(disp.stats.cache_hits.values())
-        disp.disable_compile(False)
-        try:
-            disp.compile(sig)
-        finally:
-            # Calls never compile: mutable arrays convert to the read-only signature.
-            disp.disable_compile(True)
-        _compiled.add((spec.key, sig))
-        hit = sum(disp.stats.cache_hits.values()) > hits
-        if config.log_compiles:
-            elapsed = time.perf_counter() - start
-            if hit:
-                logger.warning(
-                    "Loaded kernel %s from the disk cache (%s) in %.3f s: %s",
-                    spec.name,
-                    disp.stats.cache_path,
-                    elapsed,
-                    spec.summary,
-                )
+        if rt is not None:
+            tag = native.tag(sig)
+            sym = native.symbol(spec.key, tag)
+            entry, source = _entries.get(sym), "memory"  # the same code for arrays of other ranks
+            if entry is None and sym not in jobs:
+                entry, source = _load_object(spec, tag, sym, dirs)
+            if entry is not None or sym in jobs:
+                natives.append((i, spec, sig, ck, sym, entry, source, start))
+                continue
+            try:
+                ir_text = native.kernel_ir(spec.source, sig, sym)
+            except native.Unsupported as e:
+                logger.debug("Kernel %s goes to numba: %s", spec.name, e)
             else:
-                logger.warning(
-                    "Compiled kernel %s in %.3f s (not in the memory or disk cache): %s",
-                    spec.name,
-                    elapsed,
-                    spec.summary,
-                )
-        return disp
+                if compiler is None:  # the first kernel to compile: start the compile threads
+                    compiler = _Compiles(rt, dirs)
+                jobs[sym] = [None, 0.0]
+                compiler.submit(sym, ir_text)  # compiled while the next kernels are generated
+                natives.append((i, spec, sig, ck, sym, None, "compiled", start))
+                for d in dirs:
+                    try:  # the readable source next to the object code (what numba would compile)
+                        _write_source(os.path.join(d, f"funcgrad_kernel_{spec.key}.py"), spec.source)
+                        break
+                    except OSError:
+                        continue
+                continue
+        kernel, hit, path = _numba_kernel(spec)
+        _kernels[ck] = out[i] = kernel
+        _log(spec, path if hit else "compiled", time.perf_counter() - start)
+    if not natives:
+        return
+    try:
+        if compiler is not None:
+            for sym, obj, seconds in compiler.finish():
+                jobs[sym] = [obj, seconds]
+        elif not rt.trampoline_cached(dirs):
+            rt.trampoline_install(rt.trampoline_compile(), dirs)
+        _finish_natives(natives, jobs, dirs, out)
+    except native.LoadError as e:
+        # This process cannot run the code it compiled (no executable memory...): numba then.
+        logger.warning("Native kernels are off for this process (%s); numba compiles them", e)
+        native.disable(e)
+        for i, spec, _, ck, *_ in natives:
+            if out[i] is None:
+                start = time.perf_counter()
+                kernel, hit, path = _numba_kernel(spec)
+                _kernels[ck] = out[i] = kernel
+                _log(spec, path if hit else "compiled", time.perf_counter() - start)
+
+
+def _finish_natives(natives, jobs, dirs, out):
+    """Load the compiled kernels of a batch and make their callables."""
+    from . import native
+
+    for i, spec, sig, ck, sym, entry, source, start in natives:
+        if entry is None and sym not in _entries and jobs[sym][0] is None:
+            kernel, hit, path = _numba_kernel(spec)  # LLVM rejected the module
+            _kernels[ck] = out[i] = kernel
+            _log(spec, path if hit else "compiled", time.perf_counter() - start)
+            continue
+        if entry is None:
+            entry = _entries.get(sym)
+            if entry is None:
+                obj, seconds = jobs[sym]
+                for d in dirs:
+                    try:
+                        native.write_atomic(native.object_path(d, spec.key, native.tag(sig)), obj)
+                        break
+                    except OSError:  # an unwritable cache directory: fall back to a private one
+                        continue
+                entry = native.load(obj, sym)
+                start = time.perf_counter() - seconds  # its own compile time, not the batch's
+        _entries[sym] = entry
+        kernel = native.function(entry, sig, spec.name, dirs)
+        _native_specs[kernel] = (spec, sig)
+        _kernels[ck] = out[i] = kernel
+        _log(spec, source, time.perf_counter() - start)
+
+
+_compile_pool = None
+
+
+class _Compiles:
+    """LLVM compiles of one batch on up to ``num_threads()`` threads, fed as their IR is
+    generated (the GIL is free while LLVM works, so generating the next kernel's IR overlaps
+    compiling the previous ones); the calling thread joins in at :meth:`finish`. The trampoline,
+    when not cached, is compiled first."""
+
+    def __init__(self, rt, dirs):
+        global _compile_pool
+        import queue
+
+        self.rt, self.dirs = rt, dirs
+        self.queue = queue.Queue()
+        self.results = []
+        self.lock = threading.Lock()
+        rt.compiler()  # llvmlite is imported (only) when something must be compiled
+        self.tramp = not rt.trampoline_cached(dirs)
+        if self.tramp:
+            self.queue.put(("trampoline", None))
+        self.workers = []
+        if _NTHREADS > 1:
+            if _compile_pool is None:
+                _compile_pool = ThreadPoolExecutor(max_workers=_NTHREADS - 1, thread_name_prefix="funcgrad-compile")
+            self.workers = [_compile_pool.submit(self._work) for _ in range(_NTHREADS - 1)]
+
+    def submit(self, sym, ir_text):
+        self.queue.put((sym, ir_text))
+
+    def _run(self, item):
+        sym, ir_text = item
+        t0 = time.perf_counter()
+        try:
+            with self.rt.compiler().parallel():
+                obj = self.rt.trampoline_compile() if ir_text is None else self.rt.compiler().compile(ir_text)
+        except RuntimeError as e:  # LLVM rejected the module: numba compiles the kernel instead
+            if ir_text is None:
+                raise
+            logger.warning("LLVM could not compile kernel %s (numba will): %s", sym, e)
+            obj = None
+        with self.lock:
+            self.results.append((sym, obj, time.perf_counter() - t0))
+
+    def _work(self):
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            self._run(item)
+
+    def finish(self):
+        """Compile what is left (this thread too), wait; the results [(symbol, object code, seconds)]."""
+        import queue
+
+        while True:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            self._run(item)
+        for _ in self.workers:
+            self.queue.put(None)
+        for w in self.workers:
+            w.result()
+        results = []
+        for sym, obj, seconds in self.results:
+            if sym == "trampoline":
+                self.rt.trampoline_install(obj, self.dirs)
+            else:
+                results.append((sym, obj, seconds))
+        return results
+
+
+def _load_object(spec, tag, sym, dirs):
+    """(entry address, path) of a kernel's object code on disk, or (None, None)."""
+    from . import native
+
+    for d in dirs:
+        path = native.object_path(d, spec.key, tag)
+        obj = native.read_object(path)
+        if obj is not None:
+            try:
+                return native.load(obj, sym), path
+            except native.LoadError:  # code this process cannot load: compile it again
+                logger.debug("Could not load %s; compiling kernel %s again", path, spec.name, exc_info=True)
+                return None, None
+    return None, None
+
+
+def _native_arguments(args, spec, sig):
+    """``args`` made acceptable to the native kernel when only their scalars are of other types
+    (converted as a numba dispatcher converts them), else None."""
+    arrays = len(sig.arrays)
+    out = list(args)
+    for a, (role, dt, ndim) in zip(args[:arrays], sig.arrays):
+        if (
+            type(a) is not np.ndarray
+            or a.dtype != dt
+            or a.ndim != ndim
+            or not (a.flags.c_contiguous and a.flags.aligned)
+            or (role == "out" and not a.flags.writeable)
+        ):
+            return None
+    for k, dt in enumerate(sig.scalars):
+        a = args[arrays + k]
+        if type(a) is not np.dtype(dt).type:
+            try:
+                out[arrays + k] = np.asarray(a).astype(dt)[()]
+            except (TypeError, ValueError):
+                return None
+    return out
 
 
 def call_retyped(kernel, args, sizes, n0, parallel):
     """Call ``kernel`` on arguments its compiled signature does not accept, compiling for them."""
-    with _lock:
-        kernel.disable_compile(False)
-        try:
+    native_spec = _native_specs.get(kernel)
+    if native_spec is not None:
+        spec, sig = native_spec
+        fixed = _native_arguments(args, spec, sig)
+        if fixed is not None:
+            args = fixed
+        else:
+            import numba
+
+            with _lock:
+                if config.log_compiles:
+                    logger.warning(
+                        "Recompiling kernel %s with numba for argument types %s",
+                        spec.name,
+                        [numba.typeof(a) for a in args],
+                    )
+                disp = _dispatchers.get(spec.key)
+                if disp is None:
+                    disp = _dispatchers[spec.key] = _load_module(spec.key, spec.source).kernel
+                kernel = disp
+                _compile_for(kernel, args, sizes)
+    else:
+        with _lock:
             if config.log_compiles:
+                import numba
+
                 logger.warning(
                     "Recompiling kernel %s for argument types %s",
                     kernel.py_func.__module__,
                     [numba.typeof(a) for a in args],
                 )
-            kernel.compile(tuple(numba.typeof(a) for a in args) + (types.int64,) * (len(sizes) + 2))
-        finally:
-            kernel.disable_compile(True)
+            _compile_for(kernel, args, sizes)
     if parallel:
         parallel_call(kernel, n0, args, sizes)
     else:
         kernel(*args, *sizes, 0, n0)
+
+
+def _compile_for(disp, args, sizes):
+    import numba
+    from numba import types
+
+    disp.disable_compile(False)
+    try:
+        disp.compile(tuple(numba.typeof(a) for a in args) + (types.int64,) * (len(sizes) + 2))
+    finally:
+        disp.disable_compile(True)
 
 
 # -- parallel execution ------------------------------------------------------------------------
@@ -571,6 +879,18 @@ def num_threads() -> int:
 
 
 _NTHREADS = num_threads()
+
+
+def _after_fork_in_child():
+    """A forked child has only the forking thread: the pools' threads, and any lock another
+    thread held, do not exist there. Fresh ones are made on demand."""
+    global _pool, _compile_pool, _lock, _pool_lock
+    _pool = _compile_pool = None
+    _lock, _pool_lock = threading.RLock(), threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _get_pool():
