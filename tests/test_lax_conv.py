@@ -395,10 +395,14 @@ def test_direct_kernel_rejects_what_it_does_not_handle():
         grouped_conv(np.zeros((1, 2, 4, 4), np.int32), np.zeros((2, 1, 2, 2), np.int32), (3, 3), (1, 1), (1, 1), 2)
 
 
-def test_im2col_layouts_agree(jax):
-    """im2col copies patches with the positions innermost when there are more positions than
-    window elements, else the window innermost (a kernel gradient's large window): both
-    orders give JAX's values, in every output layout."""
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole_batch_im2col", "chunked_gemm"])
+def test_im2col_layouts_agree(jax, monkeypatch, chunked):
+    """The whole-batch im2col copies patches with the positions innermost when there are more
+    positions than window elements, else the window innermost (a kernel gradient's large
+    window); the chunked GEMM path takes these stride-1 convolutions by default. Both give
+    JAX's values, in every output layout."""
+    if not chunked:
+        monkeypatch.setattr(_conv_mod, "_gemm_strategy", lambda *a: None)
     x, w = _operands((3, 4, 9, 8), (6, 4, 3, 3), dtype=np.float32)
     for dn in [None, ("NHWC", "HWIO", "NHWC"), ("NCHW", "OIHW", "NHWC"), ("CNHW", "IOHW", "CNHW")]:
         xs = x if dn is None else np.transpose(x, ["NCHW".index(c) for c in dn[0]])
@@ -411,6 +415,209 @@ def test_im2col_layouts_agree(jax):
     got = lax.conv_general_dilated(a, b, (1, 1), ((1, 1), (1, 1)))
     want = jax.lax.conv_general_dilated(a, b, (1, 1), ((1, 1), (1, 1)))
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+# -- chunked GEMM paths for ungrouped stride-1 convolutions -----------------------------------------
+
+# (name, lhs shape, rhs shape, kwargs, strategy the rule picks). Shapes in the layout of
+# dimension_numbers.
+GEMM_CASES = [
+    ("im2col_same", (5, 3, 9, 8), (6, 3, 3, 3), dict(padding="SAME"), "im2col"),
+    ("col2im_same", (5, 6, 9, 8), (3, 6, 3, 3), dict(padding="SAME"), "col2im"),
+    ("im2col_valid_rect", (3, 2, 7, 10), (4, 2, 2, 4), dict(padding="VALID"), "im2col"),
+    ("col2im_asym_pad", (3, 5, 7, 6), (2, 5, 3, 2), dict(padding=((2, 0), (1, 3))), "col2im"),
+    ("im2col_neg_pad", (2, 3, 8, 9), (4, 3, 3, 3), dict(padding=((-1, 2), (1, -2))), "im2col"),
+    ("col2im_neg_pad", (2, 5, 8, 9), (2, 5, 2, 3), dict(padding=((0, -2), (-1, 1))), "col2im"),
+    ("im2col_dilated", (2, 3, 11, 10), (5, 3, 3, 2), dict(padding="SAME", rhs_dilation=(2, 3)), "im2col"),
+    ("col2im_dilated", (2, 6, 11, 10), (3, 6, 2, 3), dict(padding=((1, 1), (2, 2)), rhs_dilation=(3, 2)), "col2im"),
+    ("conv_1d_im2col", (3, 2, 17), (5, 2, 4), dict(padding="SAME"), "im2col"),
+    ("conv_1d_col2im", (3, 5, 17), (2, 5, 3), dict(padding=((2, 1),), rhs_dilation=(2,)), "col2im"),
+    (
+        "nhwc_im2col",
+        (3, 7, 6, 2),
+        (3, 3, 2, 4),
+        dict(padding="SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")),
+        "im2col",
+    ),
+    (
+        "nhwc_col2im",
+        (3, 7, 6, 5),
+        (3, 2, 5, 2),
+        dict(padding="SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")),
+        "col2im",
+    ),
+    # Kernel-gradient shapes: the window (an output cotangent) is larger than the output.
+    ("window_kgrad", (6, 4, 9, 8), (5, 4, 9, 8), dict(padding=((1, 1), (1, 1))), "window"),
+    ("window_valid", (2, 3, 7, 7), (4, 3, 5, 6), dict(padding="VALID"), "window"),
+    ("window_asym_pad", (3, 5, 6, 8), (2, 5, 5, 7), dict(padding=((0, 2), (1, 0))), "window"),
+    ("window_1d", (2, 4, 15), (3, 4, 12), dict(padding=((1, 2),)), "window"),
+    (
+        "window_transposed_layouts",
+        (6, 2, 8, 8),
+        (6, 3, 8, 8),
+        dict(padding=((1, 1), (1, 1)), dimension_numbers=("CNHW", "IOHW", "CNHW")),
+        "window",
+    ),
+]
+GEMM_IDS = [c[0] for c in GEMM_CASES]
+
+
+def _gemm_conv_checked(monkeypatch, x, w, kw, want_strategy):
+    """The convolution, asserting the rule picked ``want_strategy``."""
+    chosen = []
+    rule = _conv_mod._gemm_strategy
+    with monkeypatch.context() as m:
+        m.setattr(_conv_mod, "_gemm_strategy", lambda *a: chosen.append(rule(*a)) or chosen[-1])
+        got = np.asarray(lax.conv_general_dilated(x, w, window_strides=(1,) * (x.ndim - 2), **kw))
+    assert chosen == [want_strategy]
+    return got
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chunk_bytes", [None, 1], ids=["one_chunk", "chunk_per_image"])
+@pytest.mark.parametrize("name,lhs_shape,rhs_shape,kw,strategy", GEMM_CASES, ids=GEMM_IDS)
+def test_gemm_paths_match_whole_batch_im2col_and_jax(
+    jax, monkeypatch, dtype, chunk_bytes, name, lhs_shape, rhs_shape, kw, strategy
+):
+    from funcgrad.jit import conv_kernels
+
+    if chunk_bytes is not None:  # every image (feature, for the window path) its own chunk
+        monkeypatch.setattr(conv_kernels, "_CHUNK_BYTES", chunk_bytes)
+    x, w = _operands(lhs_shape, rhs_shape, dtype=dtype, seed=5)
+    got = _gemm_conv_checked(monkeypatch, x, w, kw, strategy)
+    strides = (1,) * (x.ndim - 2)
+    # The reference in float64: XLA's float32 CPU convolution mishandles a dimension padded
+    # negatively on one side and positively on the other (col2im_neg_pad differs by ~3).
+    want = np.asarray(jax.lax.conv_general_dilated(x.astype(np.float64), w.astype(np.float64), strides, **kw))
+    with monkeypatch.context() as m:
+        m.setattr(_conv_mod, "_gemm_strategy", lambda *a: None)
+        whole = np.asarray(lax.conv_general_dilated(x, w, strides, **kw))
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    assert got.dtype == dtype and got.shape == want.shape and got.flags.c_contiguous
+    np.testing.assert_allclose(got, want.astype(dtype), rtol=tol, atol=tol)
+    np.testing.assert_allclose(got, whole, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("w_out,strategy", [(6, "im2col"), (2, "col2im")], ids=["im2col", "col2im"])
+def test_gemm_paths_read_strided_operands(jax, monkeypatch, w_out, strategy):
+    """Operands that are reversed or strided views (as rev and slicing give) are read in place."""
+    chosen = []
+    rule = _conv_mod._gemm_strategy
+    monkeypatch.setattr(_conv_mod, "_gemm_strategy", lambda *a: chosen.append(rule(*a)) or chosen[-1])
+    r = np.random.default_rng(8)
+    x = r.standard_normal((3, 4, 9, 16))[:, ::-1, ::-1, ::-2]
+    w = r.standard_normal((w_out, 4, 3, 3))[:, :, ::-1]
+    params = dict(
+        window_strides=(1, 1),
+        padding=((1, 1), (1, 1)),
+        lhs_dilation=(1, 1),
+        rhs_dilation=(1, 1),
+        dimension_numbers=_conv_mod.ConvDimensionNumbers((0, 1, 2, 3), (0, 1, 2, 3), (0, 1, 2, 3)),
+        feature_group_count=1,
+        batch_group_count=1,
+        preferred_element_type=None,
+    )
+    got = _conv_mod._conv_impl(x, w, **params)
+    want = jax.lax.conv_general_dilated(np.ascontiguousarray(x), np.ascontiguousarray(w), (1, 1), ((1, 1), (1, 1)))
+    assert chosen == [strategy]
+    np.testing.assert_allclose(got, np.asarray(want), rtol=1e-12, atol=1e-12)
+
+
+def test_gemm_paths_low_precision_and_preferred_type(jax):
+    """float16 inputs run the chunked path in float32 and round once; a preferred float64
+    result computes in float64."""
+    x, w = _operands((2, 3, 8, 8), (4, 3, 3, 3), dtype=np.float32, seed=6)
+    got = lax.conv_general_dilated(x.astype(np.float16), w.astype(np.float16), (1, 1), "SAME")
+    want = jax.lax.conv_general_dilated(x.astype(np.float16), w.astype(np.float16), (1, 1), "SAME")
+    assert got.dtype == np.float16
+    np.testing.assert_allclose(np.asarray(got, np.float32), np.asarray(want, np.float32), rtol=1e-2, atol=1e-2)
+    got = lax.conv_general_dilated(x, w, (1, 1), "SAME", preferred_element_type=np.float64)
+    want = jax.lax.conv_general_dilated(
+        x.astype(np.float64), w.astype(np.float64), (1, 1), "SAME", preferred_element_type=np.float64
+    )
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-12, atol=1e-12)
+
+
+def test_cnn_step_gradients_use_the_gemm_paths_and_match_jax(jax, monkeypatch):
+    """A conv-relu-conv loss under jit: the forward convolutions take im2col, the input
+    gradient of the second (16 -> 8 features) col2im, the kernel gradients the window path."""
+    chosen = []
+    rule = _conv_mod._gemm_strategy
+    monkeypatch.setattr(_conv_mod, "_gemm_strategy", lambda *a: chosen.append(rule(*a)) or chosen[-1])
+    r = np.random.default_rng(7)
+    x = r.standard_normal((4, 1, 10, 10)).astype(np.float32)
+    w1 = (r.standard_normal((8, 1, 3, 3)) / 3).astype(np.float32)
+    w2 = (r.standard_normal((16, 8, 3, 3)) / 8).astype(np.float32)
+
+    def loss(lib_lax, lib_relu, w1, w2, x):
+        h = lib_relu(lib_lax.conv_general_dilated(x, w1, (1, 1), "SAME"))
+        return (lib_lax.conv_general_dilated(h, w2, (1, 1), "SAME") ** 2).sum()
+
+    got = fg.jit(fg.grad(lambda a, b, c: loss(lax, lambda v: fnp.maximum(v, 0), a, b, c), argnums=(0, 1)))(w1, w2, x)
+    want = jax.grad(lambda a, b, c: loss(jax.lax, jax.nn.relu, a, b, c), argnums=(0, 1))(w1, w2, x)
+    for g, h in zip(got, want):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(h), rtol=1e-4, atol=1e-4)
+    assert set(chosen) == {"im2col", "col2im", "window"}
+
+
+def test_gemm_strategy_rule():
+    """The documented rule: ungrouped 1-d/2-d float32/float64 convolutions with unit strides and
+    no input dilation take a chunked GEMM path: "im2col" when the output has at least as many
+    positions as the window and O >= C, "col2im" when O < C, "window" (no kernel dilation)
+    when the window is the larger; padded rows at most twice the useful width. The rest keep
+    the whole-batch im2col or the direct loop."""
+
+    def strategy(lhs_shape, rhs_shape, pads=1, strides=1, lhs_dil=1, rhs_dil=1, g=1, b=1, dtype=np.float32):
+        x, w = np.zeros(lhs_shape, dtype), np.zeros(rhs_shape, dtype)
+        nsp = x.ndim - 2
+        padding = ((pads, pads),) * nsp
+        out_sp = [
+            (x.shape[2 + j] * 1 + 2 * pads - ((w.shape[2 + j] - 1) * rhs_dil + 1)) // strides + 1 for j in range(nsp)
+        ]
+        args = (padding, (strides,) * nsp, (lhs_dil,) * nsp, (rhs_dil,) * nsp, g, b)
+        return _conv_mod._gemm_strategy(x, w, out_sp, *args)
+
+    assert strategy((32, 8, 28, 28), (16, 8, 3, 3)) == "im2col"  # the CNN's forward
+    assert strategy((32, 16, 28, 28), (8, 16, 3, 3)) == "col2im"  # its input gradient
+    assert strategy((8, 32, 28, 28), (16, 32, 28, 28)) == "window"  # its kernel gradient
+    assert strategy((32, 8, 28, 28), (16, 8, 3, 3), dtype=np.float64) == "im2col"
+    assert strategy((4, 3, 30), (5, 3, 3)) == "im2col"  # 1-d
+    assert strategy((4, 3, 20, 20), (5, 3, 3, 3), rhs_dil=2) == "im2col"
+    assert strategy((4, 3, 20, 20), (5, 3, 16, 16), rhs_dil=2, pads=6) is None  # dilated large window
+    assert strategy((4, 3, 20, 20), (5, 3, 3, 3), strides=2) is None  # strided
+    assert strategy((4, 3, 20, 20), (5, 3, 3, 3), lhs_dil=2) is None  # transposed convolution
+    assert strategy((4, 4, 20, 20), (8, 2, 3, 3), g=2) is None  # grouped
+    assert strategy((4, 4, 20, 20), (8, 4, 3, 3), b=2) is None  # batch groups
+    assert strategy((4, 3, 20, 20), (5, 3, 3, 3), dtype=np.float16) is None  # the impl computes it in float32
+    assert strategy((4, 3, 20, 20), (5, 3, 3, 3), dtype=np.int32) is None
+    assert strategy((2, 3, 4, 4, 4), (5, 3, 3, 3, 3)) is None  # 3-d
+    assert strategy((4, 3, 20, 3), (5, 3, 3, 3), pads=0) is None  # rows 3 wide for 1 output column
+    assert strategy((4, 3, 20, 3), (5, 3, 3, 3), pads=3) == "im2col"  # rows 9 wide for 7 output columns
+    assert strategy((2, 3, 6, 30), (4, 3, 6, 5), pads=0) is None  # rows 30 wide for a window 5 wide
+    assert strategy((2, 3, 6, 9), (4, 3, 6, 5), pads=0) == "window"  # rows 9 wide for a window 5 wide
+
+
+def test_gemm_kernels_reject_what_they_do_not_handle():
+    from funcgrad.jit.conv_kernels import gemm_conv, gemm_conv_window
+
+    f32 = np.float32
+    x, w, out = np.zeros((1, 2, 5, 5), f32), np.zeros((3, 2, 3, 3), f32), np.zeros((1, 3, 5, 5), f32)
+    pads = ((1, 1), (1, 1))
+    with pytest.raises(NotImplementedError, match="2-d"):
+        gemm_conv(np.zeros((1, 2, 5, 5, 5), f32), w, pads, (1, 1), out)
+    with pytest.raises(NotImplementedError, match="int32"):
+        gemm_conv(x.astype(np.int32), w.astype(np.int32), pads, (1, 1), out.astype(np.int32))
+    with pytest.raises(ValueError, match="method"):
+        gemm_conv(x, w, pads, (1, 1), out, method="fft")
+    with pytest.raises(ValueError, match="non-negative"):
+        gemm_conv(x, w, ((2, 0), (1, -1)), (1, 1), out)
+    with pytest.raises(ValueError, match="does not match"):
+        gemm_conv(x, w, pads, (1, 1), np.zeros((1, 3, 4, 5), f32))
+    with pytest.raises(ValueError, match="does not match"):
+        gemm_conv_window(x, np.zeros((3, 2, 4, 4), f32), pads, np.zeros((1, 3, 2, 2), f32))
+    with pytest.raises(NotImplementedError, match="float16"):
+        gemm_conv_window(x.astype(np.float16), w.astype(np.float16), pads, out.astype(np.float16))
 
 
 # -- reduce_window ----------------------------------------------------------------------------------

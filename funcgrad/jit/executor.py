@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.jaxpr import Jaxpr, Literal
 from ..core.primitive import Primitive
+from .allocator import nudge_malloc
 
 _counter = itertools.count()
 
@@ -213,6 +214,7 @@ def compile_jaxpr(jaxpr: Jaxpr, name: str = "jitted"):
     safe = "".join(c if c.isalnum() else "_" for c in name) or "jitted"
     if keyword.iskeyword(safe) or safe[0].isdigit() or safe in ("np", "_c", "_empty", "_parallel"):
         safe = "_" + safe
+    nudge_malloc()
     jaxpr = fusion.simplify(jaxpr)
     plan = fusion.plan(jaxpr)
     kernels = {}

@@ -6,9 +6,36 @@ negative) padding, input ("lhs", transposed-convolution) dilation, kernel ("rhs"
 dilation, feature groups (grouped / depthwise) and batch groups.
 
 Evaluation (the impl, which ``fg.jit`` calls as it is: the primitive lowers to ``CALL_IMPL``)
-takes one of two strategies, chosen per convolution by a fixed rule:
+takes one of three strategies, chosen per convolution by a fixed rule:
 
-* **im2col + BLAS** (the default). The input is dilated and padded once, every window is a
+* **chunked GEMM** (:func:`funcgrad.jit.conv_kernels.gemm_conv` / ``gemm_conv_window``, numba
+  helpers imported on first use) for ungrouped (no feature or batch groups) 1-d/2-d
+  float32/float64 convolutions with unit window strides and no input dilation, whose padded
+  rows are at most twice as wide as the output's (the window's, below). A few images at a
+  time (about 2 MiB of scratch, reused per thread) are padded into a buffer that keeps the
+  padded row width ``Wp``; then every window element reads one contiguous run of ``OH * Wp``
+  buffer elements for the *wide* output grid ``(OH, Wp)``, so patches are copied as long runs
+  instead of ``OW``-element rows, and the ``Wp - OW`` surplus columns are dropped when the
+  chunk's product is copied into the output (in any layout). Three variants:
+
+  - ``"im2col"`` (window no larger than the output, ``O >= C``): the ``(C * K, OH * Wp)`` patch
+    matrix of each image, multiplied by the ``(O, C * K)`` kernel;
+  - ``"col2im"`` (the same, ``O < C``; e.g. an input gradient, whose output has fewer features):
+    the ``(O * K, C)`` transposed kernel times the padded images, then each output row is the
+    sum of ``K`` shifted rows of that product: ``O * K`` rows of data instead of ``C * K``;
+  - ``"window"`` (window larger than the output, no kernel dilation; a kernel gradient, whose
+    window is an output cotangent): chunks of ``F`` input features, each a ``(N * K, F * KH * Wp)``
+    patch matrix (``K`` output positions) times the window, its rows padded to the wide width
+    ``Wp``; the chunks' products are summed in a fixed order.
+
+* **a direct numba loop** (:mod:`funcgrad.jit.conv_kernels`, imported on first use) when
+  ``feature_group_count > 1`` (no batch groups), 1 or 2 spatial dimensions, float32/float64,
+  ``features per group * window elements <= 64``, a window no larger than the output, and a
+  column stride of 1 unless depthwise (one feature per group). Those become many tiny
+  matrix products that BLAS runs badly, after an im2col copy as large as for a full
+  convolution.
+* **whole-batch im2col + BLAS** for everything else (strided, input-dilated, grouped with
+  many features, 3-d, integer...). The input is dilated and padded once, every window is a
   strided view (``sliding_window_view``), copied once into a patch matrix and multiplied with
   the kernel in one (batched over groups) ``np.matmul``. The copy's innermost axes are the
   larger of the output positions and the window, so it streams along input rows: a forward
@@ -16,19 +43,29 @@ takes one of two strategies, chosen per convolution by a fixed rule:
   a kernel gradient, whose "window" is the whole output, puts the window innermost. The
   product gives ``(groups, out features, batch, positions)``, moved to the output layout by
   one copy (none when the layout already matches, as for kernel gradients).
-* **a direct numba loop** (:mod:`funcgrad.jit.conv_kernels`, imported on first use) when
-  ``feature_group_count > 1`` (no batch groups), 1 or 2 spatial dimensions, float32/float64,
-  ``features per group * window elements <= 64``, a window no larger than the output, and a
-  column stride of 1 unless depthwise (one feature per group). Those become many tiny
-  matrix products that BLAS runs badly, after an im2col copy as large as for a full
-  convolution.
 
-Measured (ms, float32, best of 21, 2 cores: ``OPENBLAS_NUM_THREADS=1 FUNCGRAD_JIT_THREADS=1``
-in brackets; "old" is the previous im2col with the window innermost and the
-``(batch * positions, features * window)`` matrix on the left). The first five are the
-convolutions of the ``cnn_sgd`` step of ``benchmarks/bench_jit.py``: forward, input gradient
-(a convolution with the flipped, transposed kernel) and kernel gradients (batch and feature
-roles swapped, the output cotangent as a 28x28 window)::
+The convolutions of the ``cnn_sgd`` step of ``benchmarks/bench_jit.py`` (batch 32, 28x28,
+3x3, SAME: forward, input gradient, kernel gradients), ms, best quartile of 60 calls of the
+impl, ``OPENBLAS_NUM_THREADS=1 FUNCGRAD_JIT_THREADS=1`` (2 threads in brackets)::
+
+    convolution                                   whole-batch    chunked        variant
+    fwd (32,1,28,28) * (8,1,3,3)                  0.17 (0.14)    0.13 (0.13)    im2col
+    fwd (32,8,28,28) * (16,8,3,3)                 1.13 (0.82)    0.88 (0.67)    im2col  (col2im 1.23)
+    input grad (32,16,28,28) * (8,16,3,3)         2.03 (1.45)    1.01 (0.78)    col2im  (im2col 1.18)
+    kernel grad 8x32x28x28 * 16x32x28x28          1.25 (0.97)    1.00 (0.83)    window
+    kernel grad 1x32x28x28 * 8x32x28x28           0.25 (0.23)    0.21 (0.22)    window
+
+(the whole cnn_sgd step, chunked path off / on: 6.6 / 4.4 ms on one thread). Most of what remains is the matrix
+products themselves (OpenBLAS at ~75% of its peak on these shapes); the copies around them
+take 0.15-0.3 ms per convolution. Chunks of 1-4 MiB measured alike, 256-512 KiB (L2-sized)
+slower: the Python calls per chunk cost more than the cache saves. The chunks run in order on
+the calling thread, each product on BLAS's threads (chunks on the jit thread pool, each with
+a threaded product, measured 3-5% slower on 2 cores).
+
+Measured for the direct-loop rule (ms, float32, best of 21, 2 cores: ``OPENBLAS_NUM_THREADS=1
+FUNCGRAD_JIT_THREADS=1`` in brackets; "old" is an earlier im2col with the window innermost and
+the ``(batch * positions, features * window)`` matrix on the left; the first five rows are now
+served by the chunked path, measured above)::
 
     convolution                                   old            im2col         direct   rule
     fwd (32,1,28,28) * (8,1,3,3) SAME             0.65 (0.43)    0.23 (0.15)    0.26 (0.26)  im2col
@@ -45,9 +82,8 @@ roles swapped, the output cotangent as a 28x28 window)::
     8 groups of 4 (32,32,28,28) * (32,4,3,3)     10.9  (11.4)    3.64 (4.51)    1.81 (3.31)  direct
     2 groups of 8 (32,16,28,28) * (16,8,3,3)      6.1  (6.2)     1.54 (1.98)    1.60 (2.98)  im2col
 
-So the CNN step's convolutions all stay on im2col + BLAS (one large matrix product beats the
-vectorized loop; 3-4x faster than before from the patch order alone), and grouped
-convolutions with few features per group take the loop.
+So ungrouped convolutions stay on im2col + BLAS (one large matrix product beats the
+vectorized loop), and grouped convolutions with few features per group take the loop.
 
 The convolution is bilinear, so its JVP is two convolutions and its transposes are
 convolutions too (JAX's ``_conv_general_dilated_transpose_lhs/rhs``): the input
@@ -59,6 +95,7 @@ from the primitive itself, derivatives of any order work.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -306,6 +343,60 @@ _DIRECT_DTYPES = frozenset({np.dtype(np.float32), np.dtype(np.float64)})
 _DIRECT_MAX_GROUP_WINDOW = 64  # features per group x window elements
 
 
+def _gemm_strategy(x, w, out_sp, pads, window_strides, lhs_dilation, rhs_dilation, g, b):
+    """The chunked-GEMM rule of the module docstring: ``"im2col"``, ``"col2im"``, ``"window"`` or
+    None (the whole-batch im2col or the direct loop).
+
+    ``x``/``w`` are channels-first (``(N, C, spatial...)``, ``(O, I, spatial...)``), unpadded;
+    ``out_sp`` is the output's spatial shape and ``pads`` the ``(low, high)`` pairs."""
+    nsp = x.ndim - 2
+    if g != 1 or b != 1 or nsp not in (1, 2):
+        return None
+    if x.dtype not in _DIRECT_DTYPES or x.dtype != w.dtype:
+        return None
+    if any(s != 1 for s in window_strides) or any(d != 1 for d in lhs_dilation):
+        return None
+    if x.size == 0 or w.size == 0 or 0 in out_sp:
+        return None
+    npos, ksize = math.prod(out_sp), math.prod(w.shape[2:])
+    # The padded width of the wide grid: at most twice the useful width (the output's, or the
+    # window's when the window is the larger).
+    wp = x.shape[-1] + pads[-1][0] + pads[-1][1]
+    if npos >= ksize:
+        if wp > 2 * out_sp[-1]:
+            return None
+        return "col2im" if w.shape[0] < w.shape[1] else "im2col"
+    if any(d != 1 for d in rhs_dilation) or wp > 2 * w.shape[-1]:
+        return None
+    return "window"
+
+
+def _gemm_conv(x, w, out_sp, pads, rhs_dilation, out_spec, strategy):
+    """Run a :func:`_gemm_strategy` convolution; returns the output in ``out_spec``'s layout."""
+    from ..jit import conv_kernels  # imports numba: only when needed
+
+    nsp = x.ndim - 2
+    if any(lo < 0 or hi < 0 for lo, hi in pads):
+        # Negative padding crops: take a view of the input and pad by the non-negative parts.
+        crop = tuple(np.s_[max(-lo, 0) : x.shape[2 + j] - max(-hi, 0)] for j, (lo, hi) in enumerate(pads))
+        x = x[(np.s_[:], np.s_[:]) + crop]
+        pads = tuple((max(lo, 0), max(hi, 0)) for lo, hi in pads)
+    canonical = (x.shape[0], w.shape[0]) + tuple(out_sp)
+    shape = [0] * len(canonical)
+    for j, ax in enumerate(out_spec):
+        shape[ax] = canonical[j]
+    out = np.empty(shape, x.dtype)
+    view = np.transpose(out, out_spec)  # (N, O, spatial...), written in place
+    if nsp == 1:  # a 1-d convolution is a 2-d one over a unit height
+        x, w, view = x[:, :, None], w[:, :, None], view[:, :, None]
+        pads, rhs_dilation = ((0, 0),) + pads, (1,) + tuple(rhs_dilation)
+    if strategy == "window":
+        conv_kernels.gemm_conv_window(x, w, pads, view)
+    else:
+        conv_kernels.gemm_conv(x, w, pads, tuple(rhs_dilation), view, strategy)
+    return out
+
+
 def _conv_impl(
     lhs,
     rhs,
@@ -325,6 +416,18 @@ def _conv_impl(
     x = np.transpose(lhs, lhs_spec).astype(cdt, copy=False)  # (N, C, spatial...)
     w = np.transpose(rhs, rhs_spec).astype(cdt, copy=False)  # (O, I, spatial...)
     nsp = x.ndim - 2
+    g, b = feature_group_count, batch_group_count
+    out_sp = []  # as _conv_shape, without its validation (done at bind time)
+    for size, k, s, ld, rd, (lo, hi) in zip(
+        x.shape[2:], w.shape[2:], window_strides, lhs_dilation, rhs_dilation, padding
+    ):
+        padded = (size and (size - 1) * ld + 1) + lo + hi
+        k_eff = k and (k - 1) * rd + 1
+        out_sp.append(0 if padded < k_eff else (padded - k_eff) // s + 1)
+    strategy = _gemm_strategy(x, w, out_sp, padding, window_strides, lhs_dilation, rhs_dilation, g, b)
+    if strategy is not None:
+        out = _gemm_conv(x, w, out_sp, padding, rhs_dilation, out_spec, strategy)
+        return out.astype(out_dtype, copy=False)
     sp_axes = tuple(range(2, 2 + nsp))
     x = dilate_pad_np(x, sp_axes, padding, lhs_dilation, 0)
     win = windows_np(x, sp_axes, w.shape[2:], window_strides, rhs_dilation)  # (N, C, P..., K...)
@@ -332,7 +435,6 @@ def _conv_impl(
     pos = win.shape[2 : 2 + nsp]
     ks = win.shape[2 + nsp :]
     o, i = w.shape[:2]
-    g, b = feature_group_count, batch_group_count
     q = max(g, b)
     if _use_direct_loop(x, w, win.shape, window_strides, g, b):
         from ..jit.conv_kernels import grouped_conv  # imports numba: only when needed

@@ -6,7 +6,14 @@ adding update windows into the operand. Both support operand/index batching dime
 
 Evaluation builds one integer index array per operand axis (start + offset, combined by
 broadcasting over the output / update shape), then uses NumPy advanced indexing (gather)
-or ``np.add.at`` on flat indices (scatter_add): no Python loop over windows.
+or ``np.add.at`` on flat indices (scatter_add): no Python loop over windows. A scatter of
+single elements (no update window, no batching dimensions: ``x.at[i, j].add(v)``, or the
+max-pool gradient, 100k cotangents into a flat ``f32[401408]``) computes the flat indices
+straight from the index columns, with one ``min``/``max`` bounds check per column (a mask only
+when some index is out of bounds): 0.27 -> 0.12 ms on the max-pool case. ``np.add.at`` then
+adds the updates one at a time in order, so repeated indices accumulate exactly as before
+(measured alternatives: ``np.bincount(weights=)`` 0.17 ms, and it sums in float64; a numba
+loop 0.12 ms with the copy, no faster than ``np.add.at``'s 0.11).
 
 Out-of-bounds modes (:class:`GatherScatterMode`): ``gather`` clamps start indices into range
 by default (``mode=None`` or ``'clip'``; JAX's ``lax.gather`` defaults to ``'fill'``, funcgrad
@@ -497,15 +504,54 @@ def _scatter_indices(operand_shape, indices, updates_shape, dn, mode):
     return flat, mask
 
 
+def _scalar_scatter_flat(operand_shape, indices, dn, clip):
+    """Flat operand positions of a scatter of single elements, or None for any other scatter.
+
+    The fast case of the module docstring: no update window and no batching dimensions, so
+    each index vector names one operand element. Returns ``(flat, keep)``: ``flat`` (int64, in
+    the order of the updates) and ``keep``, the mask of in-bounds updates (None when all are;
+    with ``clip`` out-of-bounds coordinates are clamped instead, as ``_window_indices`` does).
+    """
+    nd = len(operand_shape)
+    if nd == 0 or dn.update_window_dims or dn.operand_batching_dims or len(dn.inserted_window_dims) != nd:
+        return None
+    if len(dn.scatter_dims_to_operand_dims) != nd or indices.shape[-1] != nd:
+        return None
+    idx = indices.reshape(-1, nd)
+    strides = [1] * nd
+    for d in range(nd - 2, -1, -1):
+        strides[d] = strides[d + 1] * operand_shape[d + 1]
+    flat = keep = None
+    for k, d in enumerate(dn.scatter_dims_to_operand_dims):
+        j = idx[:, k].astype(np.int64, copy=False)
+        n = operand_shape[d]
+        if j.min() < 0 or j.max() >= n:
+            if clip:
+                j = np.clip(j, 0, n - 1)
+            else:
+                fits = (j >= 0) & (j < n)
+                keep = fits if keep is None else keep & fits
+        term = j if strides[d] == 1 else j * strides[d]
+        flat = term if flat is None else flat + term
+    return flat, keep
+
+
 def _scatter_impl(operand, indices, updates, *, dimension_numbers, mode, indices_are_sorted, unique_indices, op):
     out = operand.copy()
     if updates.size == 0 or operand.size == 0:
         return out
-    flat, mask = _scatter_indices(operand.shape, indices, updates.shape, dimension_numbers, mode)
-    if mask is not None:
-        flat, updates = flat[mask], updates[mask]
+    fast = _scalar_scatter_flat(operand.shape, indices, dimension_numbers, mode == GatherScatterMode.CLIP)
+    if fast is not None:
+        flat, keep = fast
+        updates = updates.reshape(-1)
+        if keep is not None:
+            flat, updates = flat[keep], updates[keep]
     else:
-        flat, updates = flat.reshape(-1), updates.reshape(-1)
+        flat, mask = _scatter_indices(operand.shape, indices, updates.shape, dimension_numbers, mode)
+        if mask is not None:
+            flat, updates = flat[mask], updates[mask]
+        else:
+            flat, updates = flat.reshape(-1), updates.reshape(-1)
     target = out.reshape(-1)
     if op == "add":
         np.add.at(target, flat, updates)
