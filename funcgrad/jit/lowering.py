@@ -19,7 +19,8 @@ Every primitive carries a ``lower`` rule (the registry test fails on one without
   :mod:`funcgrad.jit.kernels`).
 * everything else: ``CALL_IMPL``, the generic lowering, marked explicitly: the Python-level
   executor calls the primitive's NumPy impl (BLAS products, data movement, sorting, linear
-  algebra, random bits, control flow). The table below lists them by name, because their
+  algebra, random bits; control flow, unless :mod:`funcgrad.jit.loops` compiles it into a
+  loop). The table below lists them by name, because their
   definitions live in files whose rules are not about jit; ``broadcast_in_dim``,
   ``reduce_sum``, ``reduce_max``, ``reduce_min`` and the shape-preserving reshapes are also
   understood structurally by the fusion pass (index arithmetic, reductions inside a kernel)
