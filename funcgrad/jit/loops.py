@@ -39,6 +39,7 @@ import numpy as np
 
 from ..core.config import config
 from ..core.jaxpr import ClosedJaxpr, Jaxpr, Literal, Var
+from ..core.primitive import Primitive
 from .lowering import FUSIBLE_DTYPES, dtype_ctor
 
 logger = logging.getLogger("funcgrad.jit")
@@ -134,7 +135,7 @@ class _FunctionBuilder:
         self.names = {}
         for v, c in zip(jaxpr.constvars, consts):
             self.names[v] = module.hoist(c)
-        jaxpr = fusion.simplify(jaxpr)
+        jaxpr = _merge_zero_scatters(fusion.simplify(jaxpr), dict(zip(jaxpr.constvars, consts)))
         self.jaxpr = jaxpr
         self.fresh = set()  # Vars known to be new, writable, C-contiguous arrays
         self.lines = []
@@ -256,6 +257,88 @@ def _is_program(v):
     return isinstance(v, (ClosedJaxpr, Jaxpr)) or (
         isinstance(v, tuple) and v and all(isinstance(b, (ClosedJaxpr, Jaxpr)) for b in v)
     )
+
+
+# -- a rewrite of loop bodies ----------------------------------------------------------------------
+
+# Sums of pieces scattered into zeros, ``zeros.at[s1].add(a) + zeros.at[s2].add(b) + ...`` over
+# disjoint slices: the cotangent of slicing one array into parts (an LSTM's four gates). One
+# buffer takes every piece instead of one zero-filled copy per piece plus their sum; the values
+# are the same (each element is ``0 + piece``, as before).
+# A marker for the generated code only: it never leaves this module (never bound or evaluated),
+# so it carries no transformation rules.
+_scatter_sum_p = Primitive("scatter_sum_of_slices", multiple_results=False)
+
+
+def _basic_index(spec):
+    return all(e[0] in "si" for e in spec)
+
+
+def _merge_zero_scatters(jaxpr: Jaxpr, const_values) -> Jaxpr:
+    from ..core.jaxpr import JaxprEqn
+
+    uses = {}
+    for e in jaxpr.eqns:
+        for a in e.invars:
+            if type(a) is Var:
+                uses[a] = uses.get(a, 0) + 1
+    for a in jaxpr.outvars:
+        if type(a) is Var:
+            uses[a] = uses.get(a, 0) + 2  # outputs are never merged away
+    pieces = {}  # Var -> [(spec, update Var)] of a zero array it is the sum of
+    dropped = set()
+    merged_at = {}  # id(add eqn) -> new eqn
+    for e in jaxpr.eqns:
+        name = e.primitive.name
+        if name == "index_update" and e.params["op"] == "add" and len(e.invars) == 2 and _basic_index(e.params["spec"]):
+            z = e.invars[0]
+            val = const_values.get(z) if type(z) is Var else None
+            if val is not None and not np.any(np.asarray(val)):
+                pieces[e.outvars[0]] = [(e.params["spec"], e.invars[1], e)]
+        elif name in ("add", "add_any") and all(type(a) is Var and a in pieces and uses[a] == 1 for a in e.invars):
+            a, b = e.invars
+            if a is b:
+                continue
+            merged = pieces[a] + pieces[b]
+            mask = np.zeros(e.outvars[0].aval.shape, np.int8)
+            for spec, _, _ in merged:
+                mask[_slices(spec)] += 1
+            if mask.max() > 1:  # overlapping pieces: keep the sums as they are
+                continue
+            pieces[e.outvars[0]] = merged
+            for v in (a, b):
+                src = pieces.pop(v)
+                dropped.update(id(x) for _, _, x in src)
+                for eq in list(merged_at):
+                    if merged_at[eq].outvars[0] is v:
+                        dropped.add(eq)
+            out = e.outvars[0]
+            specs = tuple(spec for spec, _, _ in merged)
+            merged_at[id(e)] = JaxprEqn(_scatter_sum_p, [u for _, u, _ in merged], {"specs": specs}, [out])
+    if not merged_at:
+        return jaxpr
+    eqns = []
+    for e in jaxpr.eqns:
+        if id(e) in merged_at and id(e) not in dropped:
+            eqns.append(merged_at[id(e)])
+        elif id(e) not in dropped and id(e) not in merged_at:
+            eqns.append(e)
+    return Jaxpr(jaxpr.constvars, jaxpr.invars, jaxpr.outvars, eqns)
+
+
+def _slices(spec):
+    return tuple(slice(e[1], e[2], e[3]) if e[0] == "s" else e[1] for e in spec)
+
+
+def _scatter_sum(fb, eqn):
+    out = eqn.outvars[0]
+    o = fb.var(out)
+    fb.emit(f"{o} = np.zeros({tuple(out.aval.shape)!r}, {_np_dtype(out.aval.dtype)})")
+    for spec, u in zip(eqn.params["specs"], eqn.invars):
+        idx = _index_text(spec)
+        val = fb.scalar(u) if not u.aval.shape else fb.atom(u)
+        fb.emit(f"{o}[{idx}] = {o}[{idx}] + {val}")
+    fb.fresh.add(out)
 
 
 # -- translations of single equations -------------------------------------------------------------
@@ -501,6 +584,7 @@ _EMITTERS = {
     "dot_general": _dot_general,
     "getitem": _getitem,
     "index_update": _index_update,
+    "scatter_sum_of_slices": _scatter_sum,
     "slice": _slice,
     "pad": _pad,
     "concatenate": _concatenate,
