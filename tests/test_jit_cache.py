@@ -476,9 +476,13 @@ def test_compile_threads_skip_llvmlites_lock(axpy):
     process-wide lock (here held by this thread all along)."""
     _, spec = axpy
     comp = native.runtime().compiler()
-    if comp.bypass is None:
-        pytest.skip("llvmlite's lock could not be bypassed: kernels compile one at a time")
     ir_text = native.kernel_ir(spec.source, spec.signature(), "bypass_test")
+    if comp.bypass is None:
+        # An llvmlite whose internals are not the expected layout: no bypass, kernels compile one
+        # at a time under llvmlite's lock, and still compile.
+        with comp.parallel():
+            assert len(comp.compile(ir_text)) > 0
+        return
     done = []
 
     def work():
