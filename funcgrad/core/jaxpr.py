@@ -145,6 +145,20 @@ def typecheck_jaxpr(jaxpr: Jaxpr) -> None:
         check_atom(a)
 
 
+def use_counts(eqns, outvars, output_weight: int = 1) -> dict:
+    """How many times each Var is read by ``eqns``, plus ``output_weight`` per appearance in
+    ``outvars`` (rewrites pass 2 so that an output never looks used once)."""
+    uses = {}
+    for e in eqns:
+        for a in e.invars:
+            if type(a) is Var:
+                uses[a] = uses.get(a, 0) + 1
+    for a in outvars:
+        if type(a) is Var:
+            uses[a] = uses.get(a, 0) + output_weight
+    return uses
+
+
 def dce_jaxpr(jaxpr: Jaxpr, used_outputs=None) -> Jaxpr:
     """Dead-code elimination: drop equations none of whose outputs are used."""
     outvars = jaxpr.outvars if used_outputs is None else [v for v, u in zip(jaxpr.outvars, used_outputs) if u]

@@ -140,25 +140,17 @@ def _describe(avals):
     return "(" + ", ".join(a.str_short() for a in avals) + ")"
 
 
-def _int_tuple(value, what):
-    values = (value,) if isinstance(value, int) else value
+def _tuple_of(value, kind, what):
+    """``value`` (one ``kind`` or a sequence of them) as a tuple; TypeError naming ``what`` otherwise."""
+    values = (value,) if isinstance(value, kind) else value
     try:
         values = tuple(values)
     except TypeError:
-        raise TypeError(f"{what} must be an int or a sequence of ints, got {value!r}") from None
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        raise TypeError(f"{what} must be an int or a sequence of ints, got {value!r}")
-    return values
-
-
-def _str_tuple(value, what):
-    values = (value,) if isinstance(value, str) else value
-    try:
-        values = tuple(values)
-    except TypeError:
-        raise TypeError(f"{what} must be a str or a sequence of str, got {value!r}") from None
-    if not all(isinstance(v, str) for v in values):
-        raise TypeError(f"{what} must be a str or a sequence of str, got {value!r}")
+        values = None
+    if values is None or not all(isinstance(v, kind) and not isinstance(v, bool) for v in values):
+        name = kind.__name__
+        article = "an" if name[0] in "aeiou" else "a"
+        raise TypeError(f"{what} must be {article} {name} or a sequence of {name}s, got {value!r}")
     return values
 
 
@@ -176,10 +168,10 @@ class JittedFunction:
         functools.update_wrapper(self, fun)
         self.fun = fun
         name = getattr(fun, "__name__", "jitted")
-        self.static_argnums = _int_tuple(static_argnums, f"jit({name}): static_argnums")
-        self.static_argnames = _str_tuple(static_argnames, f"jit({name}): static_argnames")
+        self.static_argnums = _tuple_of(static_argnums, int, f"jit({name}): static_argnums")
+        self.static_argnames = _tuple_of(static_argnames, str, f"jit({name}): static_argnames")
         # accepted and validated; buffers are never aliased to inputs (documented)
-        self.donate_argnums = _int_tuple(donate_argnums, f"jit({name}): donate_argnums")
+        self.donate_argnums = _tuple_of(donate_argnums, int, f"jit({name}): donate_argnums")
         if backend not in (None, "cpu"):
             from ..core.device import devices
 

@@ -41,7 +41,7 @@ import os
 
 import numpy as np
 
-from ..core.jaxpr import Jaxpr, Literal, Var, dce_jaxpr
+from ..core.jaxpr import Jaxpr, Literal, Var, dce_jaxpr, use_counts
 from .lowering import FUSIBLE_DTYPES, scalar_template
 
 # FUNCGRAD_JIT_FUSION=0 turns fusion off (every equation runs its NumPy impl): for debugging
@@ -91,14 +91,7 @@ def _fold_transposed_products(eqns, outvars):
     a strided view that must be copied before a kernel can read it."""
     from ..core.jaxpr import JaxprEqn
 
-    uses = {}
-    for e in eqns:
-        for a in e.invars:
-            if type(a) is Var:
-                uses[a] = uses.get(a, 0) + 1
-    for a in outvars:
-        if type(a) is Var:
-            uses[a] = uses.get(a, 0) + 2
+    uses = use_counts(eqns, outvars, output_weight=2)
     producer = {e.outvars[0]: i for i, e in enumerate(eqns) if len(e.outvars) == 1}
     out = list(eqns)
     for i, e in enumerate(eqns):

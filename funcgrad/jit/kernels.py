@@ -504,19 +504,9 @@ def _write_source(path, source):
                 return
     except OSError:
         pass
-    d = os.path.dirname(path)
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".py", dir=d)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(source)
-        os.replace(tmp, path)  # atomic: a racing process sees the old file or the new one
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from .native import replace_file
+
+    replace_file(path, source.encode("utf-8"), ".py")
 
 
 def _load_module(key, source):

@@ -275,16 +275,9 @@ def _basic_index(spec):
 
 
 def _merge_zero_scatters(jaxpr: Jaxpr, const_values) -> Jaxpr:
-    from ..core.jaxpr import JaxprEqn
+    from ..core.jaxpr import JaxprEqn, use_counts
 
-    uses = {}
-    for e in jaxpr.eqns:
-        for a in e.invars:
-            if type(a) is Var:
-                uses[a] = uses.get(a, 0) + 1
-    for a in jaxpr.outvars:
-        if type(a) is Var:
-            uses[a] = uses.get(a, 0) + 2  # outputs are never merged away
+    uses = use_counts(jaxpr.eqns, jaxpr.outvars, output_weight=2)  # outputs are never merged away
     pieces = {}  # Var -> [(spec, update Var)] of a zero array it is the sum of
     dropped = set()
     merged_at = {}  # id(add eqn) -> new eqn

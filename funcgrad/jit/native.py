@@ -693,22 +693,27 @@ def read_object(path):
     return data[head:]
 
 
-def write_atomic(path, obj):
-    """Write object code ``obj`` to ``path`` (with its checksum), atomically."""
-    data = _MAGIC + hashlib.sha256(obj).digest() + obj
+def replace_file(path, data: bytes, suffix: str):
+    """Write ``data`` to ``path`` through a temporary file renamed into place: a process racing
+    on the same file sees no file, the old one or the complete new one, never a partial one."""
     d = os.path.dirname(path)
     os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".o", dir=d)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=d)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)  # atomic: a racing process sees no file or a complete one
+        os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
         except OSError:
             pass
         raise
+
+
+def write_atomic(path, obj):
+    """Write object code ``obj`` to ``path`` (with its checksum), atomically."""
+    replace_file(path, _MAGIC + hashlib.sha256(obj).digest() + obj, ".o")
 
 
 def load(obj, sym):

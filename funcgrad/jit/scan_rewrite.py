@@ -26,7 +26,7 @@ equation and a ``post`` description.
 
 from __future__ import annotations
 
-from ..core.jaxpr import ClosedJaxpr, Jaxpr, JaxprEqn, Var
+from ..core.jaxpr import ClosedJaxpr, Jaxpr, JaxprEqn, Var, use_counts
 from ..core.abstract import ShapedArray
 
 _CONTROL_FLOW = ("scan", "while", "cond")
@@ -118,14 +118,7 @@ def sink_accumulators(eqn):
     carry_in = body.invars[nconst : nconst + ncarry]
     xs_in = body.invars[nconst + ncarry :]
     producer = {v: e for e in body.eqns for v in e.outvars}
-    uses = {}
-    for e in body.eqns:
-        for a in e.invars:
-            if type(a) is Var:
-                uses[a] = uses.get(a, 0) + 1
-    for a in body.outvars:
-        if type(a) is Var:
-            uses[a] = uses.get(a, 0) + 1
+    uses = use_counts(body.eqns, body.outvars)
     carried = set(carry_in)
     found = []  # (carry index, removed eqns, dimension_numbers, transposed, a, b)
     for j, (c, out) in enumerate(zip(carry_in, body.outvars[:ncarry])):
