@@ -781,6 +781,13 @@ class _RewrittenScan:
             self.pre_consts = [np.asarray(c) for c in hoisted.pre.consts]
             self.source = f"# before the loop (hoisted, batched over the steps):\n{pre_text}\n\n{self.source}"
         if sunk is not None:
+            # Per accumulator: its carry index and the tensordot axes over (steps, contracted axes).
+            self.sums = [
+                (j, t, a, b, ((0,) + tuple(d + 1 for d in lc), (0,) + tuple(d + 1 for d in rc)))
+                for j, (lc, rc), t, a, b in sunk.accumulators
+            ]
+            summed = {j for j, *_ in self.sums}
+            self.keep = [k for k in range(self.num_carry) if k not in summed]
             self.source += "\n# after the loop: " + "; ".join(
                 f"carry {j} += dot_general{dims} of the stacked {a} and {b}" + (" (transposed)" if t else "")
                 for j, dims, t, a, b in sunk.accumulators
@@ -811,16 +818,15 @@ class _RewrittenScan:
             nconst += len(new_consts)
         if self.sunk is None:
             return self.loop(*ops)
-        acc = {j: spec for j, *spec in self.sunk.accumulators}
-        keep = [k for k in range(ncarry) if k not in acc]
+        keep = self.keep
         xs = ops[nconst + ncarry :]
         outs = list(self.loop(*ops[:nconst], *[ops[nconst + k] for k in keep], *xs))
         n_extra = self.sunk.num_extra_ys
         kept, ys, extra = outs[: len(keep)], outs[len(keep) : len(outs) - n_extra], outs[len(outs) - n_extra :]
         carries = dict(zip(keep, kept))
-        for j, ((lc, rc), transposed, a, b) in acc.items():
+        for j, transposed, a, b, axes in self.sums:
             fa, fb = ((xs if w == "xs" else extra)[k] for w, k in (a, b))
-            total = np.tensordot(fa, fb, axes=((0,) + tuple(d + 1 for d in lc), (0,) + tuple(d + 1 for d in rc)))
+            total = np.tensordot(fa, fb, axes=axes)
             if transposed:
                 total = total.T
             init = ops[nconst + j]
