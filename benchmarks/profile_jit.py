@@ -61,14 +61,14 @@ def profile(jitted, *args, runs=20, top=15, out=sys.stdout):
     """Time each step of ``jitted``'s executor over ``runs`` calls on ``args``; print the ``top`` steps.
 
     Returns a dict ``{step name: seconds per call}`` (step names are the executor's: the
-    primitive name and the equation index, ``np.dot`` with its operand shapes, or a fused
+    primitive name and the equation index, ``_matmul`` or ``np.dot`` with its operand shapes, or a fused
     kernel's name).
 
     Example:
         >>> import funcgrad as fg, funcgrad.numpy as fnp
         >>> f = fg.jit(lambda a: fnp.tanh(a @ a).sum())
         >>> times = profile(f, fnp.ones((64, 64)), runs=2, out=None)
-        >>> any(k.startswith("np.dot") for k in times)
+        >>> any(k.startswith("_matmul") for k in times)
         True
     """
     import funcgrad as fg
@@ -83,7 +83,17 @@ def profile(jitted, *args, runs=20, top=15, out=sys.stdout):
         for k, v in list(ns.items()):
             if k in ("np", "_c", "_empty", "_retype", "__builtins__") or not callable(v):
                 continue
-            if k == "_parallel":
+            if k == "_matmul":
+
+                def mm(a, b, ta, tb, _m=v):
+                    t0 = time.perf_counter()
+                    res = _m(a, b, ta, tb)
+                    key = f"_matmul {a.shape}{'.T' if ta else ''}x{b.shape}{'.T' if tb else ''}"
+                    totals[key] += time.perf_counter() - t0
+                    return res
+
+                ns[k] = mm
+            elif k == "_parallel":
 
                 def par(kernel, *rest, _p=v):
                     t0 = time.perf_counter()

@@ -8,6 +8,8 @@ Modules, in the order a compile goes through them:
   source, compile cache and thread pool; ``llvmgen.py`` + ``native.py``: that source compiled
   to LLVM IR and cached as object code (numba is the fallback); ``fastmath.py``: float32 math;
 * ``loops.py`` + ``scan_rewrite.py``: ``scan``/``while``/``cond`` as compiled loops;
+* ``gemm.py`` + ``workers.py``: matrix products compiled for the host CPU, split across native
+  worker threads;
 * ``lowering.py``: each primitive's lowering rule; ``conv_kernels.py``, ``window_kernels.py``:
   numba loops behind the convolution and pooling impls; ``allocator.py``: host allocator state.
 """

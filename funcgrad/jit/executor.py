@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core.jaxpr import Jaxpr, Literal
 from ..core.primitive import Primitive
+from . import gemm
 from .allocator import nudge_malloc
 
 _counter = itertools.count()
@@ -71,7 +72,7 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None, loops=None
     kernels = kernels or {}
     loops = loops or {}
     names = {}
-    namespace = {"np": np, "_c": np.ascontiguousarray, "_empty": np.empty}
+    namespace = {"np": np, "_c": np.ascontiguousarray, "_empty": np.empty, "_matmul": gemm.matmul}
 
     def var(v):
         if v not in names:
@@ -201,6 +202,22 @@ def _retype_call():
     return call_retyped
 
 
+def _product_dtypes(plan):
+    """Dtypes of the matrix products the executor hands to funcgrad.jit.gemm."""
+    from .lowering import python_expression
+
+    out = []
+    for kind, eqn in plan.steps:
+        if kind == "eqn" and eqn.primitive.name == "dot_general":
+            x, y = eqn.invars
+            # multiply-adds M*N*K: |x| = M*K, |y| = K*N and |out| = M*N give K
+            sizes = [float(np.prod(v.aval.shape)) for v in (x, y, eqn.outvars[0])]
+            work = sizes[2] * np.sqrt(sizes[0] * sizes[1] / max(sizes[2], 1.0))
+            if work >= gemm.MIN_WORK and python_expression(eqn, ["x", "y"]) is not None:
+                out.append(x.aval.dtype)
+    return out
+
+
 def compile_jaxpr(jaxpr: Jaxpr, name: str = "jitted"):
     """Compile ``jaxpr`` to a callable ``fn(*consts, *args) -> tuple of ndarrays`` and its source.
 
@@ -212,11 +229,13 @@ def compile_jaxpr(jaxpr: Jaxpr, name: str = "jitted"):
     from . import fusion
 
     safe = "".join(c if c.isalnum() else "_" for c in name) or "jitted"
-    if keyword.iskeyword(safe) or safe[0].isdigit() or safe in ("np", "_c", "_empty", "_parallel"):
+    if keyword.iskeyword(safe) or safe[0].isdigit() or safe in ("np", "_c", "_empty", "_parallel", "_matmul"):
         safe = "_" + safe
     nudge_malloc()
     jaxpr = fusion.simplify(jaxpr)
     plan = fusion.plan(jaxpr)
+    # the matrix-product code compiles on its own threads while the kernels compile here
+    gemm_builds = gemm.prepare(_product_dtypes(plan))
     kernels = {}
     if plan.groups:
         from . import kernels as kernel_lib  # only when there is something to fuse
@@ -233,6 +252,8 @@ def compile_jaxpr(jaxpr: Jaxpr, name: str = "jitted"):
                 loop = lower_control_flow(eqn)
                 if loop is not None:
                     loops[id(eqn)] = loop
+    for t in gemm_builds:
+        t.join()
     source, namespace = generate_source(jaxpr, safe, plan, kernels, loops)
     filename = f"<funcgrad-jit {safe} #{next(_counter)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks

@@ -189,26 +189,52 @@ def scalar_template(prim, in_dtypes, out_dtype, params):
 def python_expression(eqn, args):
     """Source of an expression the executor may use instead of calling ``eqn``'s impl (a Python
     call and its argument handling saved per equation), or None. ``args`` are the operand
-    expressions. Only exact equivalents of the impl are listed here."""
+    expressions. The result equals the impl's (matrix products up to the order of their sums)."""
     name = eqn.primitive.name
     if name == "dot_general":
-        (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
-        x, y = eqn.invars
-        out = eqn.outvars[0].aval
-        pet = eqn.params.get("preferred_element_type")
-        if (
-            lb
-            or rb
-            or len(lc) != 1
-            or x.aval.ndim != 2
-            or y.aval.ndim != 2
-            or x.aval.dtype != y.aval.dtype
-            or (pet is not None and np.dtype(pet) != x.aval.dtype)
-            or x.aval.dtype not in FUSIBLE_DTYPES
-            or out.dtype != x.aval.dtype
-        ):
-            return None
-        a = args[0] if lc == (1,) else f"{args[0]}.T"
-        b = args[1] if rc == (0,) else f"{args[1]}.T"
-        return f"np.dot({a}, {b})"  # BLAS reads transposed operands through its flags
+        return _matmul_expression(eqn, args)
     return None
+
+
+def _matmul_expression(eqn, args):
+    """A dot_general without batch axes whose contracting axes are the leading or trailing axes
+    of each operand is one matrix product of reshaped operands (views of contiguous arrays):
+    ``_matmul`` (funcgrad.jit.gemm) with each operand's transpose flag."""
+    (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
+    x, y = eqn.invars
+    out = eqn.outvars[0].aval
+    pet = eqn.params.get("preferred_element_type")
+    dt = x.aval.dtype
+    if (
+        lb
+        or rb
+        or not lc
+        or y.aval.dtype != dt
+        or dt not in FUSIBLE_DTYPES
+        or out.dtype != dt
+        or (pet is not None and np.dtype(pet) != dt)
+    ):
+        return None
+    xs, ys = x.aval.shape, y.aval.shape
+    nc = len(lc)
+    # lhs: (M, K) with the contracting axes trailing, or (K, M) read transposed when leading
+    if tuple(lc) == tuple(range(len(xs) - nc, len(xs))):
+        trans_a, K, M = False, xs[len(xs) - nc :], xs[: len(xs) - nc]
+    elif tuple(lc) == tuple(range(nc)):
+        trans_a, K, M = True, xs[:nc], xs[nc:]
+    else:
+        return None
+    # rhs: (K, N) with the contracting axes leading, or (N, K) read transposed when trailing
+    if tuple(rc) == tuple(range(nc)):
+        trans_b, N = False, ys[nc:]
+    elif tuple(rc) == tuple(range(len(ys) - nc, len(ys))):
+        trans_b, N = True, ys[: len(ys) - nc]
+    else:
+        return None
+    m, k, n = (int(np.prod(d, dtype=np.int64)) for d in (M, K, N))
+    a_shape = (k, m) if trans_a else (m, k)
+    b_shape = (n, k) if trans_b else (k, n)
+    a = args[0] if xs == a_shape else f"{args[0]}.reshape({a_shape})"
+    b = args[1] if ys == b_shape else f"{args[1]}.reshape({b_shape})"
+    expr = f"_matmul({a}, {b}, {trans_a}, {trans_b})"
+    return expr if out.shape == (m, n) else f"{expr}.reshape({out.shape})"

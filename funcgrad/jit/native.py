@@ -195,6 +195,7 @@ _EXTERNAL_SYMBOLS = (
     "memset",
     "memcpy",
     "memmove",
+    "syscall",
 ) + tuple(
     name + suffix
     for name in (
@@ -318,6 +319,20 @@ class _Runtime:
                 raise LoadError(f"symbol {symbol} not found in the object code")
             return addr
         return self._load_mcjit(obj, symbol)
+
+    def load_symbols(self, obj, symbols):
+        """Addresses of ``symbols`` once object code ``obj`` is loaded (once for all of them)."""
+        if self.elf:
+            try:
+                table = self._load_elf(obj)
+            except (struct.error, ValueError, IndexError) as e:
+                raise LoadError(f"malformed object code: {e}") from None
+            missing = [s for s in symbols if not table.get(s)]
+            if missing:
+                raise LoadError(f"symbols {missing} not found in the object code")
+            return [table[s] for s in symbols]
+        first = self._load_mcjit(obj, symbols[0])
+        return [first] + [self._engine.get_function_address(s) for s in symbols[1:]]
 
     def function(self, trampoline, entry, sig, name):
         """The builtin function object of a kernel: the trampoline with the kernel's descriptor."""
@@ -519,31 +534,36 @@ class _Compiler:
         self.data_layout = str(self.tm.target_data)
         self._local = threading.local()
 
-    def _machine(self):
+    def _machine(self, opt=3):
         # numba's JIT target machine: host CPU, static relocations, the JIT code model (every
         # address a 64-bit absolute: the loader above only patches those)
         return self.target.create_target_machine(
-            cpu=self.cpu, features=self.features, opt=3, reloc="static", codemodel="jitdefault", jit=True
+            cpu=self.cpu, features=self.features, opt=opt, reloc="static", codemodel="jitdefault", jit=True
         )
 
-    def compile(self, ir_text):
+    def compile(self, ir_text, optimize=True):
         """Object code of an IR module (thread-safe: each thread has its own context and target
-        machine; in a thread marked by :meth:`parallel`, llvmlite's lock is skipped)."""
+        machines; in a thread marked by :meth:`parallel`, llvmlite's lock is skipped).
+
+        ``optimize=False`` is for hand-written IR that is already in its final shape (the GEMM):
+        no IR passes and the quicker code generator settings, a third of the compile time for
+        the same speed (measured)."""
         llvm = self.llvm
         loc = self._local
         if not hasattr(loc, "tm"):
-            loc.tm, loc.context = self._machine(), llvm.create_context()
+            loc.tm, loc.tm_quick, loc.context = self._machine(), self._machine(1), llvm.create_context()
         mod = llvm.parse_assembly(ir_text, context=loc.context)
         mod.triple = self.triple
         mod.data_layout = self.data_layout
         mod.verify()
-        pto = llvm.create_pipeline_tuning_options(speed_level=3)
-        pto.loop_vectorization = True
-        pto.slp_vectorization = False  # numba's default (NUMBA_SLP_VECTORIZE=0)
-        pb = llvm.create_pass_builder(loc.tm, pto)
-        pb.getModulePassManager().run(mod, pb)
-        obj = loc.tm.emit_object(mod)
-        del pb, pto
+        if optimize:
+            pto = llvm.create_pipeline_tuning_options(speed_level=3)
+            pto.loop_vectorization = True
+            pto.slp_vectorization = False  # numba's default (NUMBA_SLP_VECTORIZE=0)
+            pb = llvm.create_pass_builder(loc.tm, pto)
+            pb.getModulePassManager().run(mod, pb)
+            del pb, pto
+        obj = (loc.tm if optimize else loc.tm_quick).emit_object(mod)
         mod.close()  # now, in this thread: the module belongs to this thread's context
         return obj
 
@@ -665,9 +685,10 @@ def kernel_ir(source, sig, sym):
     return llvmgen.kernel_module(source, sig, sym)
 
 
-def compile_ir(ir_text):
-    """Object code of an IR module (thread-safe; imports llvmlite.binding)."""
-    return runtime().compiler().compile(ir_text)
+def compile_ir(ir_text, optimize=True):
+    """Object code of an IR module (thread-safe; imports llvmlite.binding); see
+    :meth:`_Compiler.compile` for ``optimize``."""
+    return runtime().compiler().compile(ir_text, optimize)
 
 
 def compile_object(source, sig, sym):
@@ -726,3 +747,35 @@ def function(entry, sig, label, directories):
     of entry point ``entry`` for signature ``sig``."""
     rt = runtime()
     return rt.function(rt.trampoline(directories), entry, sig, label)
+
+
+def cached_entries(key, source_files, make_ir, names, directories, optimize=True):
+    """Entry points ``names`` of a hand-written IR module (not a kernel): its object code from
+    the disk cache (keyed by ``key``, the contents of ``source_files`` and the environment), or
+    compiled from ``make_ir(symbols)`` and cached as ``funcgrad_native_<key>.<tag>.o``.
+    ``make_ir`` receives the symbol names to define, in the order of ``names``. Raises
+    :class:`LoadError` where the code cannot load."""
+    rt = runtime()
+    h = hashlib.sha256((rt.env_hash + key).encode())
+    for f in source_files:
+        with open(f, "rb") as fh:
+            h.update(fh.read())
+    tag_ = h.hexdigest()[:16]
+    symbols = [f"funcgrad_{n}_{tag_}" for n in names]
+    path = lambda d: os.path.join(d, f"funcgrad_native_{key}.{tag_}.o")  # noqa: E731
+    for d in directories:
+        obj = read_object(path(d))
+        if obj is not None:
+            try:
+                return rt.load_symbols(obj, symbols)
+            except LoadError:
+                break
+    with rt.compiler().parallel():  # may run beside the kernels' compile threads
+        obj = compile_ir(make_ir(symbols), optimize)
+    for d in directories:
+        try:
+            write_atomic(path(d), obj)
+            break
+        except OSError:
+            continue
+    return rt.load_symbols(obj, symbols)

@@ -1,0 +1,637 @@
+"""Matrix products for jitted code: a register-blocked GEMM generated for the host CPU.
+
+NumPy's BLAS is built for a range of CPUs and picks its kernels when it loads (and may be pinned
+to an older family, e.g. ``OPENBLAS_CORETYPE=Haswell`` on a machine with AVX-512); XLA compiles
+its products for the host. This module does the same for the float32/float64 products of jitted
+functions: ``C = op(A) @ op(B)`` with the blocking of BLIS/GotoBLAS, written as LLVM IR for the
+host's vector width and compiled once per dtype with the kernels' compiler
+(:mod:`funcgrad.jit.native`), then cached on disk next to the fused kernels. One entry point
+serves the four combinations of transposed operands (a flag argument).
+
+Algorithm, for the columns ``[lo, hi)`` of C (the unit of work of one thread):
+
+* ``K`` is cut in blocks of ``KC``, ``N`` in blocks of ``NC``, ``M`` in blocks of ``MC``.
+* Each ``KC x NC`` block of B is packed into column panels of ``NR`` (element ``(p, j)`` of a
+  panel at ``p * NR + j``, zero padded): by vector copies when B's rows are contiguous, by a
+  transposing copy when B is stored transposed. The micro-kernel then reads B sequentially,
+  and a panel stays in L1 while it sweeps down the rows of A (a B read in place with a
+  power-of-two row stride would thrash the cache's sets).
+* A stored with contiguous rows is read in place (a broadcast per element needs no vector
+  layout); a transposed A is packed into row panels of ``MR`` (element ``(i, p)`` at
+  ``p * MR + i``), by masked vector copies.
+* The micro-kernel keeps an ``MR x NR`` tile of C in ``MR * NR / lanes`` vector registers
+  (``NR`` = two vectors) and for each ``p`` does one fused multiply-add per register: a
+  broadcast element of A times a vector of B. The tile is written (first K block) or added
+  to C (later blocks); an edge tile goes through a scratch tile so nothing past C's edges is
+  touched.
+
+``MR`` is as large as the vector registers allow (14 with 32 registers, 6 with 16), so each
+B vector loaded feeds ``MR`` multiply-adds. The caller splits the columns among threads
+(:func:`matmul`); each thread packs into its own workspace.
+
+:func:`matmul` is used by jitted code for 2-D products (funcgrad.jit.lowering) when its
+arguments qualify and the product is large enough for packing to pay; otherwise, and when
+native code is off (``FUNCGRAD_JIT_NATIVE=0``, ``FUNCGRAD_JIT_GEMM=0``), ``np.dot`` runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+
+import numpy as np
+
+from .workers import WORDS as WORKER_WORDS
+
+logger = logging.getLogger("funcgrad.jit")
+
+ENABLED = os.environ.get("FUNCGRAD_JIT_GEMM", "1") != "0"
+
+KC = 256  # depth of a K block: a B micro-panel (KC x NR) stays in L1, an A block in L2
+MC = 168  # rows of an A block (a multiple of MR for both register counts)
+NC = 1024  # columns of a packed B block
+
+# Products below this many multiply-adds go to np.dot: the call and packing cost more than
+# the faster inner loop gains (measured with benchmarks/bench_gemm.py).
+MIN_WORK = 1 << 15
+# Products above this many multiply-adds per thread are split by columns among threads.
+PARALLEL_WORK = 1 << 21
+
+
+def _host_flags():
+    """The host's CPU feature names (from /proc/cpuinfo where there is one, else llvmlite)."""
+    from .native import _host_fingerprint
+
+    text = _host_fingerprint()
+    return set(text.replace(":", " ").split())
+
+
+class Profile:
+    """Register blocking for a dtype on this host: vector lanes, ``MR`` (tile rows) and ``NR``
+    (tile columns, two vectors)."""
+
+    def __init__(self, dtype, flags):
+        width = 512 if "avx512f" in flags else 256 if "avx2" in flags or "avx" in flags else 128
+        registers = 32 if width == 512 or "asimd" in flags else 16
+        self.dtype = np.dtype(dtype)
+        self.lanes = width // (8 * self.dtype.itemsize)
+        self.vectors = 2
+        self.nr = self.lanes * self.vectors
+        # MR accumulators per vector column, plus the B vectors and one broadcast
+        self.mr = (registers - self.vectors - 1) // self.vectors
+        self.mc = MC - MC % self.mr
+        # workspace (elements): an A block, a packed B block, an edge tile, and room to align
+        # them to 64 bytes
+        self.workspace = self.mc * KC + KC * NC + self.mr * self.nr + 64
+
+
+# -- IR generation (the cold path: llvmlite.ir) -------------------------------------------------
+
+
+class _Builder:
+    """llvmlite.ir helpers for counted loops."""
+
+    def __init__(self, builder):
+        import llvmlite.ir as ir
+
+        self.ir, self.b = ir, builder
+        self.i64 = ir.IntType(64)
+
+    def const(self, v):
+        return self.ir.Constant(self.i64, v)
+
+    def min(self, a, b):
+        return self.b.select(self.b.icmp_signed("<", a, b), a, b)
+
+    @contextlib.contextmanager
+    def loop(self, start, stop, step, name):
+        """``for i in range(start, stop, step)`` (step > 0); yields ``i``."""
+        b = self.b
+        pre = b.block
+        head = b.append_basic_block(name + ".head")
+        body = b.append_basic_block(name + ".body")
+        end = b.append_basic_block(name + ".end")
+        b.branch(head)
+        b.position_at_end(head)
+        i = b.phi(self.i64, name)
+        i.add_incoming(start, pre)
+        b.cbranch(b.icmp_signed("<", i, stop), body, end)
+        b.position_at_end(body)
+        yield i
+        nxt = b.add(i, step if not isinstance(step, int) else self.const(step))
+        i.add_incoming(nxt, b.block)
+        b.branch(head)
+        b.position_at_end(end)
+
+
+def _small(f):
+    """Mark a packing function: internal, not inlined, optimised for size (it is not where the
+    time goes, and LLVM compiles it faster)."""
+    f.linkage = "internal"
+    for attr in ("noinline", "optsize", "minsize"):
+        f.attributes.add(attr)
+
+
+def _module(profile, sym, sym_par):
+    """The IR module of ``C = op(A) @ op(B)``: entry point ``i32 sym(i64 *slots)`` reading the
+    slots the trampoline fills (C, A, B, workspace as (data, size); then N, M, K, flags, lo,
+    hi; ``flags = 1 + trans_a + 2 * trans_b``), and ``sym_par``, the same split among the
+    worker threads (see :func:`_parallel_ir`)."""
+    import llvmlite.ir as ir
+
+    T = ir.FloatType() if profile.dtype == np.float32 else ir.DoubleType()
+    lanes, nv, MR, NR = profile.lanes, profile.vectors, profile.mr, profile.nr
+    V = ir.VectorType(T, lanes)
+    Mask = ir.VectorType(ir.IntType(1), lanes)
+    i1, i32, i64 = ir.IntType(1), ir.IntType(32), ir.IntType(64)
+    i8 = ir.IntType(8)
+    ptr = ir.PointerType()
+    tname = "f32" if profile.dtype == np.float32 else "f64"
+    size = profile.dtype.itemsize
+
+    m = ir.Module(name="funcgrad_gemm")
+    vtag = f"v{lanes}{tname}"
+    fma = ir.Function(m, ir.FunctionType(V, [V, V, V]), name=f"llvm.fma.{vtag}")
+    mload = ir.Function(m, ir.FunctionType(V, [ptr, i32, Mask, V]), name=f"llvm.masked.load.{vtag}.p0")
+    mstore = ir.Function(m, ir.FunctionType(ir.VoidType(), [V, ptr, i32, Mask]), name=f"llvm.masked.store.{vtag}.p0")
+    zero_v = ir.Constant(V, [0.0] * lanes)
+    lane_ids = ir.Constant(ir.VectorType(i64, lanes), list(range(lanes)))
+
+    def gep(b, base, offset):
+        """``base`` plus ``offset`` bytes (an i64 value or a Python int)."""
+        if isinstance(offset, int):
+            offset = ir.Constant(i64, offset)
+        return b.gep(base, [offset], inbounds=True, source_etype=i8)
+
+    def elem(b, base, index):
+        """Address of element ``index`` of an array of T at ``base``."""
+        return gep(b, base, b.mul(index, ir.Constant(i64, size)))
+
+    def splat(b, value, vtype):
+        """A vector of ``vtype`` with ``value`` in every lane."""
+        undef = ir.Constant(vtype, ir.Undefined)
+        x = b.insert_element(undef, value, ir.Constant(i32, 0))
+        return b.shuffle_vector(x, undef, ir.Constant(ir.VectorType(i32, lanes), [0] * lanes))
+
+    def lane_mask(b, valid, first_lane):
+        """Lanes ``first_lane + j < valid``."""
+        limit = b.sub(valid, ir.Constant(i64, first_lane))
+        return b.icmp_signed("<", lane_ids, splat(b, limit, ir.VectorType(i64, lanes)))
+
+    def load_v(b, p, mask=None):
+        if mask is None:
+            ld = b.load(p, typ=V)
+            ld.align = size
+            return ld
+        return b.call(mload, [p, ir.Constant(i32, size), mask, zero_v])
+
+    # -- micro-kernel: C[0:mrv, 0:nrv] (+)= A (MR x kc) @ Bp (kc x NR, packed). Element (i, p)
+    # of A is at ap[i*ars + p*aps]: (ars, aps) = (1, MR) for a packed panel, (lda, 1) for rows
+    # read in place. Rows past mrv read row mrv-1 and are not stored. ``tile``: MR x NR scratch.
+    def micro_kernel():
+        fnty = ir.FunctionType(ir.VoidType(), [i64, ptr, i64, i64, ptr, i64, ptr, i64, i64, i1, ptr])
+        f = ir.Function(m, fnty, name="micro")
+        f.linkage = "internal"
+        f.attributes.add("noinline")
+        kc, ap, ars, aps, bp, nrv, cp, ldc, mrv, acc_in, tile = f.args
+        entry = f.append_basic_block("entry")
+        b = ir.IRBuilder(entry)
+        L = _Builder(b)
+        arsb = b.mul(ars, L.const(size))
+        last = b.sub(mrv, L.const(1))
+        a_off = [b.mul(arsb, L.min(L.const(i), last)) for i in range(MR)]
+        apsb = b.mul(aps, L.const(size))
+        head = f.append_basic_block("k.head")
+        body = f.append_basic_block("k.body")
+        done = f.append_basic_block("k.done")
+        b.branch(head)
+        b.position_at_end(head)
+        p = b.phi(i64, "p")
+        p.add_incoming(L.const(0), entry)
+        bptr = b.phi(ptr, "bptr")
+        bptr.add_incoming(bp, entry)
+        aptr = b.phi(ptr, "aptr")
+        aptr.add_incoming(ap, entry)
+        accs = []
+        for i in range(MR):
+            row = []
+            for v in range(nv):
+                phi = b.phi(V, f"c{i}_{v}")
+                phi.add_incoming(zero_v, entry)
+                row.append(phi)
+            accs.append(row)
+        b.cbranch(b.icmp_signed("<", p, kc), body, done)
+        b.position_at_end(body)
+        bv = [load_v(b, gep(b, bptr, v * lanes * size)) for v in range(nv)]
+        new = []
+        for i in range(MR):
+            a = b.load(gep(b, aptr, a_off[i]), typ=T)
+            a.align = size
+            a_all = splat(b, a, V)
+            new.append([b.call(fma, [a_all, bv[v], accs[i][v]]) for v in range(nv)])
+        for i in range(MR):
+            for v in range(nv):
+                accs[i][v].add_incoming(new[i][v], body)
+        p.add_incoming(b.add(p, L.const(1)), body)
+        bptr.add_incoming(gep(b, bptr, NR * size), body)
+        aptr.add_incoming(gep(b, aptr, apsb), body)
+        b.branch(head)
+
+        # the tile: C = acc on the first K block (acc_in false), C += acc on later ones. A full
+        # tile goes straight to C (the old value is loaded either way: a select, not a branch,
+        # keeps this code small); an edge tile goes to a buffer copied element by element.
+        b.position_at_end(done)
+        full_blk = f.append_basic_block("store.full")
+        part_blk = f.append_basic_block("store.part")
+        ret_blk = f.append_basic_block("ret")
+        full = b.and_(b.icmp_signed("==", mrv, L.const(MR)), b.icmp_signed("==", nrv, L.const(NR)))
+        b.cbranch(full, full_blk, part_blk)
+
+        def store_tile(dst, ld, accumulate):
+            ldb = b.mul(ld, L.const(size))
+            for i in range(MR):
+                row = gep(b, dst, b.mul(ldb, L.const(i)))
+                for v in range(nv):
+                    q = gep(b, row, v * lanes * size)
+                    new = accs[i][v]
+                    if accumulate is not None:
+                        new = b.fadd(b.select(accumulate, load_v(b, q), zero_v), new)
+                    st = b.store(new, q)
+                    st.align = size
+
+        b.position_at_end(full_blk)
+        store_tile(cp, ldc, acc_in)
+        b.branch(ret_blk)
+        b.position_at_end(part_blk)
+        store_tile(tile, L.const(NR), None)
+        with L.loop(L.const(0), mrv, 1, "ti") as ti:
+            with L.loop(L.const(0), nrv, 1, "tj") as tj:
+                q = elem(b, cp, b.add(b.mul(ti, ldc), tj))
+                x = b.load(elem(b, tile, b.add(b.mul(ti, L.const(NR)), tj)), typ=T)
+                old = b.select(acc_in, b.load(q, typ=T), ir.Constant(T, 0.0))
+                b.store(b.fadd(old, x), q)
+        b.branch(ret_blk)
+        b.position_at_end(ret_blk)
+        b.ret_void()
+        return f
+
+    # -- packing ------------------------------------------------------------------------------
+    def load_elem(b, base, index):
+        x = b.load(elem(b, base, index), typ=T)
+        x.align = size
+        return x
+
+    def pack_a():
+        """Ap[r/MR][p*MR + i] = A[r + i, p] for an mc x kc block of an A stored transposed
+        (element (i, p) at ``i + p*sk``: MR contiguous elements per p), rows past ``mc`` zero."""
+        f = ir.Function(m, ir.FunctionType(ir.VoidType(), [ptr, i64, i64, i64, ptr]), name="pack_a")
+        _small(f)
+        a, sk, mc, kc, out = f.args
+        b = ir.IRBuilder(f.append_basic_block("entry"))
+        L = _Builder(b)
+        chunks = range(0, MR, lanes)
+        with L.loop(L.const(0), mc, MR, "r") as r:
+            rows = L.min(L.const(MR), b.sub(mc, r))
+            load_masks = [lane_mask(b, rows, c) for c in chunks]
+            store_masks = [lane_mask(b, L.const(MR), c) for c in chunks]
+            with L.loop(L.const(0), kc, 1, "p") as p:
+                src = b.add(r, b.mul(p, sk))
+                dst = b.add(b.mul(r, kc), b.mul(p, L.const(MR)))
+                for q, c in enumerate(chunks):
+                    x = load_v(b, elem(b, a, b.add(src, L.const(c))), load_masks[q])
+                    b.call(mstore, [x, elem(b, out, b.add(dst, L.const(c))), ir.Constant(i32, size), store_masks[q]])
+        b.ret_void()
+        return f
+
+    def pack_b(trans_b):
+        """Bp[j/NR][p*NR + j%NR] = B[p, j] for a kc x nc block of B (element (p, j) at
+        ``p*sk + j*sn``), columns past ``nc`` zero."""
+        f = ir.Function(m, ir.FunctionType(ir.VoidType(), [ptr, i64, i64, i64, i64, ptr]), name=f"pack_b{int(trans_b)}")
+        _small(f)
+        bsrc, sk, sn, kc, nc, out = f.args
+        b = ir.IRBuilder(f.append_basic_block("entry"))
+        L = _Builder(b)
+        with L.loop(L.const(0), nc, NR, "jp") as jp:
+            cols = L.min(L.const(NR), b.sub(nc, jp))
+            panel = b.mul(jp, kc)
+            if not trans_b:  # rows contiguous: vector copies, masked at the right edge
+                masks = [lane_mask(b, cols, v * lanes) for v in range(nv)]
+                with L.loop(L.const(0), kc, 1, "p") as p:
+                    src = b.add(b.mul(p, sk), jp)
+                    dst = b.add(panel, b.mul(p, L.const(NR)))
+                    for v in range(nv):
+                        x = load_v(b, elem(b, bsrc, b.add(src, L.const(v * lanes))), masks[v])
+                        st = b.store(x, elem(b, out, b.add(dst, L.const(v * lanes))))
+                        st.align = size
+            else:  # columns contiguous: a transpose, column by column
+                last = b.sub(cols, L.const(1))
+                with L.loop(L.const(0), L.const(NR), 1, "j") as j:
+                    inside = b.icmp_signed("<", j, cols)
+                    src = b.mul(b.add(jp, L.min(j, last)), sn)
+                    with L.loop(L.const(0), kc, 1, "p") as p:
+                        x = load_elem(b, bsrc, b.add(src, b.mul(p, sk)))
+                        x = b.select(inside, x, ir.Constant(T, 0.0))
+                        st = b.store(x, elem(b, out, b.add(panel, b.add(b.mul(p, L.const(NR)), j))))
+                        st.align = size
+        b.ret_void()
+        return f
+
+    # -- the entry point ------------------------------------------------------------------------
+    def entry(sym):
+        f = ir.Function(m, ir.FunctionType(i32, [ptr]), name=sym)
+        f.attributes.add("optsize")
+        f.attributes.add("minsize")
+        (block,) = f.args
+        b = ir.IRBuilder(f.append_basic_block("entry"))
+        L = _Builder(b)
+
+        def slot(k, typ):
+            q = gep(b, block, L.const(8 * k))
+            return b.load(q, typ=typ)
+
+        cptr, csize = slot(0, ptr), slot(1, i64)
+        aptr_, asize = slot(2, ptr), slot(3, i64)
+        bptr_, bsize = slot(4, ptr), slot(5, i64)
+        wptr, wsize = slot(6, ptr), slot(7, i64)
+        N, M, K, flags, lo, hi = (slot(8 + k, i64) for k in range(6))
+        ok = b.and_(b.icmp_signed("==", csize, b.mul(M, N)), b.icmp_signed("==", asize, b.mul(M, K)))
+        ok = b.and_(ok, b.icmp_signed("==", bsize, b.mul(K, N)))
+        ok = b.and_(ok, b.icmp_signed(">=", wsize, L.const(profile.workspace)))
+        bad = f.append_basic_block("bad")
+        run = f.append_basic_block("run")
+        b.cbranch(ok, run, bad)
+        b.position_at_end(bad)
+        b.ret(ir.Constant(i32, 1))
+        b.position_at_end(run)
+
+        # workspace: A block, then B block, both aligned to 64 bytes
+        waddr = b.ptrtoint(wptr, i64)
+        pad = b.and_(b.sub(L.const(0), waddr), L.const(63))
+        ap_buf = gep(b, wptr, pad)
+        bp_buf = gep(b, ap_buf, L.const(profile.mc * KC * size))
+        tile = gep(b, bp_buf, L.const(KC * NC * size))
+
+        # flags = 1 + trans_a + 2 * trans_b; element strides of A (i, p) and B (p, j)
+        fl = b.sub(flags, L.const(1))
+        trans_a = b.icmp_signed("!=", b.and_(fl, L.const(1)), L.const(0))
+        trans_b = b.icmp_signed("!=", b.and_(fl, L.const(2)), L.const(0))
+        sm, sk = b.select(trans_a, L.const(1), K), b.select(trans_a, M, L.const(1))
+        bk, bn = b.select(trans_b, L.const(1), N), b.select(trans_b, K, L.const(1))
+        with L.loop(lo, hi, NC, "jc") as jc:
+            nc = L.min(L.const(NC), b.sub(hi, jc))
+            with L.loop(L.const(0), K, KC, "pc") as pc:
+                kc = L.min(L.const(KC), b.sub(K, pc))
+                acc = b.icmp_signed(">", pc, L.const(0))
+                bblock = elem(b, bptr_, b.add(b.mul(pc, bk), b.mul(jc, bn)))
+                with b.if_else(trans_b) as (cols, rows):
+                    with cols:
+                        b.call(pbs[1], [bblock, bk, bn, kc, nc, bp_buf])
+                    with rows:
+                        b.call(pbs[0], [bblock, bk, bn, kc, nc, bp_buf])
+                with L.loop(L.const(0), M, profile.mc, "ic") as ic:
+                    mc = L.min(L.const(profile.mc), b.sub(M, ic))
+                    ablock = elem(b, aptr_, b.add(b.mul(ic, sm), b.mul(pc, sk)))
+                    with b.if_then(trans_a):  # columns of A contiguous: packed into row panels
+                        b.call(pa, [ablock, sk, mc, kc, ap_buf])
+                    with L.loop(L.const(0), nc, NR, "jr") as jr:
+                        nrv = L.min(L.const(NR), b.sub(nc, jr))
+                        bpanel = elem(b, bp_buf, b.mul(jr, kc))
+                        with L.loop(L.const(0), mc, MR, "ir") as ir_:
+                            mrv = L.min(L.const(MR), b.sub(mc, ir_))
+                            ctile = elem(b, cptr, b.add(b.mul(b.add(ic, ir_), N), b.add(jc, jr)))
+                            # a packed panel, or rows of A (contiguous) read in place
+                            apanel = b.select(trans_a, elem(b, ap_buf, b.mul(ir_, kc)), elem(b, ablock, b.mul(ir_, K)))
+                            ars, aps = b.select(trans_a, L.const(1), K), b.select(trans_a, L.const(MR), L.const(1))
+                            b.call(micro, [kc, apanel, ars, aps, bpanel, nrv, ctile, N, mrv, acc, tile])
+        b.ret(ir.Constant(i32, 0))
+
+    pa, pbs = pack_a(), (pack_b(False), pack_b(True))
+    micro = micro_kernel()
+    entry(sym)
+    from .workers import dispatch_ir
+
+    memcpy = "declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)\n"
+    return str(m) + dispatch_ir() + memcpy + _parallel_ir(profile, sym, sym_par)
+
+
+def _parallel_ir(profile, sym, sym_par):
+    """``i32 sym_par(i64 *slots)``: slots as ``sym``'s with the workers' job words (an int64
+    array, :mod:`funcgrad.jit.workers`) after the workspace. Columns ``[lo, hi)`` are cut into
+    one part per thread (whole NR panels), each with its own slice of the workspace."""
+    ws, nr = profile.workspace, profile.nr
+    return f"""
+define i32 @{sym_par}(ptr %s) optsize minsize {{
+entry:
+  %pW = getelementptr i64, ptr %s, i64 6
+  %W = load i64, ptr %pW
+  %pWn = getelementptr i64, ptr %s, i64 7
+  %Wn = load i64, ptr %pWn
+  %pS = getelementptr i64, ptr %s, i64 8
+  %S = load ptr, ptr %pS
+  %pSn = getelementptr i64, ptr %s, i64 9
+  %Sn = load i64, ptr %pSn
+  %plo = getelementptr i64, ptr %s, i64 14
+  %lo = load i64, ptr %plo
+  %phi = getelementptr i64, ptr %s, i64 15
+  %hi = load i64, ptr %phi
+  %pcount = getelementptr i64, ptr %S, i64 9
+  %workers = load i64, ptr %pcount
+  %Sok = icmp sge i64 %Sn, {WORKER_WORDS}
+  %cols = sub i64 %hi, %lo
+  %cols1 = add i64 %cols, {nr - 1}
+  %panels = sdiv i64 %cols1, {nr}
+  %t0 = add i64 %workers, 1
+  %c0 = icmp slt i64 %t0, %panels
+  %t1 = select i1 %c0, i64 %t0, i64 %panels
+  %room = sdiv i64 %Wn, {ws}
+  %c1 = icmp slt i64 %t1, %room
+  %t2 = select i1 %c1, i64 %t1, i64 %room
+  %t2ok = icmp sge i64 %t2, 1
+  %fine = and i1 %t2ok, %Sok
+  br i1 %fine, label %split, label %bad
+
+bad:
+  ret i32 1
+
+split:
+  ; whole panels per part, then the number of parts that leaves
+  %pp0 = add i64 %panels, %t2
+  %pp1 = sub i64 %pp0, 1
+  %per_panels = sdiv i64 %pp1, %t2
+  %per = mul i64 %per_panels, {nr}
+  %nb0 = add i64 %panels, %per_panels
+  %nb1 = sub i64 %nb0, 1
+  %nb = sdiv i64 %nb1, %per_panels
+  %blocks = alloca [16 x i64], i64 %nb, align 8
+  br label %fill
+
+fill:
+  %j = phi i64 [0, %split], [%j1, %fill]
+  %jb = mul i64 %j, 16
+  %blk = getelementptr i64, ptr %blocks, i64 %jb
+  call void @llvm.memcpy.p0.p0.i64(ptr %blk, ptr %s, i64 48, i1 false)
+  %woff = mul i64 %j, {ws * profile.dtype.itemsize}
+  %wj = add i64 %W, %woff
+  %b6 = getelementptr i64, ptr %blk, i64 6
+  store i64 %wj, ptr %b6
+  %b7 = getelementptr i64, ptr %blk, i64 7
+  store i64 {ws}, ptr %b7
+  %src = getelementptr i64, ptr %s, i64 10
+  %b8 = getelementptr i64, ptr %blk, i64 8
+  call void @llvm.memcpy.p0.p0.i64(ptr %b8, ptr %src, i64 32, i1 false)
+  %jper = mul i64 %j, %per
+  %lj = add i64 %lo, %jper
+  %hj0 = add i64 %lj, %per
+  %ch = icmp slt i64 %hj0, %hi
+  %hj = select i1 %ch, i64 %hj0, i64 %hi
+  %b12 = getelementptr i64, ptr %blk, i64 12
+  store i64 %lj, ptr %b12
+  %b13 = getelementptr i64, ptr %blk, i64 13
+  store i64 %hj, ptr %b13
+  %j1 = add i64 %j, 1
+  %fmore = icmp slt i64 %j1, %nb
+  br i1 %fmore, label %fill, label %go
+
+go:
+  call void @funcgrad_pool_run(ptr %S, ptr @{sym}, ptr %blocks, i64 %nb, i64 128)
+  ret i32 0
+}}
+"""
+
+
+# -- compiled products, per (dtype, transposes) -----------------------------------------------------
+
+_lock = threading.Lock()
+_products = {}  # dtype -> Product, or None (unavailable)
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_profiles = {}
+_local = threading.local()
+
+
+def profile(dtype):
+    """The register blocking for ``dtype`` on this host."""
+    p = _profiles.get(dtype)
+    if p is None:
+        p = _profiles[dtype] = Profile(dtype, _host_flags())
+    return p
+
+
+_SIGNATURES = {}
+
+
+def _signature(dtype, parallel):
+    from . import native
+
+    arrays = [("out", dtype, 2), ("in", dtype, 2), ("in", dtype, 2), ("out", dtype, 1)]
+    if parallel:
+        arrays.append(("out", np.int64, 1))
+    return native.Signature(arrays, [], 4)
+
+
+class Product:
+    """The compiled products for one dtype: ``serial`` and ``parallel`` (split among the
+    workers) kernels, the register blocking and the worker pool."""
+
+    def __init__(self, dtype):
+        from . import kernels, native, workers
+
+        self.profile = prof = profile(dtype)
+        key = f"gemm_{dtype.name}_{prof.lanes}x{prof.mr}"
+        here = os.path.dirname(os.path.abspath(__file__))
+        sources = [__file__, os.path.join(here, "workers.py")]
+        dirs = kernels._cache_dirs()
+        serial, par = native.cached_entries(
+            key, sources, lambda syms: _module(prof, *syms), ["gemm", "gemm_par"], dirs, optimize=False
+        )
+        self.serial = native.function(serial, _signature(dtype, False), f"gemm_{dtype.name}", dirs)
+        self.parallel = native.function(par, _signature(dtype, True), f"gemm_{dtype.name}_parallel", dirs)
+        self.pool = workers.pool()
+
+
+def product(dtype):
+    """The compiled products for ``dtype`` (None where native code is off or fails to load)."""
+    prod = _products.get(dtype, False)
+    if prod is False:
+        with _lock:
+            prod = _products.get(dtype, False)
+            if prod is False:
+                try:
+                    prod = Product(np.dtype(dtype)) if _native_ok() else None
+                except Exception as e:  # noqa: BLE001 - any compile/load failure: np.dot instead
+                    logger.warning("funcgrad.jit.gemm: compiled products are off (%s: %s)", type(e).__name__, e)
+                    prod = None
+                _products[dtype] = prod
+    return prod
+
+
+def prepare(dtypes):
+    """Compile (or load) the products of ``dtypes`` on background threads, while the caller
+    compiles other code; returns the threads to join. Used by the jit compiler when a function
+    has matrix products large enough for :func:`matmul` to use them."""
+    threads = []
+    for dt in dict.fromkeys(np.dtype(d) for d in dtypes):
+        if not ENABLED or dt not in _FLOATS or dt in _products:
+            continue
+
+        t = threading.Thread(target=product, args=(dt,), name="funcgrad-gemm-compile", daemon=True)
+        t.start()
+        threads.append(t)
+    return threads
+
+
+def _native_ok():
+    from . import native
+
+    return native.runtime() is not None
+
+
+def _workspace(prof, parts):
+    """This thread's workspace for ``parts`` threads' packing buffers."""
+    ws = getattr(_local, "ws", None)
+    if ws is None:
+        ws = _local.ws = {}
+    buf = ws.get(prof.dtype)
+    if buf is None or buf.size < parts * prof.workspace:
+        buf = ws[prof.dtype] = np.empty(parts * prof.workspace, prof.dtype)
+    return buf
+
+
+def matmul(a, b, trans_a=False, trans_b=False):
+    """``op(a) @ op(b)`` for 2-D float32/float64 arrays, ``op`` transposing where asked.
+
+    Example::
+
+        c = matmul(x, w)            # x @ w
+        g = matmul(x, dy, True)     # x.T @ dy, reading x in place
+    """
+    A = a.T if trans_a else a
+    B = b.T if trans_b else b
+    M, K = A.shape
+    N = B.shape[1]
+    dt = a.dtype
+    work = M * N * K
+    if (
+        work < MIN_WORK
+        or not ENABLED
+        or dt not in _FLOATS
+        or b.dtype != dt
+        or K != B.shape[0]
+        or not (a.flags.c_contiguous and b.flags.c_contiguous)
+    ):
+        return np.dot(A, B)
+    prod = _products.get(dt, False)
+    if prod is False:
+        prod = product(dt)
+    if prod is None:
+        return np.dot(A, B)
+    c = np.empty((M, N), dt)
+    prof = prod.profile
+    pool = prod.pool
+    flags = 1 + trans_a + 2 * trans_b
+    if pool is None or work < PARALLEL_WORK or N < 2 * prof.nr:
+        prod.serial(c, a, b, _workspace(prof, 1), N, M, K, flags, 0, N)
+    else:
+        prod.parallel(c, a, b, _workspace(prof, pool.count + 1), pool.state, N, M, K, flags, 0, N)
+    return c

@@ -1,0 +1,296 @@
+"""Native worker threads for splitting one compiled call (a matrix product) across cores.
+
+A Python thread pool takes tens of microseconds to wake a sleeping worker (measured: a
+``ThreadPoolExecutor`` round trip of ~70 us on a 2-core machine), as long as a whole 128x256x128
+product. BLAS libraries and XLA keep their workers spinning for a while after each job; this
+module does the same in native code:
+
+* each worker is a Python daemon thread that calls :func:`worker_ir`'s loop once and stays in
+  it, without the GIL. It spins on the job sequence word (with ``pause``) for ``SPIN`` rounds
+  after each job, then sleeps on it with a futex until the next job;
+* :func:`dispatch_ir` is the caller's side, linked into the modules that use the pool (the
+  GEMM). A job is ``nblocks`` argument blocks for one entry point. The caller publishes it and
+  then, like every worker, claims blocks one at a time (an atomic compare-and-swap on the claim
+  word) and runs them, until none is left; then it waits for the blocks others claimed. A
+  worker that wakes late, or is descheduled by the OS (another library's threads spinning on
+  the same cores), finds nothing left to claim instead of holding the caller up. A caller that
+  finds the pool busy (another Python thread is using it) runs all blocks itself.
+
+Words (int64) of ``state``: line 0 (words 0-7) is the job: ``[0]`` the claim word (generation
+<< 40 | nblocks << 20 | next block), ``[1]`` blocks finished, ``[2]`` entry point, ``[3]`` first
+block, ``[4]`` bytes between blocks, ``[5]`` sleeping workers, ``[6]`` the job sequence number
+(low 32 bits: the futex word), ``[7]`` busy. Line 1: ``[8]`` quit, ``[9]`` the number of workers.
+
+Linux x86-64 only (futex, ``pause``, the native loader); elsewhere :func:`pool` is None and
+callers run single-threaded. A forked child starts with no workers and makes new ones.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import threading
+
+import numpy as np
+
+WORDS = 16  # int64 words of the job state (two cache lines)
+SPIN = 1 << 15  # pause rounds before a worker sleeps
+_SYS_FUTEX = 202
+_FUTEX_WAIT, _FUTEX_WAKE = 128, 129  # the _PRIVATE variants
+
+AVAILABLE = sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
+
+# Claiming and running blocks: shared by the caller and the workers. %st is the state, %gen the
+# job's generation; falls through to label %{done}.
+_CLAIM = """
+  br label %{p}.claim
+
+{p}.claim:
+  %{p}.w = load atomic i64, ptr %st acquire, align 8
+  %{p}.g = lshr i64 %{p}.w, 40
+  %{p}.n = lshr i64 %{p}.w, 20
+  %{p}.nb = and i64 %{p}.n, 1048575
+  %{p}.j = and i64 %{p}.w, 1048575
+  %{p}.same = icmp eq i64 %{p}.g, %gen
+  %{p}.left = icmp slt i64 %{p}.j, %{p}.nb
+  %{p}.ok = and i1 %{p}.same, %{p}.left
+  br i1 %{p}.ok, label %{p}.take, label %{done}
+
+{p}.take:
+  %{p}.w1 = add i64 %{p}.w, 1
+  %{p}.x = cmpxchg ptr %st, i64 %{p}.w, i64 %{p}.w1 acq_rel acquire
+  %{p}.won = extractvalue {{ i64, i1 }} %{p}.x, 1
+  br i1 %{p}.won, label %{p}.run, label %{p}.claim
+
+{p}.run:
+  %{p}.pfn = getelementptr i64, ptr %st, i64 2
+  %{p}.fn = load atomic ptr, ptr %{p}.pfn monotonic, align 8
+  %{p}.pb = getelementptr i64, ptr %st, i64 3
+  %{p}.b0 = load atomic ptr, ptr %{p}.pb monotonic, align 8
+  %{p}.ps = getelementptr i64, ptr %st, i64 4
+  %{p}.stride = load atomic i64, ptr %{p}.ps monotonic, align 8
+  %{p}.off = mul i64 %{p}.j, %{p}.stride
+  %{p}.blk = getelementptr i8, ptr %{p}.b0, i64 %{p}.off
+  %{p}.rc = call i32 %{p}.fn(ptr %{p}.blk)
+  %{p}.pfin = getelementptr i64, ptr %st, i64 1
+  %{p}.f = atomicrmw add ptr %{p}.pfin, i64 1 acq_rel
+  br label %{p}.claim
+"""
+
+
+def worker_ir(sym):
+    """IR module of the worker loop ``i32 sym(i64 *slots)`` in the trampoline's convention: one
+    array (the pool's state words), one size and ``lo``, ``hi`` (unused: chosen by the caller
+    so the trampoline releases the GIL). Returns when the quit word is set."""
+    claim = _CLAIM.format(p="c", done="idle")
+    return f"""
+declare i64 @syscall(i64, ...)
+declare void @llvm.x86.sse2.pause()
+
+define i32 @{sym}(ptr %slots) {{
+entry:
+  %st = load ptr, ptr %slots
+  %pseq = getelementptr i64, ptr %st, i64 6
+  %psleep = getelementptr i64, ptr %st, i64 5
+  %pquit = getelementptr i64, ptr %st, i64 8
+  %first = load atomic i32, ptr %pseq acquire, align 8
+  br label %idle
+
+idle:
+  %last = phi i32 [%first, %entry], [%gen32, %c.claim], [%last, %woke]
+  br label %spin
+
+spin:
+  %n = phi i64 [0, %idle], [%n1, %again]
+  %s = load atomic i32, ptr %pseq acquire, align 8
+  %new = icmp ne i32 %s, %last
+  br i1 %new, label %job, label %check
+
+check:
+  %q = load atomic i64, ptr %pquit acquire, align 8
+  %quit = icmp ne i64 %q, 0
+  br i1 %quit, label %exit, label %count
+
+count:
+  %n1 = add i64 %n, 1
+  %more = icmp slt i64 %n1, {SPIN}
+  br i1 %more, label %again, label %sleep
+
+again:
+  call void @llvm.x86.sse2.pause()
+  br label %spin
+
+sleep:
+  %sl0 = atomicrmw add ptr %psleep, i64 1 seq_cst
+  %s2 = load atomic i32, ptr %pseq seq_cst, align 8
+  %still = icmp eq i32 %s2, %last
+  br i1 %still, label %wait, label %woke
+
+wait:
+  %last64 = zext i32 %last to i64
+  %r = call i64 (i64, ...) @syscall(i64 {_SYS_FUTEX}, ptr %pseq, i64 {_FUTEX_WAIT}, i64 %last64, ptr null)
+  br label %woke
+
+woke:
+  %sl1 = atomicrmw sub ptr %psleep, i64 1 seq_cst
+  br label %idle
+
+job:
+  %gen32 = phi i32 [%s, %spin]
+  %gen = zext i32 %gen32 to i64
+{claim}
+
+exit:
+  ret i32 0
+}}
+"""
+
+
+def dispatch_ir():
+    """IR text of ``void @funcgrad_pool_run(ptr state, ptr fn, ptr blocks, i64 nblocks, i64
+    stride)``: runs ``fn`` on the blocks at ``blocks + j * stride`` (bytes) on this thread and
+    the workers; returns when all are done."""
+    claim = _CLAIM.format(p="m", done="wait")
+    serial = _CLAIM.format(p="s", done="out").replace("%st", "%local")
+    return f"""
+declare i64 @syscall(i64, ...)
+declare void @llvm.x86.sse2.pause()
+
+define internal void @funcgrad_pool_run(ptr %state, ptr %fn, ptr %blocks, i64 %nblocks, i64 %stride) optsize {{
+entry:
+  %pbusy = getelementptr i64, ptr %state, i64 7
+  %got = cmpxchg ptr %pbusy, i64 0, i64 1 acquire monotonic
+  %free = extractvalue {{ i64, i1 }} %got, 1
+  %nbs = shl i64 %nblocks, 20
+  br i1 %free, label %post, label %alone
+
+alone:
+  ; the pool is busy: the same claim loop over a private copy of the job words
+  %local = alloca [8 x i64], align 8
+  store i64 %nbs, ptr %local
+  %lfn = getelementptr i64, ptr %local, i64 2
+  store ptr %fn, ptr %lfn
+  %lb = getelementptr i64, ptr %local, i64 3
+  store ptr %blocks, ptr %lb
+  %ls = getelementptr i64, ptr %local, i64 4
+  store i64 %stride, ptr %ls
+  %lf = getelementptr i64, ptr %local, i64 1
+  store i64 0, ptr %lf
+  br label %alone.go
+
+alone.go:
+  %gen = add i64 0, 0
+{serial}
+
+post:
+  %st = phi ptr [%state, %entry]
+  %pseq = getelementptr i64, ptr %st, i64 6
+  %old = load atomic i32, ptr %pseq monotonic, align 8
+  %gen32 = add i32 %old, 1
+  %gen1 = zext i32 %gen32 to i64
+  %gsh = shl i64 %gen1, 40
+  %word = or i64 %gsh, %nbs
+  %pfn = getelementptr i64, ptr %st, i64 2
+  store atomic ptr %fn, ptr %pfn monotonic, align 8
+  %pb = getelementptr i64, ptr %st, i64 3
+  store atomic ptr %blocks, ptr %pb monotonic, align 8
+  %ps = getelementptr i64, ptr %st, i64 4
+  store atomic i64 %stride, ptr %ps monotonic, align 8
+  %pfin = getelementptr i64, ptr %st, i64 1
+  store atomic i64 0, ptr %pfin monotonic, align 8
+  store atomic i64 %word, ptr %st release, align 8
+  store atomic i32 %gen32, ptr %pseq seq_cst, align 8
+  %psleep = getelementptr i64, ptr %st, i64 5
+  %sl = load atomic i64, ptr %psleep seq_cst, align 8
+  %asleep = icmp ne i64 %sl, 0
+  br i1 %asleep, label %wake, label %mine
+
+wake:
+  %rw = call i64 (i64, ...) @syscall(i64 {_SYS_FUTEX}, ptr %pseq, i64 {_FUTEX_WAKE}, i64 2147483647)
+  br label %mine
+
+mine:
+{claim.replace("%gen", "%gen1")}
+
+wait:
+  %d = load atomic i64, ptr %pfin acquire, align 8
+  %all = icmp sge i64 %d, %nblocks
+  br i1 %all, label %release, label %pause
+
+pause:
+  call void @llvm.x86.sse2.pause()
+  br label %wait
+
+release:
+  store atomic i64 0, ptr %pbusy release, align 8
+  br label %out
+
+out:
+  ret void
+}}
+"""
+
+
+class Pool:
+    """The process's worker threads and their shared state words."""
+
+    def __init__(self, count, worker_fn):
+        self.count = count
+        raw = np.zeros(WORDS + 8, np.int64)
+        start = (-raw.ctypes.data % 64) // 8  # cache-line aligned
+        self.state = raw[start : start + WORDS]
+        self.state[9] = count
+        self.threads = []
+        for w in range(count):
+            t = threading.Thread(
+                target=worker_fn, args=(self.state, 1 << 40, 0, 1 << 40), daemon=True, name=f"funcgrad-worker-{w}"
+            )
+            t.start()
+            self.threads.append(t)
+
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _after_fork_in_child():
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def pool():
+    """The worker pool (``num_threads() - 1`` workers, started on first use), or None where
+    there is none (one thread, another platform, native code off)."""
+    global _pool
+    if _pool is not None or not AVAILABLE:
+        return _pool
+    from . import native
+    from .kernels import num_threads
+
+    count = num_threads() - 1
+    if count < 1 or native.runtime() is None:
+        return None
+    with _pool_lock:
+        if _pool is None:
+            fn = _worker_function()
+            if fn is not None:
+                _pool = Pool(count, fn)
+    return _pool
+
+
+def _worker_function():
+    from . import kernels, native
+
+    sig = native.Signature([("out", "int64", 1)], [], 1)
+    try:
+        (entry,) = native.cached_entries(
+            "workers", [__file__], lambda syms: worker_ir(syms[0]), ["worker"], kernels._cache_dirs(), optimize=False
+        )
+    except native.LoadError:
+        return None
+    return native.function(entry, sig, "funcgrad worker", kernels._cache_dirs())
