@@ -22,6 +22,7 @@ SHAPES = [  # (M, K, N, transpose A, transpose B): where the workloads use them
     (64, 256, 256, False, False),  # WGAN critic
     (256, 64, 256, True, False),  # WGAN weight gradient
     (16, 64, 256, False, False),  # LSTM step
+    (16, 256, 64, False, True),  # LSTM step, backward (dh @ W.T)
     (32, 32, 32, False, False),  # the MIN_WORK threshold
     (16, 32, 64, False, False),
     (64, 64, 64, False, False),

@@ -219,3 +219,29 @@ def test_worker_pool_state_is_sane():
     assert pool.count >= 1 and pool.state[9] == pool.count
     assert pool.state.ctypes.data % 64 == 0
     assert all(t.is_alive() and t.daemon for t in pool.threads)
+
+
+@needs_native
+@pytest.mark.parametrize("transposed", [False, True])
+def test_products_inside_compiled_loops_use_it(transposed):
+    """A scan body's matrix products call the GEMM from the numba loop (both entry points:
+    the small product runs serially, the large one is split among the workers)."""
+    rng = np.random.default_rng(5)
+    w = rng.standard_normal((64, 256)).astype(np.float32) * 0.1
+    v = rng.standard_normal((512, 256)).astype(np.float32) * 0.05
+    h0 = rng.standard_normal((16, 64)).astype(np.float32)
+
+    def f(h0, w, v, vt):
+        def body(h, _):
+            u = fnp.tanh(h @ w)  # 16 x 64 x 256: serial
+            z = u @ v.T if transposed else u @ vt  # 16 x 256 x 512, B read transposed or not
+            big = fnp.tanh(fnp.tile(z, (8, 1)) @ v)  # 128 x 512 x 256: split among the workers
+            return fnp.tanh(z[:, :64] + big[:16, :64]), None
+
+        return lax.scan(body, h0, None, length=6)[0]
+
+    args = [fnp.asarray(a) for a in (h0, w, v, np.ascontiguousarray(v.T))]
+    jitted = fg.jit(f)
+    text = jitted.lower(*args).as_text()
+    assert "gemm_float32(" in text
+    np.testing.assert_allclose(np.asarray(jitted(*args)), np.asarray(f(*args)), rtol=2e-5, atol=2e-5)

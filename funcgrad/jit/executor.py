@@ -20,6 +20,7 @@ from ..core.jaxpr import Jaxpr, Literal
 from ..core.primitive import Primitive
 from . import gemm
 from .allocator import nudge_malloc
+from .workers import rest
 
 _counter = itertools.count()
 
@@ -72,7 +73,7 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None, loops=None
     kernels = kernels or {}
     loops = loops or {}
     names = {}
-    namespace = {"np": np, "_c": np.ascontiguousarray, "_empty": np.empty, "_matmul": gemm.matmul}
+    namespace = {"np": np, "_c": np.ascontiguousarray, "_empty": np.empty, "_matmul": gemm.matmul, "_rest": rest}
 
     def var(v):
         if v not in names:
@@ -111,6 +112,14 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None, loops=None
 
     params_in = [var(v) for v in jaxpr.constvars + jaxpr.invars]
     lines = [f"def {name}({', '.join(params_in)}):"]
+    workers_awake = False  # a _matmul may have left the GEMM's worker threads spinning
+
+    def rest_workers():
+        nonlocal workers_awake
+        if workers_awake:
+            lines.append("    _rest()  # the GEMM's workers sleep: the next step runs threads of its own")
+            workers_awake = False
+
     for i, (kind, item) in enumerate(plan.steps):
         if kind == "eqn":
             eqn, k = item, i
@@ -121,8 +130,11 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None, loops=None
             if expr is not None:
                 lines.append(f"    {outs[0]} = {expr}")
                 kernel_outputs.add(eqn.outvars[0])  # a fresh C-contiguous array
+                workers_awake = workers_awake or "_matmul(" in expr
             else:
                 fn = f"{prim.name.replace('-', '_')}_{k}"
+                if id(eqn) in loops or prim.name in _THREADED_IMPLS:
+                    rest_workers()
                 if id(eqn) in loops:
                     fn = f"{prim.name}_loop_{k}"
                     lines.append(f"    # compiled loop: source below ({loops[id(eqn)].key[:12]})")
@@ -164,6 +176,7 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None, loops=None
             args_t = f"({arglist},)"
             sizes_t = f"({sizes},)" if sizes else "()"
             if spec.parallel:
+                rest_workers()
                 namespace["_parallel"] = _parallel_call()
                 call = f"_parallel({kname}, {spec.sizes[0]}, {args_t}, {sizes_t})"
             # Arguments of unexpected types (an impl returning another dtype than its
@@ -188,6 +201,10 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None, loops=None
             rets.append(var(a))
     lines.append(f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
     return "\n".join(lines) + "\n", namespace
+
+
+# impls that run BLAS (with its own threads) on large operands
+_THREADED_IMPLS = frozenset({"dot_general", "conv_general_dilated"})
 
 
 def _parallel_call():
@@ -229,7 +246,7 @@ def compile_jaxpr(jaxpr: Jaxpr, name: str = "jitted"):
     from . import fusion
 
     safe = "".join(c if c.isalnum() else "_" for c in name) or "jitted"
-    if keyword.iskeyword(safe) or safe[0].isdigit() or safe in ("np", "_c", "_empty", "_parallel", "_matmul"):
+    if keyword.iskeyword(safe) or safe[0].isdigit() or safe in ("np", "_c", "_empty", "_parallel", "_matmul", "_rest"):
         safe = "_" + safe
     nudge_malloc()
     jaxpr = fusion.simplify(jaxpr)

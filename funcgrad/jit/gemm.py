@@ -37,6 +37,7 @@ native code is off (``FUNCGRAD_JIT_NATIVE=0``, ``FUNCGRAD_JIT_GEMM=0``), ``np.do
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import threading
@@ -56,8 +57,9 @@ NC = 1024  # columns of a packed B block
 # Products below this many multiply-adds go to np.dot: the call and packing cost more than
 # the faster inner loop gains (measured with benchmarks/bench_gemm.py).
 MIN_WORK = 1 << 15
-# Products above this many multiply-adds per thread are split by columns among threads.
-PARALLEL_WORK = 1 << 21
+# Products of at least this many multiply-adds are split by columns among threads (smaller ones
+# lose more to the hand-off than they gain: measured on the LSTM scan, benchmarks/bench_jit.py).
+PARALLEL_WORK = 1 << 19
 
 
 def _host_flags():
@@ -278,6 +280,23 @@ def _module(profile, sym, sym_par):
         return f
 
     # -- packing ------------------------------------------------------------------------------
+    half = lanes // 2
+    interleave = (
+        ir.Constant(ir.VectorType(i32, lanes), [k // 2 + (k % 2) * lanes for k in range(lanes)]),
+        ir.Constant(ir.VectorType(i32, lanes), [half + k // 2 + (k % 2) * lanes for k in range(lanes)]),
+    )
+
+    def transpose(b, rows):
+        """The columns of a lanes x lanes block given as its rows: log2(lanes) rounds of
+        interleaving row i with row i + lanes/2 (the perfect-shuffle transpose)."""
+        n = len(rows)
+        for _ in range(n.bit_length() - 1):
+            nxt = []
+            for i in range(n // 2):
+                nxt += [b.shuffle_vector(rows[i], rows[i + n // 2], mask) for mask in interleave]
+            rows = nxt
+        return rows
+
     def load_elem(b, base, index):
         x = b.load(elem(b, base, index), typ=T)
         x.align = size
@@ -325,16 +344,35 @@ def _module(profile, sym, sym_par):
                         x = load_v(b, elem(b, bsrc, b.add(src, L.const(v * lanes))), masks[v])
                         st = b.store(x, elem(b, out, b.add(dst, L.const(v * lanes))))
                         st.align = size
-            else:  # columns contiguous: a transpose, column by column
-                last = b.sub(cols, L.const(1))
-                with L.loop(L.const(0), L.const(NR), 1, "j") as j:
-                    inside = b.icmp_signed("<", j, cols)
-                    src = b.mul(b.add(jp, L.min(j, last)), sn)
-                    with L.loop(L.const(0), kc, 1, "p") as p:
-                        x = load_elem(b, bsrc, b.add(src, b.mul(p, sk)))
-                        x = b.select(inside, x, ir.Constant(T, 0.0))
-                        st = b.store(x, elem(b, out, b.add(panel, b.add(b.mul(p, L.const(NR)), j))))
-                        st.align = size
+            else:  # columns contiguous: a transpose
+                full = b.icmp_signed("==", cols, L.const(NR))
+                with b.if_else(full) as (whole, edge):
+                    with whole:  # lanes x lanes blocks transposed in registers
+                        with L.loop(L.const(0), kc, lanes, "p0") as p0:
+                            depth = L.min(L.const(lanes), b.sub(kc, p0))
+                            pmask = lane_mask(b, depth, 0)
+                            for h in range(nv):
+                                rows = []
+                                for j in range(lanes):
+                                    src = b.add(b.mul(b.add(jp, L.const(h * lanes + j)), sn), p0)
+                                    rows.append(load_v(b, elem(b, bsrc, src), pmask))
+                                for q, vec in enumerate(transpose(b, rows)):
+                                    with b.if_then(b.icmp_signed("<", L.const(q), depth)):
+                                        dst = b.add(
+                                            panel, b.add(b.mul(b.add(p0, L.const(q)), L.const(NR)), L.const(h * lanes))
+                                        )
+                                        st = b.store(vec, elem(b, out, dst))
+                                        st.align = size
+                    with edge:  # element by element, zero past the edge
+                        last = b.sub(cols, L.const(1))
+                        with L.loop(L.const(0), L.const(NR), 1, "j") as j:
+                            inside = b.icmp_signed("<", j, cols)
+                            src = b.mul(b.add(jp, L.min(j, last)), sn)
+                            with L.loop(L.const(0), kc, 1, "p") as p:
+                                x = load_elem(b, bsrc, b.add(src, b.mul(p, sk)))
+                                x = b.select(inside, x, ir.Constant(T, 0.0))
+                                st = b.store(x, elem(b, out, b.add(panel, b.add(b.mul(p, L.const(NR)), j))))
+                                st.align = size
         b.ret_void()
         return f
 
@@ -547,6 +585,9 @@ class Product:
         )
         self.serial = native.function(serial, _signature(dtype, False), f"gemm_{dtype.name}", dirs)
         self.parallel = native.function(par, _signature(dtype, True), f"gemm_{dtype.name}_parallel", dirs)
+        # the raw entry points ``i32 (i64 *slots)``, for numba code (funcgrad.jit.loops)
+        entry_type = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
+        self.entry_pointers = (entry_type(serial), entry_type(par))
         self.pool = workers.pool()
 
 

@@ -8,8 +8,10 @@ dominates small recurrent models. Here a control-flow equation becomes one numba
   ``@njit`` function ``body_k(K..., args...) -> tuple``: its elementwise work is planned by
   :mod:`funcgrad.jit.fusion` with single-equation groups allowed, so every elementwise
   equation is a loop of the fused kernels of :mod:`funcgrad.jit.kernels` (their source is
-  embedded, with the float32 fast-math calls); matrix products call ``np.dot`` (BLAS through
-  numba); slicing, index updates, reshapes, broadcasts, transposes, pads, concatenations and
+  embedded, with the float32 fast-math calls); matrix products call funcgrad.jit.gemm's
+  compiled product (its entry points, a per-thread workspace and the worker pool's state are
+  passed to every function after the constants) or, for small or batched ones, ``np.dot``
+  (BLAS through numba); slicing, index updates, reshapes, broadcasts, transposes, pads, concatenations and
   dynamic slices have direct numba translations (:data:`_EMITTERS`);
 * the driver is a real loop: ``for i in range(length)`` over the body with the carry in local
   variables and the stacked outputs preallocated (``scan``), ``while cond(...): body(...)``
@@ -82,6 +84,7 @@ class _Module:
         self.defs = []  # function sources, callees first
         self.kernel_names = {}  # kernel key -> function name
         self.consts = []  # hoisted constants (NumPy arrays), passed as K0, K1, ...
+        self.products = {}  # dtype -> funcgrad.jit.gemm.Product of the matrix products called
         self.count = 0
 
     def fresh_name(self, prefix):
@@ -104,8 +107,23 @@ class _Module:
             self.kernel_names[spec.key] = name
         return name
 
+    def gemm(self, product) -> str:
+        """The name of the helper calling ``product`` (funcgrad.jit.gemm) from numba: the
+        compiled entry points, this thread's workspace and the worker pool's state are
+        passed to every function of the module after the constants (:meth:`gemm_params`)."""
+        dt = product.profile.dtype.name
+        name = f"gemm_{dt}"
+        if dt not in self.products:
+            self.products[dt] = product
+            self.defs.append(_gemm_helper_source(name, dt, product.profile.nr))
+        return name
+
+    def gemm_params(self):
+        return [f"G{k}_{dt}" for dt in self.products for k in ("s", "p", "w")] + (["Gst"] if self.products else [])
+
     def source(self) -> str:
         kparams = "".join(f"K{i}, " for i in range(len(self.consts)))
+        kparams += "".join(f"{p}, " for p in self.gemm_params())
         header = (
             '"""funcgrad loop module: control flow lowered to numba by funcgrad/jit/loops.py."""\n'
             "import math\n\nimport numpy as np\nfrom numba import njit\n\nfrom funcgrad.jit import fastmath as fm\n\n"
@@ -373,9 +391,62 @@ def _copy(fb, eqn):
     _out(fb, eqn, _owned(fb.atom(eqn.invars[0]), eqn.invars[0].aval), fresh=True)
 
 
+def _gemm_helper_source(name, dt, nr):
+    """An @njit function calling funcgrad.jit.gemm's serial or parallel entry point for
+    ``c = op(a) @ op(b)`` (the slots its trampoline would fill, see gemm._module)."""
+    from .gemm import PARALLEL_WORK
+
+    return f"""{_DECORATOR}
+def {name}(__KP__c, a, b, n, m, k, flags):
+    slots = np.empty(16, np.int64)
+    slots[0] = c.ctypes.data
+    slots[1] = c.size
+    slots[2] = a.ctypes.data
+    slots[3] = a.size
+    slots[4] = b.ctypes.data
+    slots[5] = b.size
+    slots[6] = Gw_{dt}.ctypes.data
+    slots[7] = Gw_{dt}.size
+    if m * n * k >= {PARALLEL_WORK} and n >= {2 * nr} and Gst.size > 0:
+        slots[8] = Gst.ctypes.data
+        slots[9] = Gst.size
+        slots[10] = n
+        slots[11] = m
+        slots[12] = k
+        slots[13] = flags
+        slots[14] = 0
+        slots[15] = n
+        Gp_{dt}(slots.ctypes.data)
+    else:
+        slots[8] = n
+        slots[9] = m
+        slots[10] = k
+        slots[11] = flags
+        slots[12] = 0
+        slots[13] = n
+        Gs_{dt}(slots.ctypes.data)
+"""
+
+
+def _gemm_product(x, y, dims):
+    """The funcgrad.jit.gemm product for ``dot_general(x, y, dims)`` inside a loop (2-D float
+    operands, one contracted axis, enough work), or None for ``np.dot``."""
+    from . import gemm
+
+    (lc, rc), (lb, rb) = dims
+    dt = np.dtype(x.aval.dtype)
+    if lb or rb or x.aval.ndim != 2 or y.aval.ndim != 2 or dt not in gemm._FLOATS or not gemm.ENABLED:
+        return None
+    m, k = x.aval.shape[1 - lc[0]], x.aval.shape[lc[0]]
+    n = y.aval.shape[1 - rc[0]]
+    if m * n * k < gemm.MIN_WORK:
+        return None
+    return gemm.product(dt)
+
+
 def _dot_general(fb, eqn):
-    """``np.dot`` (BLAS) for products of vectors and matrices; with one leading batch axis on
-    both operands, a loop of them."""
+    """``np.dot`` (BLAS) for products of vectors and matrices, or funcgrad.jit.gemm's product
+    for large enough 2-D ones; with one leading batch axis on both operands, a loop of np.dot."""
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     x, y = eqn.invars
     pet = eqn.params.get("preferred_element_type")
@@ -395,6 +466,17 @@ def _dot_general(fb, eqn):
             f"dot_general{eqn.params['dimension_numbers']} on {x.aval.str_short()} x {y.aval.str_short()}"
         )
     a, b = fb.contiguous(x), fb.contiguous(y)
+    product = None if batched else _gemm_product(x, y, eqn.params["dimension_numbers"])
+    if product is not None:
+        helper = fb.module.gemm(product)
+        ta, tb = lc[0] == 0, rc[0] == 1  # operands stored transposed, read in place
+        m, k = x.aval.shape[1 - lc[0]], x.aval.shape[lc[0]]
+        n = y.aval.shape[1 - rc[0]]
+        o = fb.var(eqn.outvars[0])
+        fb.emit(f"{o} = np.empty(({m}, {n}), {_np_dtype(dt)})")
+        fb.emit(f"{helper}(__KP__{o}, {a}, {b}, {n}, {m}, {k}, {1 + ta + 2 * tb})")
+        fb.fresh.add(eqn.outvars[0])
+        return
     if batched:
         k = fb.module.fresh_name("b")
         a, b = f"{a}[{k}]", f"{b}[{k}]"
@@ -720,23 +802,40 @@ def _compile_loop(eqn):
         return None
     source = module.source()
     key = hashlib.sha256(source.encode()).hexdigest()[:32]
-    return _CompiledLoop(name, key, source, driver, module.consts, eqn)
+    return _CompiledLoop(name, key, source, driver, module.consts, eqn, list(module.products.values()))
+
+
+_NO_POOL = np.zeros(0, np.int64)  # the pool state passed where there are no workers
 
 
 class _CompiledLoop:
     """Calls the loop module's driver, loading and compiling it on first use (numba, disk-cached);
     runs the primitive's impl instead if numba rejects the generated code."""
 
-    def __init__(self, what, key, source, driver, consts, eqn):
+    def __init__(self, what, key, source, driver, consts, eqn, products=()):
         self.what, self.key, self.source, self.driver_name = what, key, source, driver
         self.consts = tuple(consts)
         self.eqn = eqn
+        self.products = tuple(products)
         self.driver = None
         self.fallback = None
 
+    def _leading(self):
+        """The constants, then what the module's matrix products need in this thread."""
+        if not self.products:
+            return self.consts
+        from .gemm import _workspace
+
+        out = list(self.consts)
+        pool = self.products[0].pool
+        for prod in self.products:
+            out += [*prod.entry_pointers, _workspace(prod.profile, pool.count + 1 if pool else 1)]
+        out.append(pool.state if pool is not None else _NO_POOL)
+        return out
+
     def __call__(self, *args):
         if self.driver is not None:
-            return self.driver(*self.consts, *args)
+            return self.driver(*self._leading(), *args)
         if self.fallback is not None:
             return self.fallback(*args)
         return self._first_call(args)
@@ -751,7 +850,7 @@ class _CompiledLoop:
         with kernel_lib._lock:
             driver = getattr(kernel_lib._load_module("loop_" + self.key, self.source), self.driver_name)
             try:
-                out = driver(*self.consts, *args)
+                out = driver(*self._leading(), *args)
             except NumbaError as e:
                 logger.warning("%s: numba rejected the generated loop (%s); it runs from Python", self.what, e)
                 self.fallback = _array_call(self.eqn.primitive, self.eqn.params)

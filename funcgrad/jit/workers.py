@@ -8,6 +8,9 @@ module does the same in native code:
 * each worker is a Python daemon thread that calls :func:`worker_ir`'s loop once and stays in
   it, without the GIL. It spins on the job sequence word (with ``pause``) for ``SPIN`` rounds
   after each job, then sleeps on it with a futex until the next job;
+* :func:`rest` asks spinning workers to sleep now: jitted code calls it before a step that
+  runs threads of its own (a compiled loop calling BLAS, a parallel kernel), which spinning
+  workers would slow down on a machine with few cores;
 * :func:`dispatch_ir` is the caller's side, linked into the modules that use the pool (the
   GEMM). A job is ``nblocks`` argument blocks for one entry point. The caller publishes it and
   then, like every worker, claims blocks one at a time (an atomic compare-and-swap on the claim
@@ -19,7 +22,8 @@ module does the same in native code:
 Words (int64) of ``state``: line 0 (words 0-7) is the job: ``[0]`` the claim word (generation
 << 40 | nblocks << 20 | next block), ``[1]`` blocks finished, ``[2]`` entry point, ``[3]`` first
 block, ``[4]`` bytes between blocks, ``[5]`` sleeping workers, ``[6]`` the job sequence number
-(low 32 bits: the futex word), ``[7]`` busy. Line 1: ``[8]`` quit, ``[9]`` the number of workers.
+(low 32 bits: the futex word), ``[7]`` busy. Line 1: ``[8]`` quit, ``[9]`` the number of workers,
+``[10]`` rest (set by :func:`rest`, cleared by the next job).
 
 Linux x86-64 only (futex, ``pause``, the native loader); elsewhere :func:`pool` is None and
 callers run single-threaded. A forked child starts with no workers and makes new ones.
@@ -94,6 +98,7 @@ entry:
   %pseq = getelementptr i64, ptr %st, i64 6
   %psleep = getelementptr i64, ptr %st, i64 5
   %pquit = getelementptr i64, ptr %st, i64 8
+  %prest = getelementptr i64, ptr %st, i64 10
   %first = load atomic i32, ptr %pseq acquire, align 8
   br label %idle
 
@@ -115,7 +120,10 @@ check:
 count:
   %n1 = add i64 %n, 1
   %more = icmp slt i64 %n1, {SPIN}
-  br i1 %more, label %again, label %sleep
+  %rs = load atomic i64, ptr %prest monotonic, align 8
+  %awake = icmp eq i64 %rs, 0
+  %spinning = and i1 %more, %awake
+  br i1 %spinning, label %again, label %sleep
 
 again:
   call void @llvm.x86.sse2.pause()
@@ -200,6 +208,8 @@ post:
   %pfin = getelementptr i64, ptr %st, i64 1
   store atomic i64 0, ptr %pfin monotonic, align 8
   store atomic i64 %word, ptr %st release, align 8
+  %prest = getelementptr i64, ptr %st, i64 10
+  store atomic i64 0, ptr %prest monotonic, align 8
   store atomic i32 %gen32, ptr %pseq seq_cst, align 8
   %psleep = getelementptr i64, ptr %st, i64 5
   %sl = load atomic i64, ptr %psleep seq_cst, align 8
@@ -261,6 +271,18 @@ def _after_fork_in_child():
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def rest():
+    """Spinning workers go to sleep now instead of after ``SPIN`` rounds (until the next job).
+
+    Example::
+
+        workers.rest()  # before running code with threads of its own
+    """
+    p = _pool
+    if p is not None:
+        p.state[10] = 1
 
 
 def pool():
