@@ -345,34 +345,35 @@ def _module(profile, sym, sym_par):
                         st = b.store(x, elem(b, out, b.add(dst, L.const(v * lanes))))
                         st.align = size
             else:  # columns contiguous: a transpose
+
+                def by_element(p_start):  # columns past the edge read the last one, store zero
+                    last = b.sub(cols, L.const(1))
+                    with L.loop(L.const(0), L.const(NR), 1, "j") as j:
+                        inside = b.icmp_signed("<", j, cols)
+                        src = b.mul(b.add(jp, L.min(j, last)), sn)
+                        with L.loop(p_start, kc, 1, "p") as p:
+                            x = load_elem(b, bsrc, b.add(src, b.mul(p, sk)))
+                            x = b.select(inside, x, ir.Constant(T, 0.0))
+                            st = b.store(x, elem(b, out, b.add(panel, b.add(b.mul(p, L.const(NR)), j))))
+                            st.align = size
+
                 full = b.icmp_signed("==", cols, L.const(NR))
                 with b.if_else(full) as (whole, edge):
-                    with whole:  # lanes x lanes blocks transposed in registers
-                        with L.loop(L.const(0), kc, lanes, "p0") as p0:
-                            depth = L.min(L.const(lanes), b.sub(kc, p0))
-                            pmask = lane_mask(b, depth, 0)
-                            for h in range(nv):
+                    with whole:  # lanes x lanes blocks transposed in registers, then the last rows
+                        whole_depth = b.and_(kc, L.const(-lanes))
+                        with L.loop(L.const(0), whole_depth, lanes, "p0") as p0:
+                            with L.loop(L.const(0), L.const(NR), lanes, "h") as h:
                                 rows = []
                                 for j in range(lanes):
-                                    src = b.add(b.mul(b.add(jp, L.const(h * lanes + j)), sn), p0)
-                                    rows.append(load_v(b, elem(b, bsrc, src), pmask))
+                                    src = b.add(b.mul(b.add(jp, b.add(h, L.const(j))), sn), p0)
+                                    rows.append(load_v(b, elem(b, bsrc, src)))
                                 for q, vec in enumerate(transpose(b, rows)):
-                                    with b.if_then(b.icmp_signed("<", L.const(q), depth)):
-                                        dst = b.add(
-                                            panel, b.add(b.mul(b.add(p0, L.const(q)), L.const(NR)), L.const(h * lanes))
-                                        )
-                                        st = b.store(vec, elem(b, out, dst))
-                                        st.align = size
-                    with edge:  # element by element, zero past the edge
-                        last = b.sub(cols, L.const(1))
-                        with L.loop(L.const(0), L.const(NR), 1, "j") as j:
-                            inside = b.icmp_signed("<", j, cols)
-                            src = b.mul(b.add(jp, L.min(j, last)), sn)
-                            with L.loop(L.const(0), kc, 1, "p") as p:
-                                x = load_elem(b, bsrc, b.add(src, b.mul(p, sk)))
-                                x = b.select(inside, x, ir.Constant(T, 0.0))
-                                st = b.store(x, elem(b, out, b.add(panel, b.add(b.mul(p, L.const(NR)), j))))
-                                st.align = size
+                                    dst = b.add(panel, b.add(b.mul(b.add(p0, L.const(q)), L.const(NR)), h))
+                                    st = b.store(vec, elem(b, out, dst))
+                                    st.align = size
+                        by_element(whole_depth)
+                    with edge:
+                        by_element(L.const(0))
         b.ret_void()
         return f
 
@@ -570,25 +571,50 @@ def _signature(dtype, parallel):
 
 class Product:
     """The compiled products for one dtype: ``serial`` and ``parallel`` (split among the
-    workers) kernels, the register blocking and the worker pool."""
+    workers) kernels, the raw entry points for numba code, the register blocking and the
+    worker pool. The object code is compiled or loaded at construction (possibly on a
+    background thread, :func:`prepare`); the callables and the workers are made on first use,
+    when the kernels' trampoline is in place."""
 
     def __init__(self, dtype):
-        from . import kernels, native, workers
+        from . import kernels, native
 
         self.profile = prof = profile(dtype)
+        self.dtype = dtype
         key = f"gemm_{dtype.name}_{prof.lanes}x{prof.mr}"
         here = os.path.dirname(os.path.abspath(__file__))
         sources = [__file__, os.path.join(here, "workers.py")]
-        dirs = kernels._cache_dirs()
-        serial, par = native.cached_entries(
-            key, sources, lambda syms: _module(prof, *syms), ["gemm", "gemm_par"], dirs, optimize=False
+        self.entries = native.cached_entries(
+            key, sources, lambda syms: _module(prof, *syms), ["gemm", "gemm_par"], kernels._cache_dirs(), optimize=False
         )
-        self.serial = native.function(serial, _signature(dtype, False), f"gemm_{dtype.name}", dirs)
-        self.parallel = native.function(par, _signature(dtype, True), f"gemm_{dtype.name}_parallel", dirs)
         # the raw entry points ``i32 (i64 *slots)``, for numba code (funcgrad.jit.loops)
         entry_type = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
-        self.entry_pointers = (entry_type(serial), entry_type(par))
-        self.pool = workers.pool()
+        self.entry_pointers = tuple(entry_type(e) for e in self.entries)
+        self._callables = None
+
+    def _make_callables(self):
+        from . import kernels, native, workers
+
+        with _lock:
+            if self._callables is None:
+                dirs = kernels._cache_dirs()
+                name = f"gemm_{self.dtype.name}"
+                serial = native.function(self.entries[0], _signature(self.dtype, False), name, dirs)
+                parallel = native.function(self.entries[1], _signature(self.dtype, True), name + "_parallel", dirs)
+                self._callables = (serial, parallel, workers.pool())
+        return self._callables
+
+    @property
+    def serial(self):
+        return (self._callables or self._make_callables())[0]
+
+    @property
+    def parallel(self):
+        return (self._callables or self._make_callables())[1]
+
+    @property
+    def pool(self):
+        return (self._callables or self._make_callables())[2]
 
 
 def product(dtype):
@@ -612,8 +638,8 @@ def prepare(dtypes):
     compiles other code; returns the threads to join. Used by the jit compiler when a function
     has matrix products large enough for :func:`matmul` to use them."""
     threads = []
-    for dt in dict.fromkeys(np.dtype(d) for d in dtypes):
-        if not ENABLED or dt not in _FLOATS or dt in _products:
+    for dt in dict.fromkeys(np.dtype(d) for d in dtypes if d in _FLOATS):
+        if not ENABLED or dt in _products:
             continue
 
         t = threading.Thread(target=product, args=(dt,), name="funcgrad-gemm-compile", daemon=True)
