@@ -149,6 +149,10 @@ def test_kernel_rejects_arrays_of_other_sizes():
         prod.serial(c, a, b, ws[:10], 6, 4, 5, 1, 0, 6)  # workspace too small
     with pytest.raises(TypeError):
         prod.serial(c, a.astype(np.float32), b, ws, 6, 4, 5, 1, 0, 6)
+    if prod.pool is not None:
+        big = gemm._workspace(prod.profile, prod.pool.count + 1)
+        with pytest.raises(ValueError, match="sizes"):
+            prod.parallel(c, a, b, big, prod.pool.state, 6, 4, 7, 1, 0, 6)
 
 
 @needs_native

@@ -407,23 +407,21 @@ def {name}(__KP__c, a, b, n, m, k, flags):
     slots[5] = b.size
     slots[6] = Gw_{dt}.ctypes.data
     slots[7] = Gw_{dt}.size
-    if m * n * k >= {PARALLEL_WORK} and n >= {2 * nr} and Gst.size > 0:
+    parallel = m * n * k >= {PARALLEL_WORK} and n >= {2 * nr} and Gst.size > 0
+    at = 8
+    if parallel:  # the workers' state words come before the sizes
         slots[8] = Gst.ctypes.data
         slots[9] = Gst.size
-        slots[10] = n
-        slots[11] = m
-        slots[12] = k
-        slots[13] = flags
-        slots[14] = 0
-        slots[15] = n
+        at = 10
+    slots[at] = n
+    slots[at + 1] = m
+    slots[at + 2] = k
+    slots[at + 3] = flags
+    slots[at + 4] = 0
+    slots[at + 5] = n
+    if parallel:
         Gp_{dt}(slots.ctypes.data)
     else:
-        slots[8] = n
-        slots[9] = m
-        slots[10] = k
-        slots[11] = flags
-        slots[12] = 0
-        slots[13] = n
         Gs_{dt}(slots.ctypes.data)
 """
 
