@@ -348,7 +348,7 @@ def _scatter_sum(fb, eqn):
     for spec, u in zip(eqn.params["specs"], eqn.invars):
         idx = _index_text(spec)
         val = fb.scalar(u) if not u.aval.shape else fb.atom(u)
-        fb.emit(f"{o}[{idx}] = {o}[{idx}] + {val}")
+        fb.emit(f"{o}[{idx}] += {val}")  # in place: no temporary per piece
     fb.fresh.add(out)
 
 
