@@ -12,10 +12,14 @@ import pytest
 import funcgrad as fg
 import funcgrad.numpy as fnp
 from funcgrad import lax
-from funcgrad.jit import gemm, native, workers
+from funcgrad.jit import gemm, kernels, native, workers
 
 needs_native = pytest.mark.skipif(
     native.runtime() is None or not gemm.ENABLED, reason="native code is off on this platform or by configuration"
+)
+
+needs_workers = pytest.mark.skipif(
+    not workers.AVAILABLE or kernels.num_threads() < 2, reason="worker threads need Linux x86-64 and two CPUs"
 )
 
 TRANSPOSES = [(False, False), (False, True), (True, False), (True, True)]
@@ -48,12 +52,11 @@ def test_matches_float64_reference(monkeypatch, dtype, trans_a, trans_b, shape):
 
 
 @needs_native
+@needs_workers
 @pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES)
 def test_parallel_split_is_bitwise_the_serial_product(trans_a, trans_b):
     """Columns split among the workers are computed exactly as the serial kernel computes them."""
     prod = gemm.product(np.dtype(np.float32))
-    if prod.pool is None:
-        pytest.skip("one thread: there is no worker pool")
     rng = np.random.default_rng(1)
     m, k, n = 130, 600, 300
     _, _, a, b = _operands(rng, m, k, n, np.float32, trans_a, trans_b)
@@ -216,10 +219,9 @@ def test_jit_source_names_the_product():
 
 
 @needs_native
+@needs_workers
 def test_worker_pool_state_is_sane():
     pool = workers.pool()
-    if pool is None:
-        pytest.skip("one thread: there is no worker pool")
     assert pool.count >= 1 and pool.state[9] == pool.count
     assert pool.state.ctypes.data % 64 == 0
     assert all(t.is_alive() and t.daemon for t in pool.threads)
