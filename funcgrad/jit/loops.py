@@ -806,6 +806,22 @@ def _compile_loop(eqn):
 _NO_POOL = np.zeros(0, np.int64)  # the pool state passed where there are no workers
 
 
+def _contract(fa, fb, axes):
+    """``np.tensordot(fa, fb, axes)``; when the contracted axes lead both operands (the stacked
+    factors of a sunk accumulator: steps, then batch), one ``fa.T @ fb`` product through
+    funcgrad.jit.gemm."""
+    from .gemm import matmul
+
+    ax_a, ax_b = (tuple(ax) for ax in axes)
+    n = len(ax_a)
+    if ax_a != tuple(range(n)) or ax_b != tuple(range(n)) or fa.ndim == n or fb.ndim == n:
+        return np.tensordot(fa, fb, axes=axes)
+    k = int(np.prod(fa.shape[:n]))
+    a = np.ascontiguousarray(fa).reshape(k, -1)
+    b = np.ascontiguousarray(fb).reshape(k, -1)
+    return matmul(a, b, True, False).reshape(fa.shape[n:] + fb.shape[n:])
+
+
 class _CompiledLoop:
     """Calls the loop module's driver, loading and compiling it on first use (numba, disk-cached);
     runs the primitive's impl instead if numba rejects the generated code."""
@@ -923,7 +939,7 @@ class _RewrittenScan:
         carries = dict(zip(keep, kept))
         for j, transposed, a, b, axes in self.sums:
             fa, fb = ((xs if w == "xs" else extra)[k] for w, k in (a, b))
-            total = np.tensordot(fa, fb, axes=axes)
+            total = _contract(fa, fb, axes)
             if transposed:
                 total = total.T
             init = ops[nconst + j]
