@@ -83,6 +83,8 @@ class Profile:
         self.nr = self.lanes * self.vectors
         # MR accumulators per vector column, plus the B vectors and one broadcast
         self.mr = (registers - self.vectors - 1) // self.vectors
+        # a second tile height for row counts MR pads badly (16 = 2 x 8 rows); None: MR only
+        self.short_mr = 8 if self.mr > 8 else None
         self.mc = MC - MC % self.mr
         # workspace (elements): an A block, a packed B block, an edge tile, and room to align
         # them to 64 bytes
@@ -192,9 +194,9 @@ def _module(profile, sym, sym_par):
     # -- micro-kernel: C[0:mrv, 0:nrv] (+)= A (MR x kc) @ Bp (kc x NR, packed). Element (i, p)
     # of A is at ap[i*ars + p*aps]: (ars, aps) = (1, MR) for a packed panel, (lda, 1) for rows
     # read in place. Rows past mrv read row mrv-1 and are not stored. ``tile``: MR x NR scratch.
-    def micro_kernel():
+    def micro_kernel(MR):
         fnty = ir.FunctionType(ir.VoidType(), [i64, ptr, i64, i64, ptr, i64, ptr, i64, i64, i1, ptr])
-        f = ir.Function(m, fnty, name="micro")
+        f = ir.Function(m, fnty, name=f"micro{MR}")
         f.linkage = "internal"
         f.attributes.add("noinline")
         kc, ap, ars, aps, bp, nrv, cp, ldc, mrv, acc_in, tile = f.args
@@ -437,17 +439,36 @@ def _module(profile, sym, sym_par):
                     with L.loop(L.const(0), nc, NR, "jr") as jr:
                         nrv = L.min(L.const(NR), b.sub(nc, jr))
                         bpanel = elem(b, bp_buf, b.mul(jr, kc))
-                        with L.loop(L.const(0), mc, MR, "ir") as ir_:
-                            mrv = L.min(L.const(MR), b.sub(mc, ir_))
+                        # tiles of MR rows, or of short_mr where that pads A's rows less (16 rows:
+                        # 2 x 8, not 2 x 14); in-place A only (a packed panel has MR rows)
+                        short = L.const(0)
+                        if short_mr:
+                            padded = [
+                                b.mul(b.sdiv(b.add(mc, L.const(r - 1)), L.const(r)), L.const(r)) for r in (short_mr, MR)
+                            ]
+                            short = b.and_(b.not_(trans_a), b.icmp_signed("<", *padded))
+                        step = b.select(short, L.const(short_mr or MR), L.const(MR))
+                        with L.loop(L.const(0), mc, step, "ir") as ir_:
+                            mrv = L.min(step, b.sub(mc, ir_))
                             ctile = elem(b, cptr, b.add(b.mul(b.add(ic, ir_), N), b.add(jc, jr)))
                             # a packed panel, or rows of A (contiguous) read in place
                             apanel = b.select(trans_a, elem(b, ap_buf, b.mul(ir_, kc)), elem(b, ablock, b.mul(ir_, K)))
                             ars, aps = b.select(trans_a, L.const(1), K), b.select(trans_a, L.const(MR), L.const(1))
-                            b.call(micro, [kc, apanel, ars, aps, bpanel, nrv, ctile, N, mrv, acc, tile])
+                            args = [kc, apanel, ars, aps, bpanel, nrv, ctile, N, mrv, acc, tile]
+                            if short_mr:
+                                with b.if_else(short) as (few, many):
+                                    with few:
+                                        b.call(micro_short, args)
+                                    with many:
+                                        b.call(micro, args)
+                            else:
+                                b.call(micro, args)
         b.ret(ir.Constant(i32, 0))
 
     pa, pbs = pack_a(), (pack_b(False), pack_b(True))
-    micro = micro_kernel()
+    micro = micro_kernel(MR)
+    short_mr = profile.short_mr
+    micro_short = micro_kernel(short_mr) if short_mr else None
     entry(sym)
     from .workers import dispatch_ir
 
@@ -599,7 +620,7 @@ class Product:
     when the kernels' trampoline is in place."""
 
     def __init__(self, dtype):
-        from . import kernels, native
+        from . import kernels, native, workers
 
         self.profile = prof = profile(dtype)
         self.dtype = dtype
@@ -613,6 +634,11 @@ class Product:
         entry_type = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)
         self.entry_pointers = tuple(entry_type(e) for e in self.entries)
         self._callables = None
+        if workers.AVAILABLE and kernels.num_threads() > 1:
+            try:
+                workers.worker_entry()  # the workers' code too, while we are off the critical path
+            except native.LoadError:
+                pass
 
     def _make_callables(self):
         from . import kernels, native, workers

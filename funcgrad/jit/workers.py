@@ -266,7 +266,7 @@ _pool_lock = threading.Lock()
 
 def _after_fork_in_child():
     global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
+    _pool, _pool_lock = None, threading.Lock()  # the loaded code (_entry) is still mapped
 
 
 if hasattr(os, "register_at_fork"):
@@ -305,14 +305,28 @@ def pool():
     return _pool
 
 
+_entry = None
+
+
+def worker_entry():
+    """The address of the worker loop's machine code, compiled or loaded once per process (the
+    GEMM's background compile calls this early, so the first parallel product does not wait)."""
+    global _entry
+    if _entry is None:
+        from . import kernels, native
+
+        (_entry,) = native.cached_entries(
+            "workers", [__file__], lambda syms: worker_ir(syms[0]), ["worker"], kernels._cache_dirs(), optimize=False
+        )
+    return _entry
+
+
 def _worker_function():
     from . import kernels, native
 
     sig = native.Signature([("out", "int64", 1)], [], 1)
     try:
-        (entry,) = native.cached_entries(
-            "workers", [__file__], lambda syms: worker_ir(syms[0]), ["worker"], kernels._cache_dirs(), optimize=False
-        )
+        entry = worker_entry()
     except native.LoadError:
         return None
     return native.function(entry, sig, "funcgrad worker", kernels._cache_dirs())
