@@ -26,7 +26,8 @@ Algorithm, for the columns ``[lo, hi)`` of C (the unit of work of one thread):
   touched.
 
 ``MR`` is as large as the vector registers allow (14 with 32 registers, 6 with 16), so each
-B vector loaded feeds ``MR`` multiply-adds. The caller splits the columns among threads
+B vector loaded feeds ``MR`` multiply-adds; with 32 registers a second micro-kernel of 8-row
+tiles takes row counts that 14 pads badly (16 rows: 2 x 8, not 2 x 14). The caller splits the columns among threads
 (:func:`matmul`); each thread packs into its own workspace.
 
 :func:`matmul` is used by jitted code for 2-D products (funcgrad.jit.lowering) when its
