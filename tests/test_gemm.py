@@ -251,3 +251,20 @@ def test_products_inside_compiled_loops_use_it(transposed):
     text = jitted.lower(*args).as_text()
     assert "gemm_float32(" in text
     np.testing.assert_allclose(np.asarray(jitted(*args)), np.asarray(f(*args)), rtol=2e-5, atol=2e-5)
+
+
+@needs_native
+def test_module_without_workers_needs_no_os_threads(monkeypatch):
+    """Where there are no worker threads (not Linux x86-64) the module holds no futex calls or
+    x86 pause instructions, and its serial entry computes the product."""
+    monkeypatch.setattr(workers, "AVAILABLE", False)
+    prof = gemm.profile(np.dtype(np.float64))
+    ir_text = gemm._module(prof, "fg_test_gemm", "fg_test_gemm_par")
+    assert "syscall" not in ir_text and "pause" not in ir_text
+    serial, _ = native.runtime().load_symbols(native.compile_ir(ir_text, False), ["fg_test_gemm", "fg_test_gemm_par"])
+    fn = native.function(serial, gemm._signature(np.dtype(np.float64), False), "test gemm", kernels._cache_dirs())
+    rng = np.random.default_rng(6)
+    a, b = rng.standard_normal((20, 30)), rng.standard_normal((30, 40))
+    c = np.empty((20, 40))
+    fn(c, a, b, gemm._workspace(prof, 1), 40, 20, 30, 1, 0, 40)
+    np.testing.assert_allclose(c, a @ b, rtol=1e-12, atol=1e-12)

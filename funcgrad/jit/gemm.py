@@ -471,8 +471,10 @@ def _module(profile, sym, sym_par):
     short_mr = profile.short_mr
     micro_short = micro_kernel(short_mr) if short_mr else None
     entry(sym)
-    from .workers import dispatch_ir
+    from .workers import AVAILABLE, dispatch_ir
 
+    if not AVAILABLE:  # no worker threads on this platform: the parallel entry is never called
+        return str(m) + f"define i32 @{sym_par}(ptr %s) {{\n  ret i32 1\n}}\n"
     memcpy = "declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)\n"
     return str(m) + dispatch_ir() + memcpy + _parallel_ir(profile, sym, sym_par)
 
