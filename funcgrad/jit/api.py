@@ -20,7 +20,6 @@ from ..core.primitive import Primitive
 from ..core.pytree import tree_flatten, tree_unflatten
 from ..core.trace import Tracer, eval_trace, get_current_trace
 from ..transforms.tracing import trace_to_jaxpr
-from . import gemm
 from .executor import compile_jaxpr
 
 logger = logging.getLogger("funcgrad.jit")
@@ -259,9 +258,6 @@ class JittedFunction:
         return f"argument shapes/dtypes changed from {_describe(same_statics[-1][1])} to {_describe(avals)}"
 
     def _compile(self, key, fun, args, static):
-        # The matrix-product runtime for the float arguments' dtypes loads (or, the first time
-        # on a machine, compiles) on its own thread while the function is traced.
-        gemm.prepare({a.dtype for a in tree_flatten(args)[0] if hasattr(a, "dtype")})
         closed, _, out_tree = trace_to_jaxpr(fun, args, static, name=f"jit({self._name})")
         if config.log_compiles:
             logger.warning("Compiling %s for args %s: %s", self._name, _describe(key[1]), self._miss_reason(key))
