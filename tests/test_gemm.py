@@ -107,7 +107,9 @@ a, b = np.ones((64, 300), np.float32), np.ones((300, 128), np.float32)
 gemm.matmul(a, b)  # the parent's workers are running
 pid = os.fork()
 if pid == 0:
-    os._exit(0 if gemm.matmul(a, b)[0, 0] == 300.0 else 3)
+    ok = gemm.matmul(a, b)[0, 0] == 300.0
+    pool = gemm.product(np.dtype(np.float32)).pool
+    os._exit(0 if ok and pool is not None and all(t.is_alive() for t in pool.threads) else 3)
 _, status = os.waitpid(pid, 0)
 print("child exit", os.waitstatus_to_exitcode(status))
 """

@@ -45,6 +45,7 @@ import threading
 
 import numpy as np
 
+from . import workers
 from .workers import WORDS as WORKER_WORDS
 
 logger = logging.getLogger("funcgrad.jit")
@@ -589,6 +590,17 @@ go:
 # -- compiled products, per (dtype, transposes) -----------------------------------------------------
 
 _lock = threading.Lock()
+
+
+def _after_fork_in_child():
+    """A child forked while another thread held the lock (a background compile) would wait for it
+    forever: it gets a fresh one (and builds what was being built again)."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 _products = {}  # dtype -> Product, or None (unavailable)
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _profiles = {}
@@ -623,7 +635,7 @@ class Product:
     when the kernels' trampoline is in place."""
 
     def __init__(self, dtype):
-        from . import kernels, native, workers
+        from . import kernels, native
 
         self.profile = prof = profile(dtype)
         self.dtype = dtype
@@ -644,7 +656,7 @@ class Product:
                 pass
 
     def _make_callables(self):
-        from . import kernels, native, workers
+        from . import kernels, native
 
         with _lock:
             if self._callables is None:
@@ -652,7 +664,7 @@ class Product:
                 name = f"gemm_{self.dtype.name}"
                 serial = native.function(self.entries[0], _signature(self.dtype, False), name, dirs)
                 parallel = native.function(self.entries[1], _signature(self.dtype, True), name + "_parallel", dirs)
-                self._callables = (serial, parallel, workers.pool())
+                self._callables = (serial, parallel)
         return self._callables
 
     @property
@@ -665,7 +677,8 @@ class Product:
 
     @property
     def pool(self):
-        return (self._callables or self._make_callables())[2]
+        """The worker pool (looked up each time: a forked child makes its own)."""
+        return workers.pool()
 
 
 def product(dtype):
@@ -746,9 +759,9 @@ def matmul(a, b, trans_a=False, trans_b=False):
         return np.dot(A, B)
     c = np.empty((M, N), dt)
     prof = prod.profile
-    pool = prod.pool
     flags = 1 + trans_a + 2 * trans_b
-    if pool is None or work < PARALLEL_WORK or N < 2 * prof.nr:
+    pool = workers.pool() if work >= PARALLEL_WORK and N >= 2 * prof.nr else None
+    if pool is None:
         prod.serial(c, a, b, _workspace(prof, 1), N, M, K, flags, 0, N)
     else:
         prod.parallel(c, a, b, _workspace(prof, pool.count + 1), pool.state, N, M, K, flags, 0, N)
