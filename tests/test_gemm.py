@@ -270,3 +270,19 @@ def test_module_without_workers_needs_no_os_threads(monkeypatch):
     c = np.empty((20, 40))
     fn(c, a, b, gemm._workspace(prof, 1), 40, 20, 30, 1, 0, 40)
     np.testing.assert_allclose(c, a @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_functions_calling_blas_keep_products_on_the_calling_thread():
+    """A jitted function with a convolution (BLAS with threads of its own) binds the serial
+    product; one without binds the splitting one."""
+    from funcgrad.jit.executor import compile_jaxpr
+
+    def conv_then_dense(x, k, w):
+        y = lax.conv_general_dilated(x, k, (1, 1), "SAME")
+        return y.reshape(y.shape[0], -1) @ w
+
+    args = (fnp.ones((4, 1, 8, 8)), fnp.ones((2, 1, 3, 3)), fnp.ones((128, 64)))
+    fn, _ = compile_jaxpr(fg.make_jaxpr(conv_then_dense)(*args).jaxpr)
+    assert fn.__globals__["_matmul"] is gemm.matmul_serial
+    fn, _ = compile_jaxpr(fg.make_jaxpr(lambda x, w: fnp.tanh(x @ w))(fnp.ones((64, 128)), fnp.ones((128, 64))).jaxpr)
+    assert fn.__globals__["_matmul"] is gemm.matmul

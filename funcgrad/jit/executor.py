@@ -112,6 +112,10 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None, loops=None
 
     params_in = [var(v) for v in jaxpr.constvars + jaxpr.invars]
     lines = [f"def {name}({', '.join(params_in)}):"]
+    if _calls_blas(plan, loops):
+        # BLAS's threads (spinning after each call) would take the workers' cores: products
+        # stay on this thread
+        namespace["_matmul"] = gemm.matmul_serial
     workers_awake = False  # a _matmul may have left the GEMM's worker threads spinning
 
     def rest_workers():
@@ -205,6 +209,19 @@ def generate_source(jaxpr: Jaxpr, name: str, plan=None, kernels=None, loops=None
 
 # impls that run BLAS (with its own threads) on large operands
 _THREADED_IMPLS = frozenset({"dot_general", "conv_general_dilated"})
+
+
+def _calls_blas(plan, loops):
+    """Whether the executor calls an impl that runs BLAS with threads of its own."""
+    from .lowering import python_expression
+
+    return any(
+        kind == "eqn"
+        and item.primitive.name in _THREADED_IMPLS
+        and id(item) not in loops
+        and python_expression(item, ["x"] * len(item.invars)) is None
+        for kind, item in plan.steps
+    )
 
 
 def _parallel_call():

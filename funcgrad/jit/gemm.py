@@ -31,7 +31,8 @@ tiles takes row counts that 14 pads badly (16 rows: 2 x 8, not 2 x 14). The call
 (:func:`matmul`); each thread packs into its own workspace.
 
 :func:`matmul` is used by jitted code for 2-D products (funcgrad.jit.lowering) when its
-arguments qualify and the product is large enough for packing to pay; otherwise, and when
+arguments qualify, the product is large enough for packing to pay and C has at least NR/2
+columns (narrower, most vector lanes would idle: NumPy's BLAS measures faster); otherwise, and when
 native code is off (``FUNCGRAD_JIT_NATIVE=0``, ``FUNCGRAD_JIT_GEMM=0``), ``np.dot`` runs.
 """
 
@@ -697,6 +698,18 @@ def product(dtype):
     return prod
 
 
+def matmul_serial(a, b, trans_a=False, trans_b=False):
+    """:func:`matmul` on the calling thread only: for code whose other steps run BLAS's own
+    threads (convolutions, batched products), which spin for a while after each call and would
+    take the workers' cores (a split product then waits on a descheduled worker).
+
+    Example::
+
+        c = matmul_serial(x, w)
+    """
+    return matmul(a, b, trans_a, trans_b, False)
+
+
 def prepare(dtypes):
     """Compile (or load) the products of ``dtypes`` on background threads, while the caller
     compiles other code; returns the threads to join. Used by the jit compiler when a function
@@ -729,8 +742,9 @@ def _workspace(prof, parts):
     return buf
 
 
-def matmul(a, b, trans_a=False, trans_b=False):
-    """``op(a) @ op(b)`` for 2-D float32/float64 arrays, ``op`` transposing where asked.
+def matmul(a, b, trans_a=False, trans_b=False, parallel=True):
+    """``op(a) @ op(b)`` for 2-D float32/float64 arrays, ``op`` transposing where asked;
+    ``parallel=False`` keeps it on the calling thread.
 
     Example::
 
@@ -755,12 +769,12 @@ def matmul(a, b, trans_a=False, trans_b=False):
     prod = _products.get(dt, False)
     if prod is False:
         prod = product(dt)
-    if prod is None:
+    if prod is None or N < prod.profile.nr // 2:  # narrow: most vector lanes would idle
         return np.dot(A, B)
     c = np.empty((M, N), dt)
     prof = prod.profile
     flags = 1 + trans_a + 2 * trans_b
-    pool = workers.pool() if work >= PARALLEL_WORK and N >= 2 * prof.nr else None
+    pool = workers.pool() if parallel and work >= PARALLEL_WORK and N >= 2 * prof.nr else None
     if pool is None:
         prod.serial(c, a, b, _workspace(prof, 1), N, M, K, flags, 0, N)
     else:

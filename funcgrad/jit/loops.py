@@ -439,7 +439,8 @@ def _gemm_product(x, y, dims):
     n = y.aval.shape[1 - rc[0]]
     if m * n * k < gemm.MIN_WORK:
         return None
-    return gemm.product(dt)
+    prod = gemm.product(dt)
+    return None if prod is None or n < prod.profile.nr // 2 else prod  # narrow: np.dot (see gemm.matmul)
 
 
 def _dot_general(fb, eqn):
