@@ -54,11 +54,11 @@ def test_matches_float64_reference(monkeypatch, dtype, trans_a, trans_b, shape):
 @needs_native
 @needs_workers
 @pytest.mark.parametrize("trans_a,trans_b", TRANSPOSES)
-def test_parallel_split_is_bitwise_the_serial_product(trans_a, trans_b):
-    """Columns split among the workers are computed exactly as the serial kernel computes them."""
+@pytest.mark.parametrize("m,k,n", [(130, 600, 300), (301, 500, 20)])  # split by columns / by rows
+def test_parallel_split_is_bitwise_the_serial_product(trans_a, trans_b, m, k, n):
+    """Parts split among the workers are computed exactly as the serial kernel computes them."""
     prod = gemm.product(np.dtype(np.float32))
     rng = np.random.default_rng(1)
-    m, k, n = 130, 600, 300
     _, _, a, b = _operands(rng, m, k, n, np.float32, trans_a, trans_b)
     flags = 1 + trans_a + 2 * trans_b
     serial = np.empty((m, n), np.float32)

@@ -383,8 +383,10 @@ def _module(profile, sym, sym_par):
         return f
 
     # -- the entry point ------------------------------------------------------------------------
-    def entry(sym):
-        f = ir.Function(m, ir.FunctionType(i32, [ptr]), name=sym)
+    def block_function():
+        """``i32 gemm_block(i64 *slots)``: the product for columns [lo, hi) and rows [r0, r1)
+        of C; slots as the entry point's, then r0, r1."""
+        f = ir.Function(m, ir.FunctionType(i32, [ptr]), name="gemm_block")
         f.attributes.add("optsize")
         f.attributes.add("minsize")
         (block,) = f.args
@@ -399,7 +401,7 @@ def _module(profile, sym, sym_par):
         aptr_, asize = slot(2, ptr), slot(3, i64)
         bptr_, bsize = slot(4, ptr), slot(5, i64)
         wptr, wsize = slot(6, ptr), slot(7, i64)
-        N, M, K, flags, lo, hi = (slot(8 + k, i64) for k in range(6))
+        N, M, K, flags, lo, hi, r0, r1 = (slot(8 + k, i64) for k in range(8))
         ok = b.and_(b.icmp_signed("==", csize, b.mul(M, N)), b.icmp_signed("==", asize, b.mul(M, K)))
         ok = b.and_(ok, b.icmp_signed("==", bsize, b.mul(K, N)))
         ok = b.and_(ok, b.icmp_signed(">=", wsize, L.const(profile.workspace)))
@@ -434,8 +436,8 @@ def _module(profile, sym, sym_par):
                         b.call(pbs[1], [bblock, bk, bn, kc, nc, bp_buf])
                     with rows:
                         b.call(pbs[0], [bblock, bk, bn, kc, nc, bp_buf])
-                with L.loop(L.const(0), M, profile.mc, "ic") as ic:
-                    mc = L.min(L.const(profile.mc), b.sub(M, ic))
+                with L.loop(r0, r1, profile.mc, "ic") as ic:
+                    mc = L.min(L.const(profile.mc), b.sub(r1, ic))
                     ablock = elem(b, aptr_, b.add(b.mul(ic, sm), b.mul(pc, sk)))
                     with b.if_then(trans_a):  # columns of A contiguous: packed into row panels
                         b.call(pa, [ablock, sk, mc, kc, ap_buf])
@@ -472,7 +474,19 @@ def _module(profile, sym, sym_par):
     micro = micro_kernel(MR)
     short_mr = profile.short_mr
     micro_short = micro_kernel(short_mr) if short_mr else None
-    entry(sym)
+    block_function()
+    # the entry point: every row of C
+    f = ir.Function(m, ir.FunctionType(i32, [ptr]), name=sym)
+    b = ir.IRBuilder(f.append_basic_block("entry"))
+    whole = b.alloca(ir.ArrayType(i64, 16))
+    slots = b.bitcast(whole, ptr)
+    for k in range(14):
+        x = b.load(gep(b, f.args[0], 8 * k), typ=i64)
+        b.store(x, b.bitcast(gep(b, slots, 8 * k), ir.PointerType(i64)))
+    b.store(ir.Constant(i64, 0), b.bitcast(gep(b, slots, 8 * 14), ir.PointerType(i64)))
+    rows = b.load(gep(b, f.args[0], 8 * 9), typ=i64)
+    b.store(rows, b.bitcast(gep(b, slots, 8 * 15), ir.PointerType(i64)))
+    b.ret(b.call(m.get_global("gemm_block"), [slots]))
     from .workers import AVAILABLE, dispatch_ir
 
     if not AVAILABLE:  # no worker threads on this platform: the parallel entry is never called
@@ -484,7 +498,8 @@ def _module(profile, sym, sym_par):
 def _parallel_ir(profile, sym, sym_par):
     """``i32 sym_par(i64 *slots)``: slots as ``sym``'s with the workers' job words (an int64
     array, :mod:`funcgrad.jit.workers`) after the workspace. Columns ``[lo, hi)`` are cut into
-    one part per thread (whole NR panels), each with its own slice of the workspace."""
+    one part per thread (whole NR panels), or, when C has a single panel, its rows into parts of
+    8-row strips; each part has its own slice of the workspace."""
     ws, nr = profile.workspace, profile.nr
     return f"""
 define i32 @{sym_par}(ptr %s) optsize minsize {{
@@ -529,9 +544,14 @@ entry:
   %cols = sub i64 %hi, %lo
   %cols1 = add i64 %cols, {nr - 1}
   %panels = sdiv i64 %cols1, {nr}
+  ; parts of whole NR-column panels when there are two or more, else of 8-row strips
+  %bycols = icmp sge i64 %panels, 2
+  %M7 = add i64 %M, 7
+  %strips = sdiv i64 %M7, 8
+  %units = select i1 %bycols, i64 %panels, i64 %strips
   %t0 = add i64 %workers, 1
-  %c0 = icmp slt i64 %t0, %panels
-  %t1 = select i1 %c0, i64 %t0, i64 %panels
+  %c0 = icmp slt i64 %t0, %units
+  %t1 = select i1 %c0, i64 %t0, i64 %units
   %room = sdiv i64 %Wn, {ws}
   %c1 = icmp slt i64 %t1, %room
   %t2 = select i1 %c1, i64 %t1, i64 %room
@@ -543,14 +563,15 @@ bad:
   ret i32 1
 
 split:
-  ; whole panels per part, then the number of parts that leaves
-  %pp0 = add i64 %panels, %t2
+  ; whole units per part, then the number of parts that leaves
+  %pp0 = add i64 %units, %t2
   %pp1 = sub i64 %pp0, 1
-  %per_panels = sdiv i64 %pp1, %t2
-  %per = mul i64 %per_panels, {nr}
-  %nb0 = add i64 %panels, %per_panels
+  %per_units = sdiv i64 %pp1, %t2
+  %per_cols = mul i64 %per_units, {nr}
+  %per_rows = mul i64 %per_units, 8
+  %nb0 = add i64 %units, %per_units
   %nb1 = sub i64 %nb0, 1
-  %nb = sdiv i64 %nb1, %per_panels
+  %nb = sdiv i64 %nb1, %per_units
   %blocks = alloca [16 x i64], i64 %nb, align 8
   br label %fill
 
@@ -568,21 +589,34 @@ fill:
   %src = getelementptr i64, ptr %s, i64 10
   %b8 = getelementptr i64, ptr %blk, i64 8
   call void @llvm.memcpy.p0.p0.i64(ptr %b8, ptr %src, i64 32, i1 false)
-  %jper = mul i64 %j, %per
-  %lj = add i64 %lo, %jper
-  %hj0 = add i64 %lj, %per
+  ; columns [lj, hj) and rows [rj, sj)
+  %jcols = mul i64 %j, %per_cols
+  %lj0 = add i64 %lo, %jcols
+  %hj0 = add i64 %lj0, %per_cols
   %ch = icmp slt i64 %hj0, %hi
-  %hj = select i1 %ch, i64 %hj0, i64 %hi
+  %hj1 = select i1 %ch, i64 %hj0, i64 %hi
+  %lj = select i1 %bycols, i64 %lj0, i64 %lo
+  %hj = select i1 %bycols, i64 %hj1, i64 %hi
+  %rj0 = mul i64 %j, %per_rows
+  %sj0 = add i64 %rj0, %per_rows
+  %cr = icmp slt i64 %sj0, %M
+  %sj1 = select i1 %cr, i64 %sj0, i64 %M
+  %rj = select i1 %bycols, i64 0, i64 %rj0
+  %sj = select i1 %bycols, i64 %M, i64 %sj1
   %b12 = getelementptr i64, ptr %blk, i64 12
   store i64 %lj, ptr %b12
   %b13 = getelementptr i64, ptr %blk, i64 13
   store i64 %hj, ptr %b13
+  %b14 = getelementptr i64, ptr %blk, i64 14
+  store i64 %rj, ptr %b14
+  %b15 = getelementptr i64, ptr %blk, i64 15
+  store i64 %sj, ptr %b15
   %j1 = add i64 %j, 1
   %fmore = icmp slt i64 %j1, %nb
   br i1 %fmore, label %fill, label %go
 
 go:
-  call void @funcgrad_pool_run(ptr %S, ptr @{sym}, ptr %blocks, i64 %nb, i64 128)
+  call void @funcgrad_pool_run(ptr %S, ptr @gemm_block, ptr %blocks, i64 %nb, i64 128)
   ret i32 0
 }}
 """
@@ -774,7 +808,7 @@ def matmul(a, b, trans_a=False, trans_b=False, parallel=True):
     c = np.empty((M, N), dt)
     prof = prod.profile
     flags = 1 + trans_a + 2 * trans_b
-    pool = workers.pool() if parallel and work >= PARALLEL_WORK and N >= 2 * prof.nr else None
+    pool = workers.pool() if parallel and work >= PARALLEL_WORK and max(N // prof.nr, M // 8) >= 2 else None
     if pool is None:
         prod.serial(c, a, b, _workspace(prof, 1), N, M, K, flags, 0, N)
     else:

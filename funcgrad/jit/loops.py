@@ -407,7 +407,7 @@ def {name}(__KP__c, a, b, n, m, k, flags):
     slots[5] = b.size
     slots[6] = Gw_{dt}.ctypes.data
     slots[7] = Gw_{dt}.size
-    parallel = m * n * k >= {PARALLEL_WORK} and n >= {2 * nr} and Gst.size > 0
+    parallel = m * n * k >= {PARALLEL_WORK} and (n >= {2 * nr} or m >= 16) and Gst.size > 0
     at = 8
     if parallel:  # the workers' state words come before the sizes
         slots[8] = Gst.ctypes.data
