@@ -777,6 +777,21 @@ def _load_object(spec, tag, sym, dirs):
     return None, None
 
 
+def native_entry(spec):
+    """The address of ``spec``'s kernel compiled to native code (``i32 entry(i64 *slots)``, the
+    slots as :func:`funcgrad.jit.llvmgen.entry_ir` reads them), compiling or loading it; None
+    where numba compiles it instead. For code that calls kernels without Python (compiled loops).
+    """
+    from . import native
+
+    kernel = get_kernels([spec])[0]
+    info = _native_specs.get(kernel)
+    if info is None:
+        return None
+    spec_, sig = info
+    return _entries.get(native.symbol(spec_.key, native.tag(sig)))
+
+
 def _native_arguments(args, spec, sig):
     """``args`` made acceptable to the native kernel when only their scalars are of other types
     (converted as a numba dispatcher converts them), else None."""

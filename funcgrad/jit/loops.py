@@ -7,8 +7,10 @@ dominates small recurrent models. Here a control-flow equation becomes one numba
 * every jaxpr involved (the loop body, the condition, the branches, nested loops) becomes an
   ``@njit`` function ``body_k(K..., args...) -> tuple``: its elementwise work is planned by
   :mod:`funcgrad.jit.fusion` with single-equation groups allowed, so every elementwise
-  equation is a loop of the fused kernels of :mod:`funcgrad.jit.kernels` (their source is
-  embedded, with the float32 fast-math calls); matrix products call funcgrad.jit.gemm's
+  equation is a loop of the fused kernels of :mod:`funcgrad.jit.kernels`, called through
+  their native entry points (passed like the constants; ``noalias`` code that vectorizes
+  where numba's copy of a many-array kernel does not) or, without native code, embedded as
+  numba source; matrix products call funcgrad.jit.gemm's
   compiled product (its entry points, a per-thread workspace and the worker pool's state are
   passed to every function after the constants) or, for small or batched ones, ``np.dot``
   (BLAS through numba); slicing, index updates, reshapes, broadcasts, transposes, pads, concatenations and
@@ -33,6 +35,7 @@ loop-carried values keep one numba type across iterations and branches.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import logging
 import time
@@ -47,6 +50,8 @@ from .lowering import FUSIBLE_DTYPES, dtype_ctor
 logger = logging.getLogger("funcgrad.jit")
 
 CONTROL_FLOW = ("scan", "while", "cond")
+
+_ENTRY_TYPE = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)  # native entry points: i32 (i64 *slots)
 
 
 class NotLowerable(Exception):
@@ -85,6 +90,8 @@ class _Module:
         self.kernel_names = {}  # kernel key -> function name
         self.consts = []  # hoisted constants (NumPy arrays), passed as K0, K1, ...
         self.products = {}  # dtype -> funcgrad.jit.gemm.Product of the matrix products called
+        self.native_kernels = {}  # parameter name -> ctypes pointer to a native kernel's entry
+        self.native_names = set()  # the functions calling them (they take __KP__ first)
         self.count = 0
 
     def fresh_name(self, prefix):
@@ -96,8 +103,24 @@ class _Module:
         return f"K{len(self.consts) - 1}"
 
     def kernel(self, spec) -> str:
-        """The name of ``spec``'s fused kernel in this module (its source embedded once)."""
+        """The name of ``spec``'s fused kernel in this module. Where the kernel has native code
+        (and no scalar arguments), a function calling it through its entry point, passed to
+        every function of the module after the constants like the GEMM's (``noalias``
+        arguments: it vectorizes where numba's copy of the source may not); else its numba
+        source, embedded once. Call it as ``name(__KP__outs..., ins..., sizes..., lo, hi)``."""
         name = self.kernel_names.get(spec.key)
+        if name is None and not spec.scalar_inputs:
+            from . import native
+            from .kernels import native_entry
+
+            entry = native_entry(spec) if native.runtime() is not None else None
+            if entry is not None:
+                name = f"k_{spec.key[:16]}"
+                pointer = f"NK_{spec.key[:16]}"
+                self.native_kernels[pointer] = _ENTRY_TYPE(entry)
+                self.native_names.add(name)
+                self.defs.append(_native_kernel_call_source(name, pointer, spec))
+                self.kernel_names[spec.key] = name
         if name is None:
             name = f"k_{spec.key[:16]}"
             body = spec.source.split("\ndef kernel(", 1)
@@ -121,9 +144,13 @@ class _Module:
     def gemm_params(self):
         return [f"G{k}_{dt}" for dt in self.products for k in ("s", "p", "w")] + (["Gst"] if self.products else [])
 
+    def extra_params(self):
+        """The parameters after the constants: the GEMM's, then the native kernels' entries."""
+        return self.gemm_params() + list(self.native_kernels)
+
     def source(self) -> str:
         kparams = "".join(f"K{i}, " for i in range(len(self.consts)))
-        kparams += "".join(f"{p}, " for p in self.gemm_params())
+        kparams += "".join(f"{p}, " for p in self.extra_params())
         header = (
             '"""funcgrad loop module: control flow lowered to numba by funcgrad/jit/loops.py."""\n'
             "import math\n\nimport numpy as np\nfrom numba import njit\n\nfrom funcgrad.jit import fastmath as fm\n\n"
@@ -234,7 +261,8 @@ class _FunctionBuilder:
                 ins = [self.contiguous(v) for v in spec.array_inputs] + [self.scalar(v) for v in spec.scalar_inputs]
                 sizes = [str(s) for s in spec.sizes]
                 n0 = spec.sizes[0] if spec.sizes else 1
-                self.emit(f"{kname}({', '.join(outs + ins + sizes + ['0', str(n0)])})")
+                kp = "__KP__" if kname in self.module.native_names else ""
+                self.emit(f"{kname}({kp}{', '.join(outs + ins + sizes + ['0', str(n0)])})")
             else:
                 eqn = item
                 self.emit("# " + self._eqn_doc(eqn, _fmt_params))
@@ -389,6 +417,22 @@ def _transpose(fb, eqn):
 
 def _copy(fb, eqn):
     _out(fb, eqn, _owned(fb.atom(eqn.invars[0]), eqn.invars[0].aval), fresh=True)
+
+
+def _native_kernel_call_source(name, pointer, spec):
+    """An @njit function filling a native kernel's slots (data pointer and size per array, the
+    loop sizes, lo, hi; see llvmgen.entry_ir) and calling its entry point ``pointer``."""
+    arrays = [f"o{k}" for k in range(len(spec.outputs))] + [f"a{k}" for k in range(len(spec.array_inputs))]
+    sizes = [f"n{k}" for k in range(len(spec.sizes))]
+    lines = [f"{_DECORATOR}", f"def {name}(__KP__{', '.join(arrays + sizes + ['lo', 'hi'])}):"]
+    lines.append(f"    slots = np.empty({2 * len(arrays) + len(sizes) + 2}, np.int64)")
+    for k, a in enumerate(arrays):
+        lines += [f"    slots[{2 * k}] = {a}.ctypes.data", f"    slots[{2 * k + 1}] = {a}.size"]
+    at = 2 * len(arrays)
+    for k, n in enumerate(sizes + ["lo", "hi"]):
+        lines.append(f"    slots[{at + k}] = {n}")
+    lines.append(f"    {pointer}(slots.ctypes.data)")
+    return "\n".join(lines) + "\n"
 
 
 def _gemm_helper_source(name, dt, nr):
@@ -801,7 +845,16 @@ def _compile_loop(eqn):
         return None
     source = module.source()
     key = hashlib.sha256(source.encode()).hexdigest()[:32]
-    return _CompiledLoop(name, key, source, driver, module.consts, eqn, list(module.products.values()))
+    return _CompiledLoop(
+        name,
+        key,
+        source,
+        driver,
+        module.consts,
+        eqn,
+        list(module.products.values()),
+        list(module.native_kernels.values()),
+    )
 
 
 _NO_POOL = np.zeros(0, np.int64)  # the pool state passed where there are no workers
@@ -827,18 +880,22 @@ class _CompiledLoop:
     """Calls the loop module's driver, loading and compiling it on first use (numba, disk-cached);
     runs the primitive's impl instead if numba rejects the generated code."""
 
-    def __init__(self, what, key, source, driver, consts, eqn, products=()):
+    def __init__(self, what, key, source, driver, consts, eqn, products=(), kernel_entries=()):
         self.what, self.key, self.source, self.driver_name = what, key, source, driver
         self.consts = tuple(consts)
+        self.kernel_entries = tuple(kernel_entries)
         self.eqn = eqn
         self.products = tuple(products)
+        # without matrix products the leading arguments are the same for every call
+        self.fixed_leading = None if self.products else self.consts + self.kernel_entries
         self.driver = None
         self.fallback = None
 
     def _leading(self):
-        """The constants, then what the module's matrix products need in this thread."""
-        if not self.products:
-            return self.consts
+        """The constants, what the module's matrix products need in this thread, the native
+        kernels' entry points (the order of ``_Module.source``'s parameters)."""
+        if self.fixed_leading is not None:
+            return self.fixed_leading
         from .gemm import _workspace
 
         out = list(self.consts)
@@ -846,6 +903,7 @@ class _CompiledLoop:
         for prod in self.products:
             out += [*prod.entry_pointers, _workspace(prod.profile, pool.count + 1 if pool else 1)]
         out.append(pool.state if pool is not None else _NO_POOL)
+        out += self.kernel_entries
         return out
 
     def __call__(self, *args):
