@@ -471,8 +471,9 @@ def {name}(__KP__c, a, b, n, m, k, flags):
 
 
 def _gemm_product(x, y, dims):
-    """The funcgrad.jit.gemm product for ``dot_general(x, y, dims)`` inside a loop (2-D float
-    operands, one contracted axis, enough work), or None for ``np.dot``."""
+    """``(product, m, k, n)``: the funcgrad.jit.gemm product for ``dot_general(x, y, dims)``
+    inside a loop (2-D float operands, one contracted axis, enough work, not narrow) and its
+    sizes, or None for ``np.dot``."""
     from . import gemm
 
     (lc, rc), (lb, rb) = dims
@@ -484,7 +485,9 @@ def _gemm_product(x, y, dims):
     if m * n * k < gemm.MIN_WORK:
         return None
     prod = gemm.product(dt)
-    return None if prod is None or n < prod.profile.nr // 2 else prod  # narrow: np.dot (see gemm.matmul)
+    if prod is None or n < prod.profile.nr // 2:  # narrow: np.dot (see gemm.matmul)
+        return None
+    return prod, m, k, n
 
 
 def _dot_general(fb, eqn):
@@ -509,12 +512,11 @@ def _dot_general(fb, eqn):
             f"dot_general{eqn.params['dimension_numbers']} on {x.aval.str_short()} x {y.aval.str_short()}"
         )
     a, b = fb.contiguous(x), fb.contiguous(y)
-    product = None if batched else _gemm_product(x, y, eqn.params["dimension_numbers"])
-    if product is not None:
+    found = None if batched else _gemm_product(x, y, eqn.params["dimension_numbers"])
+    if found is not None:
+        product, m, k, n = found
         helper = fb.module.gemm(product)
         ta, tb = lc[0] == 0, rc[0] == 1  # operands stored transposed, read in place
-        m, k = x.aval.shape[1 - lc[0]], x.aval.shape[lc[0]]
-        n = y.aval.shape[1 - rc[0]]
         o = fb.var(eqn.outvars[0])
         fb.emit(f"{o} = np.empty(({m}, {n}), {_np_dtype(dt)})")
         fb.emit(f"{helper}(__KP__{o}, {a}, {b}, {n}, {m}, {k}, {1 + ta + 2 * tb})")
