@@ -196,6 +196,8 @@ def test_second_process_loads_the_product_from_the_cache(tmp_path):
         ((32, 2, 100), (32, 2, 48), (((0, 1), (0, 1)), ((), ()))),  # leading axes contracted
         ((64, 5, 20), (48, 5, 20), (((1, 2), (1, 2)), ((), ()))),  # trailing axes of both
         ((100,), (100, 300), (((0,), (0,)), ((), ()))),  # a vector
+        ((100, 100, 1), (100, 100), (((1,), (0,)), ((), ()))),  # a unit axis after the contracted one
+        ((1, 64, 100), (48, 1, 100), (((2,), (2,)), ((), ()))),  # unit axes on both sides
     ],
 )
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -198,8 +198,10 @@ def python_expression(eqn, args):
 
 def _matmul_expression(eqn, args):
     """A dot_general without batch axes whose contracting axes are the leading or trailing axes
-    of each operand is one matrix product of reshaped operands (views of contiguous arrays):
-    ``_matmul`` (funcgrad.jit.gemm) with each operand's transpose flag."""
+    of each operand (free axes of size 1 aside) is one matrix product of reshaped operands
+    (views of contiguous arrays): ``_matmul`` (funcgrad.jit.gemm) with each operand's
+    transpose flag (lhs contracted on its leading axes: stored (K, M); rhs contracted on its
+    trailing axes: stored (N, K))."""
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     x, y = eqn.invars
     out = eqn.outvars[0].aval
@@ -216,21 +218,18 @@ def _matmul_expression(eqn, args):
     ):
         return None
     xs, ys = x.aval.shape, y.aval.shape
-    nc = len(lc)
-    # lhs: (M, K) with the contracting axes trailing, or (K, M) read transposed when leading
-    if tuple(lc) == tuple(range(len(xs) - nc, len(xs))):
-        trans_a, K, M = False, xs[len(xs) - nc :], xs[: len(xs) - nc]
-    elif tuple(lc) == tuple(range(nc)):
-        trans_a, K, M = True, xs[:nc], xs[nc:]
-    else:
+    if list(lc) != sorted(lc) or list(rc) != sorted(rc):
+        return None  # the contracted axes flatten in the same order on both sides
+    # Each operand's contracted axes must lead or trail it; free axes of size 1 do not count
+    # (a reshape drops them), so (100, 100, 1) contracted on axis 1 is a plain (100, 100).
+    lead_a = _contracted_at(xs, lc, prefer_leading=False)
+    lead_b = _contracted_at(ys, rc, prefer_leading=True)
+    if lead_a is None or lead_b is None:
         return None
-    # rhs: (K, N) with the contracting axes leading, or (N, K) read transposed when trailing
-    if tuple(rc) == tuple(range(nc)):
-        trans_b, N = False, ys[nc:]
-    elif tuple(rc) == tuple(range(len(ys) - nc, len(ys))):
-        trans_b, N = True, ys[: len(ys) - nc]
-    else:
-        return None
+    trans_a, trans_b = lead_a, not lead_b
+    M = [xs[d] for d in range(len(xs)) if d not in lc]
+    K = [xs[d] for d in lc]
+    N = [ys[d] for d in range(len(ys)) if d not in rc]
     m, k, n = (int(np.prod(d, dtype=np.int64)) for d in (M, K, N))
     a_shape = (k, m) if trans_a else (m, k)
     b_shape = (n, k) if trans_b else (k, n)
@@ -238,3 +237,15 @@ def _matmul_expression(eqn, args):
     b = args[1] if ys == b_shape else f"{args[1]}.reshape({b_shape})"
     expr = f"_matmul({a}, {b}, {trans_a}, {trans_b})"
     return expr if out.shape == (m, n) else f"{expr}.reshape({out.shape})"
+
+
+def _contracted_at(shape, contract, prefer_leading):
+    """True if the ``contract`` axes of ``shape`` lead it, False if they trail it (free axes of
+    size 1 ignored; when both hold, ``prefer_leading`` decides), None otherwise."""
+    kept = [d for d in range(len(shape)) if d in contract or shape[d] != 1]
+    at = [kept.index(d) for d in contract]
+    leading = at == list(range(len(contract)))
+    trailing = at == list(range(len(kept) - len(contract), len(kept)))
+    if leading and trailing:
+        return prefer_leading
+    return True if leading else False if trailing else None
