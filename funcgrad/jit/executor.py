@@ -213,13 +213,13 @@ _THREADED_IMPLS = frozenset({"dot_general", "conv_general_dilated"})
 
 def _calls_blas(plan, loops):
     """Whether the executor calls an impl that runs BLAS with threads of its own."""
-    from .lowering import python_expression
+    from .lowering import matmul_plan
 
     return any(
         kind == "eqn"
         and item.primitive.name in _THREADED_IMPLS
         and id(item) not in loops
-        and python_expression(item, ["x"] * len(item.invars)) is None
+        and (item.primitive.name != "dot_general" or matmul_plan(item) is None)
         for kind, item in plan.steps
     )
 
@@ -238,17 +238,14 @@ def _retype_call():
 
 def _product_dtypes(plan):
     """Dtypes of the matrix products the executor hands to funcgrad.jit.gemm."""
-    from .lowering import python_expression
+    from .lowering import matmul_plan
 
     out = []
     for kind, eqn in plan.steps:
         if kind == "eqn" and eqn.primitive.name == "dot_general":
-            x, y = eqn.invars
-            # multiply-adds M*N*K: |x| = M*K, |y| = K*N and |out| = M*N give K
-            sizes = [float(np.prod(v.aval.shape)) for v in (x, y, eqn.outvars[0])]
-            work = sizes[2] * np.sqrt(sizes[0] * sizes[1] / max(sizes[2], 1.0))
-            if work >= gemm.MIN_WORK and python_expression(eqn, ["x", "y"]) is not None:
-                out.append(x.aval.dtype)
+            mm = matmul_plan(eqn)
+            if mm is not None and gemm.wanted(np.dtype(eqn.invars[0].aval.dtype), *mm[2:]):
+                out.append(eqn.invars[0].aval.dtype)
     return out
 
 

@@ -63,6 +63,7 @@ MIN_WORK = 1 << 15
 # Products of at least this many multiply-adds are split by columns among threads (smaller ones
 # lose more to the hand-off than they gain: measured on the LSTM scan, benchmarks/bench_jit.py).
 PARALLEL_WORK = 1 << 19
+ROW_STRIP = 8  # rows per part when a product one register tile wide is split by rows
 
 
 def _host_flags():
@@ -544,10 +545,10 @@ entry:
   %cols = sub i64 %hi, %lo
   %cols1 = add i64 %cols, {nr - 1}
   %panels = sdiv i64 %cols1, {nr}
-  ; parts of whole NR-column panels when there are two or more, else of 8-row strips
+  ; parts of whole NR-column panels when there are two or more, else of ROW_STRIP-row strips
   %bycols = icmp sge i64 %panels, 2
-  %M7 = add i64 %M, 7
-  %strips = sdiv i64 %M7, 8
+  %M7 = add i64 %M, {ROW_STRIP - 1}
+  %strips = sdiv i64 %M7, {ROW_STRIP}
   %units = select i1 %bycols, i64 %panels, i64 %strips
   %t0 = add i64 %workers, 1
   %c0 = icmp slt i64 %t0, %units
@@ -568,7 +569,7 @@ split:
   %pp1 = sub i64 %pp0, 1
   %per_units = sdiv i64 %pp1, %t2
   %per_cols = mul i64 %per_units, {nr}
-  %per_rows = mul i64 %per_units, 8
+  %per_rows = mul i64 %per_units, {ROW_STRIP}
   %nb0 = add i64 %units, %per_units
   %nb1 = sub i64 %nb0, 1
   %nb = sdiv i64 %nb1, %per_units
@@ -650,9 +651,6 @@ def profile(dtype):
     return p
 
 
-_SIGNATURES = {}
-
-
 def _signature(dtype, parallel):
     from . import native
 
@@ -732,6 +730,30 @@ def product(dtype):
     return prod
 
 
+def wanted(dtype, m, k, n):
+    """Whether the compiled product is the one to run an ``(m, k) @ (k, n)`` product of
+    ``dtype``: not other dtypes, not products too small for packing to pay (``MIN_WORK``), not
+    narrow ones (fewer than NR/2 columns: most vector lanes would idle; NumPy's BLAS measures
+    faster), not with native code off. The one rule for jitted code, its loops and its
+    compile-ahead (which must not build the product just to ask)."""
+    return ENABLED and dtype in _FLOATS and m * n * k >= MIN_WORK and n >= profile(dtype).nr // 2
+
+
+def takes(dtype, m, k, n):
+    """The compiled product for an ``(m, k) @ (k, n)`` product of ``dtype`` (built on first
+    need), or None where ``np.dot`` runs it (:func:`wanted`, or no native code)."""
+    if not wanted(dtype, m, k, n):
+        return None
+    prod = _products.get(dtype, False)
+    return product(dtype) if prod is False else prod
+
+
+def splits(m, k, n, nr):
+    """Whether an ``(m, k) @ (k, n)`` product is split among the workers: enough work, and two
+    column panels (of ``nr``) or two row strips to share (the same rule the loop helper emits)."""
+    return m * n * k >= PARALLEL_WORK and max(n // nr, m // ROW_STRIP) >= 2
+
+
 def matmul_serial(a, b, trans_a=False, trans_b=False):
     """:func:`matmul` on the calling thread only: for code whose other steps run BLAS's own
     threads (convolutions, batched products), which spin for a while after each call and would
@@ -790,25 +812,15 @@ def matmul(a, b, trans_a=False, trans_b=False, parallel=True):
     M, K = A.shape
     N = B.shape[1]
     dt = a.dtype
-    work = M * N * K
-    if (
-        work < MIN_WORK
-        or not ENABLED
-        or dt not in _FLOATS
-        or b.dtype != dt
-        or K != B.shape[0]
-        or not (a.flags.c_contiguous and b.flags.c_contiguous)
-    ):
-        return np.dot(A, B)
-    prod = _products.get(dt, False)
-    if prod is False:
-        prod = product(dt)
-    if prod is None or N < prod.profile.nr // 2:  # narrow: most vector lanes would idle
+    prod = None
+    if b.dtype == dt and K == B.shape[0] and a.flags.c_contiguous and b.flags.c_contiguous:
+        prod = takes(dt, M, K, N)
+    if prod is None:
         return np.dot(A, B)
     c = np.empty((M, N), dt)
     prof = prod.profile
     flags = 1 + trans_a + 2 * trans_b
-    pool = workers.pool() if parallel and work >= PARALLEL_WORK and max(N // prof.nr, M // 8) >= 2 else None
+    pool = workers.pool() if parallel and splits(M, K, N, prof.nr) else None
     if pool is None:
         prod.serial(c, a, b, _workspace(prof, 1), N, M, K, flags, 0, N)
     else:

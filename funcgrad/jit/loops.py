@@ -437,8 +437,9 @@ def _native_kernel_call_source(name, pointer, spec):
 
 def _gemm_helper_source(name, dt, nr):
     """An @njit function calling funcgrad.jit.gemm's serial or parallel entry point for
-    ``c = op(a) @ op(b)`` (the slots its trampoline would fill, see gemm._module)."""
-    from .gemm import PARALLEL_WORK
+    ``c = op(a) @ op(b)`` (the slots its trampoline would fill, see gemm._module); it splits
+    as :func:`funcgrad.jit.gemm.splits` does."""
+    from .gemm import PARALLEL_WORK, ROW_STRIP
 
     return f"""{_DECORATOR}
 def {name}(__KP__c, a, b, n, m, k, flags):
@@ -451,7 +452,7 @@ def {name}(__KP__c, a, b, n, m, k, flags):
     slots[5] = b.size
     slots[6] = Gw_{dt}.ctypes.data
     slots[7] = Gw_{dt}.size
-    parallel = m * n * k >= {PARALLEL_WORK} and (n >= {2 * nr} or m >= 16) and Gst.size > 0
+    parallel = m * n * k >= {PARALLEL_WORK} and max(n // {nr}, m // {ROW_STRIP}) >= 2 and Gst.size > 0
     at = 8
     if parallel:  # the workers' state words come before the sizes
         slots[8] = Gst.ctypes.data
@@ -470,24 +471,18 @@ def {name}(__KP__c, a, b, n, m, k, flags):
 """
 
 
-def _gemm_product(x, y, dims):
-    """``(product, m, k, n)``: the funcgrad.jit.gemm product for ``dot_general(x, y, dims)``
-    inside a loop (2-D float operands, one contracted axis, enough work, not narrow) and its
-    sizes, or None for ``np.dot``."""
+def _gemm_product(eqn):
+    """``(product, trans_a, trans_b, m, k, n)`` for a dot_general of 2-D operands inside a loop
+    that funcgrad.jit.gemm runs (:func:`funcgrad.jit.gemm.takes`), or None for ``np.dot``."""
     from . import gemm
+    from .lowering import matmul_plan
 
-    (lc, rc), (lb, rb) = dims
-    dt = np.dtype(x.aval.dtype)
-    if lb or rb or x.aval.ndim != 2 or y.aval.ndim != 2 or dt not in gemm._FLOATS or not gemm.ENABLED:
+    x, y = eqn.invars
+    plan = matmul_plan(eqn) if x.aval.ndim == 2 and y.aval.ndim == 2 else None
+    if plan is None:
         return None
-    m, k = x.aval.shape[1 - lc[0]], x.aval.shape[lc[0]]
-    n = y.aval.shape[1 - rc[0]]
-    if m * n * k < gemm.MIN_WORK:
-        return None
-    prod = gemm.product(dt)
-    if prod is None or n < prod.profile.nr // 2:  # narrow: np.dot (see gemm.matmul)
-        return None
-    return prod, m, k, n
+    prod = gemm.takes(np.dtype(x.aval.dtype), *plan[2:])
+    return None if prod is None else (prod, *plan)
 
 
 def _dot_general(fb, eqn):
@@ -512,11 +507,10 @@ def _dot_general(fb, eqn):
             f"dot_general{eqn.params['dimension_numbers']} on {x.aval.str_short()} x {y.aval.str_short()}"
         )
     a, b = fb.contiguous(x), fb.contiguous(y)
-    found = None if batched else _gemm_product(x, y, eqn.params["dimension_numbers"])
+    found = None if batched else _gemm_product(eqn)
     if found is not None:
-        product, m, k, n = found
+        product, ta, tb, m, k, n = found
         helper = fb.module.gemm(product)
-        ta, tb = lc[0] == 0, rc[0] == 1  # operands stored transposed, read in place
         o = fb.var(eqn.outvars[0])
         fb.emit(f"{o} = np.empty(({m}, {n}), {_np_dtype(dt)})")
         fb.emit(f"{helper}(__KP__{o}, {a}, {b}, {n}, {m}, {k}, {1 + ta + 2 * tb})")

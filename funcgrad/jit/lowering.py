@@ -196,12 +196,11 @@ def python_expression(eqn, args):
     return None
 
 
-def _matmul_expression(eqn, args):
-    """A dot_general without batch axes whose contracting axes are the leading or trailing axes
-    of each operand (free axes of size 1 aside) is one matrix product of reshaped operands
-    (views of contiguous arrays): ``_matmul`` (funcgrad.jit.gemm) with each operand's
-    transpose flag (lhs contracted on its leading axes: stored (K, M); rhs contracted on its
-    trailing axes: stored (N, K))."""
+def matmul_plan(eqn):
+    """``(trans_a, trans_b, m, k, n)`` when ``eqn`` (a dot_general) is one ``(m, k) @ (k, n)``
+    product of its reshaped operands, else None: no batch axes, each operand's contracted axes
+    leading or trailing it (free axes of size 1 aside; a lhs contracted on its leading axes is
+    stored (K, M), a rhs contracted on its trailing axes (N, K)), one dtype throughout."""
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     x, y = eqn.invars
     out = eqn.outvars[0].aval
@@ -220,21 +219,29 @@ def _matmul_expression(eqn, args):
     xs, ys = x.aval.shape, y.aval.shape
     if list(lc) != sorted(lc) or list(rc) != sorted(rc):
         return None  # the contracted axes flatten in the same order on both sides
-    # Each operand's contracted axes must lead or trail it; free axes of size 1 do not count
-    # (a reshape drops them), so (100, 100, 1) contracted on axis 1 is a plain (100, 100).
+    # (100, 100, 1) contracted on axis 1 is a plain (100, 100): a reshape drops unit axes
     lead_a = _contracted_at(xs, lc, prefer_leading=False)
     lead_b = _contracted_at(ys, rc, prefer_leading=True)
     if lead_a is None or lead_b is None:
         return None
-    trans_a, trans_b = lead_a, not lead_b
-    M = [xs[d] for d in range(len(xs)) if d not in lc]
-    K = [xs[d] for d in lc]
-    N = [ys[d] for d in range(len(ys)) if d not in rc]
-    m, k, n = (int(np.prod(d, dtype=np.int64)) for d in (M, K, N))
+    m = int(np.prod([xs[d] for d in range(len(xs)) if d not in lc], dtype=np.int64))
+    k = int(np.prod([xs[d] for d in lc], dtype=np.int64))
+    n = int(np.prod([ys[d] for d in range(len(ys)) if d not in rc], dtype=np.int64))
+    return lead_a, not lead_b, m, k, n
+
+
+def _matmul_expression(eqn, args):
+    """``_matmul`` (funcgrad.jit.gemm) on the reshaped operands of a dot_general that is one
+    matrix product (:func:`matmul_plan`), or None."""
+    plan = matmul_plan(eqn)
+    if plan is None:
+        return None
+    trans_a, trans_b, m, k, n = plan
+    (x, y), out = eqn.invars, eqn.outvars[0].aval
     a_shape = (k, m) if trans_a else (m, k)
     b_shape = (n, k) if trans_b else (k, n)
-    a = args[0] if xs == a_shape else f"{args[0]}.reshape({a_shape})"
-    b = args[1] if ys == b_shape else f"{args[1]}.reshape({b_shape})"
+    a = args[0] if x.aval.shape == a_shape else f"{args[0]}.reshape({a_shape})"
+    b = args[1] if y.aval.shape == b_shape else f"{args[1]}.reshape({b_shape})"
     expr = f"_matmul({a}, {b}, {trans_a}, {trans_b})"
     return expr if out.shape == (m, n) else f"{expr}.reshape({out.shape})"
 

@@ -311,15 +311,7 @@ class _Runtime:
 
     def load_symbol(self, obj, symbol):
         """Address of ``symbol`` once object code ``obj`` is loaded (raises :class:`LoadError`)."""
-        if self.elf:
-            try:
-                addr = self._load_elf(obj).get(symbol)
-            except (struct.error, ValueError, IndexError) as e:
-                raise LoadError(f"malformed object code: {e}") from None
-            if not addr:
-                raise LoadError(f"symbol {symbol} not found in the object code")
-            return addr
-        return self._load_mcjit(obj, symbol)
+        return self.load_symbols(obj, [symbol])[0]
 
     def load_symbols(self, obj, symbols):
         """Addresses of ``symbols`` once object code ``obj`` is loaded (once for all of them)."""
