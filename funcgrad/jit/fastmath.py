@@ -490,11 +490,19 @@ def _log_f64(a):
 
 @_jit
 def logistic_f32(x):
-    """``1 / (1 + exp(-x))`` (``e / (1 + e)`` with ``e = exp(x)`` for negative x), in float64 and
-    rounded once: in float32 the three roundings after ``exp`` can reach 2.2 ulp."""
-    e = _exp_f64(-abs(F64(x)))
-    d = 1.0 + e
-    return F32((1.0 / d) if x >= F32(0.0) else (e / d))
+    """``1 / (1 + exp(-|x|))`` for x >= 0, ``e / (1 + e)`` with ``e = exp(-|x|)`` below, in
+    float32 with the quotient corrected once: ``1 + e`` is kept as an exact pair (Fast2Sum) and
+    the division's residual is added back with a fused multiply-add, so only ``exp``'s error and
+    one rounding remain (rounding ``1 + e`` and the quotient plainly can reach 2.2 ulp)."""
+    e = exp_f32(-abs(x))
+    d = F32(1.0) + e
+    d_lo = (F32(1.0) - d) + e  # d + d_lo == 1 + e exactly (1 >= e)
+    num = F32(1.0) if x >= F32(0.0) else e
+    inv = F32(1.0) / d
+    q = num * inv
+    r = fma(-q, d, num) - q * d_lo  # num - q * (1 + e)
+    y = fma(r, inv, q)
+    return y if x == x else x
 
 
 @_jit
