@@ -238,6 +238,88 @@ def test_matrix_products_move_out_of_the_loop(rng):
     assert "after the loop: carry" in text
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_weight_gradient_sums_run_inside_the_loop(rng, dtype):
+    """Weight gradients large enough for the compiled GEMM are summed by the loop module itself
+    (chunks of steps posted to a worker while the loop goes on, the rest after it): the same
+    gradients as eager, in a reverse scan (the transposed accumulators of jax-style grad)."""
+    T, B, D, H = 13, 8, 24, 32
+    w = fnp.asarray((rng.standard_normal((D, H)) / np.sqrt(D)).astype(dtype))
+    u = fnp.asarray((rng.standard_normal((H, H)) / np.sqrt(H)).astype(dtype))
+    xs = fnp.asarray(rng.standard_normal((T, B, D)).astype(dtype))
+    h0 = fnp.asarray(np.zeros((B, H), dtype))
+
+    def loss(w, u):
+        h, norms = rnn(w, u, xs, h0)
+        return fnp.sum(h**2) + fnp.sum(norms)
+
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    text = compiled_equals_eager(fg.grad(loss, argnums=(0, 1)), w, u, loops=2, rtol=tol)
+    assert f"post_{np.dtype(dtype).name}(" in text and "after the loop: carry" not in text
+
+
+def test_sums_in_a_forward_scan_and_without_workers(rng):
+    """A forward scan accumulating ``acc + x_t.T @ h_t`` (``h`` from the carry: the products are
+    summed in the loop), run here and in a process with one thread (no workers: the loop sums
+    everything at its end)."""
+    code = textwrap.dedent(
+        """
+        import numpy as np, funcgrad as fg, funcgrad.numpy as fnp
+        from funcgrad import lax
+
+        def f(w, xs):
+            def step(carry, x):
+                h, acc = carry
+                h = fnp.tanh(x @ w + h * 0.5)
+                return (h, acc + lax.dot_general(x, h, (((0,), (0,)), ((), ())))), fnp.sum(h)
+
+            return lax.scan(step, (fnp.zeros((16, 48), "float64"), fnp.ones((40, 48), "float64")), xs)
+
+        rng = np.random.default_rng(0)
+        w = fnp.asarray(rng.standard_normal((40, 48)) / 7)
+        xs = fnp.asarray(rng.standard_normal((9, 16, 40)))
+        text = fg.jit(f).lower(w, xs).as_text()
+        got, want = fg.jit(f)(w, xs), f(w, xs)
+        close = [np.allclose(np.asarray(g), np.asarray(e), rtol=1e-12, atol=1e-12)
+                 for g, e in zip(fg.tree_leaves(got), fg.tree_leaves(want))]
+        print("post_float64(" in text, all(close))
+        """
+    )
+    for threads in ("2", "1"):
+        env = dict(os.environ, FUNCGRAD_JIT_THREADS=threads)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0 and out.stdout.split() == ["True", "True"], (threads, out.stdout, out.stderr)
+
+
+def test_sums_when_numba_rejects_the_loop_module(rng, monkeypatch):
+    """If numba rejects a loop module whose driver sums products, the scan runs from Python and
+    the products are summed after it."""
+    from numba.core.errors import TypingError
+
+    from funcgrad.jit import kernels
+
+    class Rejected:
+        def __getattr__(self, name):
+            def driver(*args):
+                raise TypingError("rejected for the test")
+
+            return driver
+
+    monkeypatch.setattr(kernels, "_load_module", lambda *a: Rejected())
+    w, xs = f64(rng.standard_normal((40, 48)) / 7), f64(rng.standard_normal((6, 16, 40)))
+
+    def f(w, xs):
+        def step(carry, x):
+            h, acc = carry
+            h = fnp.tanh(x @ w + h * 0.5)
+            return (h, acc + lax.dot_general(x, h, (((0,), (0,)), ((), ())))), None
+
+        return lax.scan(step, (fnp.zeros((16, 48), fnp.float64), fnp.ones((40, 48), fnp.float64)), xs)[0]
+
+    text = compiled_equals_eager(f, w, xs)
+    assert "post_float64(" in text
+
+
 def test_hoisted_values_feeding_stacked_outputs_and_constants(rng):
     w = f64(rng.standard_normal((3, 3)))
 

@@ -142,11 +142,13 @@ def _small(f):
         f.attributes.add(attr)
 
 
-def _module(profile, sym, sym_par):
+def _module(profile, sym, sym_par, sym_post, sym_join):
     """The IR module of ``C = op(A) @ op(B)``: entry point ``i32 sym(i64 *slots)`` reading the
     slots the trampoline fills (C, A, B, workspace as (data, size); then N, M, K, flags, lo,
-    hi; ``flags = 1 + trans_a + 2 * trans_b``), and ``sym_par``, the same split among the
-    worker threads (see :func:`_parallel_ir`)."""
+    hi; ``flags = 1 + trans_a + 2 * trans_b + 4 * accumulate``, accumulate adding the product to
+    C), ``sym_par``, the same split among the worker threads (see :func:`_parallel_ir`), and
+    ``sym_post``/``sym_join``, products handed to the workers while the caller goes on
+    (:func:`_async_ir`)."""
     import llvmlite.ir as ir
 
     T = ir.FloatType() if profile.dtype == np.float32 else ir.DoubleType()
@@ -420,17 +422,18 @@ def _module(profile, sym, sym_par):
         bp_buf = gep(b, ap_buf, L.const(profile.mc * KC * size))
         tile = gep(b, bp_buf, L.const(KC * NC * size))
 
-        # flags = 1 + trans_a + 2 * trans_b; element strides of A (i, p) and B (p, j)
+        # flags = 1 + trans_a + 2 * trans_b + 4 * accumulate; element strides of A (i, p) and B (p, j)
         fl = b.sub(flags, L.const(1))
         trans_a = b.icmp_signed("!=", b.and_(fl, L.const(1)), L.const(0))
         trans_b = b.icmp_signed("!=", b.and_(fl, L.const(2)), L.const(0))
+        accumulate = b.icmp_signed("!=", b.and_(fl, L.const(4)), L.const(0))  # C += op(A) @ op(B)
         sm, sk = b.select(trans_a, L.const(1), K), b.select(trans_a, M, L.const(1))
         bk, bn = b.select(trans_b, L.const(1), N), b.select(trans_b, K, L.const(1))
         with L.loop(lo, hi, NC, "jc") as jc:
             nc = L.min(L.const(NC), b.sub(hi, jc))
             with L.loop(L.const(0), K, KC, "pc") as pc:
                 kc = L.min(L.const(KC), b.sub(K, pc))
-                acc = b.icmp_signed(">", pc, L.const(0))
+                acc = b.or_(b.icmp_signed(">", pc, L.const(0)), accumulate)
                 bblock = elem(b, bptr_, b.add(b.mul(pc, bk), b.mul(jc, bn)))
                 with b.if_else(trans_b) as (cols, rows):
                     with cols:
@@ -490,10 +493,40 @@ def _module(profile, sym, sym_par):
     b.ret(b.call(m.get_global("gemm_block"), [slots]))
     from .workers import AVAILABLE, dispatch_ir
 
-    if not AVAILABLE:  # no worker threads on this platform: the parallel entry is never called
-        return str(m) + f"define i32 @{sym_par}(ptr %s) {{\n  ret i32 1\n}}\n"
+    if not AVAILABLE:  # no worker threads on this platform: these entries are never called
+        return str(m) + "".join(f"define i32 @{s}(ptr %s) {{\n  ret i32 1\n}}\n" for s in (sym_par, sym_post, sym_join))
     memcpy = "declare void @llvm.memcpy.p0.p0.i64(ptr, ptr, i64, i1)\n"
-    return str(m) + dispatch_ir() + memcpy + _parallel_ir(profile, sym, sym_par)
+    return str(m) + dispatch_ir() + memcpy + _parallel_ir(profile, sym, sym_par) + _async_ir(sym_post, sym_join)
+
+
+def _async_ir(sym_post, sym_join):
+    """``i32 sym_post(i64 *s)``: posts ``gemm_block`` on the ``s[2]`` blocks of 16 slots at
+    ``s[1]`` (each a whole product: C, A, B and workspace as (data, size), then N, M, K, flags,
+    lo, hi, r0, r1) to the workers whose state words are at ``s[0]``, and returns at once: 1,
+    or 0 where the pool was busy and this thread ran them (:func:`funcgrad.jit.workers.dispatch_ir`).
+    ``i32 sym_join(i64 *s)``: waits for the posted blocks (``s[0]`` the state, ``s[1]`` their
+    number), running those no worker has taken."""
+    return f"""
+define i32 @{sym_post}(ptr %s) optsize {{
+entry:
+  %S = load ptr, ptr %s
+  %pb = getelementptr i64, ptr %s, i64 1
+  %blocks = load ptr, ptr %pb
+  %pn = getelementptr i64, ptr %s, i64 2
+  %n = load i64, ptr %pn
+  %r = call i32 @funcgrad_pool_post(ptr %S, ptr @gemm_block, ptr %blocks, i64 %n, i64 128)
+  ret i32 %r
+}}
+
+define i32 @{sym_join}(ptr %s) optsize {{
+entry:
+  %S = load ptr, ptr %s
+  %pn = getelementptr i64, ptr %s, i64 1
+  %n = load i64, ptr %pn
+  call void @funcgrad_pool_join(ptr %S, i64 %n)
+  ret i32 0
+}}
+"""
 
 
 def _parallel_ir(profile, sym, sym_par):
@@ -676,7 +709,7 @@ class Product:
         here = os.path.dirname(os.path.abspath(__file__))
         sources = [__file__, os.path.join(here, "workers.py")]
         self.entries = native.cached_entries(
-            key, sources, lambda syms: _module(prof, *syms), ["gemm", "gemm_par"], kernels._cache_dirs(), optimize=False
+            key, sources, lambda syms: _module(prof, *syms), ["gemm", "gemm_par", "gemm_post", "gemm_join"], kernels._cache_dirs(), optimize=False
         )
         # the raw entry points ``i32 (i64 *slots)``, for numba code (funcgrad.jit.loops)
         entry_type = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)

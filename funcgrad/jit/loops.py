@@ -90,6 +90,8 @@ class _Module:
         self.kernel_names = {}  # kernel key -> function name
         self.consts = []  # hoisted constants (NumPy arrays), passed as K0, K1, ...
         self.products = {}  # dtype -> funcgrad.jit.gemm.Product of the matrix products called
+        self.async_products = set()  # dtypes whose products are also posted to the workers
+        self.async_blocks = 0  # the most blocks posted at once (each has a workspace part of its own)
         self.native_kernels = {}  # parameter name -> ctypes pointer to a native kernel's entry
         self.native_names = set()  # the functions calling them (they take __KP__ first)
         self.count = 0
@@ -141,8 +143,20 @@ class _Module:
             self.defs.append(_gemm_helper_source(name, dt, product.profile.nr))
         return name
 
+    def gemm_async(self, product) -> str:
+        """The dtype suffix of the helpers handing ``product``'s blocks to the workers while the
+        loop goes on (``block_<dt>`` fills one, ``post_<dt>`` posts them, ``join_<dt>`` waits):
+        see :func:`_async_helpers_source`."""
+        dt = product.profile.dtype.name
+        self.gemm(product)
+        if dt not in self.async_products:
+            self.async_products.add(dt)
+            self.defs.append(_async_helpers_source(dt, product.profile.workspace, product.profile.dtype.itemsize))
+        return dt
+
     def gemm_params(self):
-        return [f"G{k}_{dt}" for dt in self.products for k in ("s", "p", "w")] + (["Gst"] if self.products else [])
+        names = [f"G{k}_{dt}" for dt in self.products for k in ("s", "p", "a", "j", "w")]
+        return names + (["Gst"] if self.products else [])
 
     def extra_params(self):
         """The parameters after the constants: the GEMM's, then the native kernels' entries."""
@@ -471,6 +485,52 @@ def {name}(__KP__c, a, b, n, m, k, flags):
 """
 
 
+def _async_helpers_source(dt, workspace, itemsize):
+    """@njit helpers posting whole products to the worker pool while the loop runs on
+    (funcgrad.jit.gemm's ``gemm_post``/``gemm_join`` entries): ``block_<dt>`` writes the slots of
+    block ``q`` of ``job`` (``c (+)= op(a) @ op(b)``, with the workspace part after the workers'
+    ones), ``post_<dt>`` posts the first ``nq`` blocks (False: the pool was busy and they ran
+    here), ``join_<dt>`` waits for them."""
+    return f"""{_DECORATOR}
+def block_{dt}(__KP__job, q, c, a, b, n, m, k, flags):
+    at = 16 * q
+    part = Gst[9] + 1 + q
+    job[at] = c.ctypes.data
+    job[at + 1] = c.size
+    job[at + 2] = a.ctypes.data
+    job[at + 3] = a.size
+    job[at + 4] = b.ctypes.data
+    job[at + 5] = b.size
+    job[at + 6] = Gw_{dt}.ctypes.data + part * {workspace * itemsize}
+    job[at + 7] = {workspace}
+    job[at + 8] = n
+    job[at + 9] = m
+    job[at + 10] = k
+    job[at + 11] = flags
+    job[at + 12] = 0
+    job[at + 13] = n
+    job[at + 14] = 0
+    job[at + 15] = m
+
+
+{_DECORATOR}
+def post_{dt}(__KP__job, nq):
+    slots = np.empty(3, np.int64)
+    slots[0] = Gst.ctypes.data
+    slots[1] = job.ctypes.data
+    slots[2] = nq
+    return Ga_{dt}(slots.ctypes.data) != 0
+
+
+{_DECORATOR}
+def join_{dt}(__KP__nq):
+    slots = np.empty(2, np.int64)
+    slots[0] = Gst.ctypes.data
+    slots[1] = nq
+    Gj_{dt}(slots.ctypes.data)
+"""
+
+
 def _gemm_product(eqn):
     """``(product, trans_a, trans_b, m, k, n)`` for a dot_general of 2-D operands inside a loop
     that funcgrad.jit.gemm runs (:func:`funcgrad.jit.gemm.takes`), or None for ``np.dot``."""
@@ -724,7 +784,9 @@ def _owned(name, aval):
     return f"np.ascontiguousarray({name}).copy()" if aval.shape else f"{name}.copy()"
 
 
-def _scan_driver(module: _Module, eqn) -> str:
+def _scan_driver(module: _Module, eqn, sums=()) -> str:
+    """The driver of a scan. ``sums``: :class:`_LoopSum` products the driver accumulates itself
+    (their initial values are extra trailing arguments, their totals extra trailing results)."""
     p = eqn.params
     nconst, ncarry, length = p["num_consts"], p["num_carry"], p["length"]
     y_avals = [v.aval for v in eqn.outvars[ncarry:]]
@@ -742,6 +804,10 @@ def _scan_driver(module: _Module, eqn) -> str:
     ys = [f"y{j}" for j in range(len(y_avals))]
     for y, aval in zip(ys, y_avals):
         lines.append(f"    {y} = np.empty({tuple(aval.shape)!r}, {_np_dtype(aval.dtype)})")
+    sums_text = _LoopSum.driver_lines(module, sums, xs, ys, length, p["reverse"]) if sums else None
+    if sums_text is not None:
+        lines[0] = lines[0][:-2] + "".join(f", z{q}" for q in range(len(sums))) + "):"
+        lines += sums_text[0]
     lines.append(f"    for k in range({length}):")
     lines.append(f"        i = {length - 1} - k" if p["reverse"] else "        i = k")
     x_reads = [
@@ -755,6 +821,9 @@ def _scan_driver(module: _Module, eqn) -> str:
         if ncarry + j not in builder.direct:
             lines.append(f"        {y}[i] = out[{ncarry + j}]" + ("[()]" if len(aval.shape) == 1 else ""))
     rets = cs + ys
+    if sums_text is not None:
+        lines += sums_text[1] + sums_text[2]
+        rets += [f"acc{q}" for q in range(len(sums))]
     lines.append(f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
     module.defs.append("\n".join(lines))
     return name
@@ -829,12 +898,15 @@ def lower_control_flow(eqn):
     return _compile_loop(eqn)
 
 
-def _compile_loop(eqn):
+def _compile_loop(eqn, sums=()):
     name = eqn.primitive.name
     module = _Module()
     try:
         _check_dtypes([a.aval for a in eqn.invars] + [v.aval for v in eqn.outvars], name)
-        driver = {"scan": _scan_driver, "while": _while_driver, "cond": _cond_driver}[name](module, eqn)
+        if name == "scan":
+            driver = _scan_driver(module, eqn, sums)
+        else:
+            driver = {"while": _while_driver, "cond": _cond_driver}[name](module, eqn)
     except NotLowerable as e:
         if config.log_compiles:
             logger.warning("%s stays a Python-level loop in jitted code: %s", name, e)
@@ -850,6 +922,8 @@ def _compile_loop(eqn):
         eqn,
         list(module.products.values()),
         list(module.native_kernels.values()),
+        sums,
+        module.async_blocks,
     )
 
 
@@ -876,8 +950,10 @@ class _CompiledLoop:
     """Calls the loop module's driver, loading and compiling it on first use (numba, disk-cached);
     runs the primitive's impl instead if numba rejects the generated code."""
 
-    def __init__(self, what, key, source, driver, consts, eqn, products=(), kernel_entries=()):
+    def __init__(self, what, key, source, driver, consts, eqn, products=(), kernel_entries=(), sums=(), async_blocks=0):
         self.what, self.key, self.source, self.driver_name = what, key, source, driver
+        self.sums = tuple(sums)  # _LoopSum products the driver accumulates (extra arguments and results)
+        self.async_blocks = async_blocks  # workspace parts for products posted to the workers
         self.consts = tuple(consts)
         self.kernel_entries = tuple(kernel_entries)
         self.eqn = eqn
@@ -896,8 +972,9 @@ class _CompiledLoop:
 
         out = list(self.consts)
         pool = self.products[0].pool
+        parts = (pool.count + 1 + self.async_blocks) if pool else 1
         for prod in self.products:
-            out += [*prod.entry_pointers, _workspace(prod.profile, pool.count + 1 if pool else 1)]
+            out += [*prod.entry_pointers, _workspace(prod.profile, parts)]
         out.append(pool.state if pool is not None else _NO_POOL)
         out += self.kernel_entries
         return out
@@ -922,7 +999,8 @@ class _CompiledLoop:
                 out = driver(*self._leading(), *args)
             except NumbaError as e:
                 logger.warning("%s: numba rejected the generated loop (%s); it runs from Python", self.what, e)
-                self.fallback = _array_call(self.eqn.primitive, self.eqn.params)
+                impl = _array_call(self.eqn.primitive, self.eqn.params)
+                self.fallback = impl if not self.sums else lambda *a: _LoopSum.run_after(self.eqn, self.sums, impl, a)
                 return self.fallback(*args)
         self.driver = driver
         if config.log_compiles:
@@ -933,10 +1011,132 @@ class _CompiledLoop:
         return out
 
 
+class _LoopSum:
+    """A sunk accumulator (:func:`funcgrad.jit.scan_rewrite.sink_accumulators`) whose product the
+    loop module computes itself: ``acc (+)= A.T @ B`` over the rows of the stacked factors
+    (``A``: ``(length * rows, m)``, ``B``: ``(length * rows, n)``). Every ``chunk`` steps the rows
+    of the steps just finished are handed to a worker thread (funcgrad.jit.gemm's posted
+    products) while the loop runs on, so on a machine with a spare core the weight gradients of
+    a recurrent network cost little beyond the loop itself; the rows left at the end are added
+    after it. ``a``/``b`` say where the factors are (``("xs", k)`` or ``("ys", k)`` of the
+    scan, all its ys counted); ``index`` is the accumulator's position in ``Sunk.accumulators``."""
+
+    CHUNKS = 8  # posts per loop: the last chunk's product is what the loop waits for at the end
+
+    def __init__(self, index, product, a, b, rows, m, n):
+        self.index, self.product, self.a, self.b = index, product, a, b
+        self.rows, self.m, self.n = rows, m, n
+
+    @classmethod
+    def plan(cls, sunk):
+        """The accumulators of ``sunk`` the loop can sum itself: contracted axes leading both
+        per-step factors (the stacked factors are then matrices whose rows are whole steps),
+        one float dtype for the factors and the carry, a product funcgrad.jit.gemm runs, and
+        the same dtype as the first such accumulator (one posted job per chunk)."""
+        from . import gemm
+
+        eqn = sunk.eqn
+        p = eqn.params
+        nconst, ncarry = p["num_consts"], p["num_carry"]
+        xs_avals = [v.aval for v in eqn.invars[nconst + ncarry :]]
+        ys_avals = [v.aval for v in eqn.outvars[ncarry:]]
+        first_extra = len(ys_avals) - sunk.num_extra_ys
+        length = p["length"]
+        found = []
+        for index, (j, (lc, rc), transposed, a, b) in enumerate(sunk.accumulators):
+            # positions among the scan's xs and all its ys (the driver's a/y arrays)
+            a, b = ((w, k if w == "xs" else first_extra + k) for w, k in (a, b))
+            fa, fb = ((xs_avals if w == "xs" else ys_avals)[k] for w, k in (a, b))
+            step_a, step_b = fa.shape[1:], fb.shape[1:]
+            if tuple(lc) != tuple(range(len(lc))) or tuple(rc) != tuple(range(len(rc))):
+                continue
+            if len(step_a) == len(lc) or len(step_b) == len(rc) or fa.dtype != fb.dtype:
+                continue
+            rows = int(np.prod(step_a[: len(lc)], dtype=np.int64))
+            m = int(np.prod(step_a[len(lc) :], dtype=np.int64))
+            n = int(np.prod(step_b[len(rc) :], dtype=np.int64))
+            if transposed:
+                a, b, m, n = b, a, n, m
+            dt = np.dtype(fa.dtype)
+            if found and found[0].product.profile.dtype != dt:
+                continue
+            product = gemm.takes(dt, m, length * rows, n)
+            if product is not None and length >= 4:
+                found.append(cls(index, product, a, b, rows, m, n))
+        return found
+
+    @staticmethod
+    def run_after(eqn, sums, run_scan, args):
+        """What the driver returns, computed from Python: ``run_scan`` (the scan without the
+        sums) on ``args`` less the initial values, then each product (numba rejected the
+        module)."""
+        p = eqn.params
+        xs = args[p["num_consts"] + p["num_carry"] : len(args) - len(sums)]
+        outs = list(run_scan(*args[: len(args) - len(sums)]))
+        ys = outs[p["num_carry"] :]
+        for s, init in zip(sums, args[len(args) - len(sums) :]):
+            fa, fb = ((xs if w == "xs" else ys)[k] for w, k in (s.a, s.b))
+            total = np.dot(np.reshape(fa, (-1, s.m)).T, np.reshape(fb, (-1, s.n)))
+            outs.append((np.reshape(init, (s.m, s.n)) + total).astype(init.dtype, copy=False))
+        return tuple(outs)
+
+    @staticmethod
+    def driver_lines(module, sums, xs, ys, length, reverse):
+        """The scan driver's lines for ``sums``: before the loop, in it (after each step) and
+        after it. The accumulators start from the driver's arguments ``z0, z1...``."""
+        dt = module.gemm_async(sums[0].product)
+        profile = sums[0].product.profile
+        nq = len(sums)
+        module.async_blocks = max(module.async_blocks, nq)
+        ws = profile.workspace
+        chunk = max(2, -(-length // _LoopSum.CHUNKS))
+        ndt = _np_dtype(profile.dtype)
+
+        def rows(where):
+            w, k = where
+            return ys[k] if w == "ys" else xs[k]
+
+        before = [f"    job = np.empty({16 * nq}, np.int64)"]
+        for q, s in enumerate(sums):
+            before += [
+                f"    acc{q} = np.ascontiguousarray(z{q}).reshape(({s.m}, {s.n})).astype({ndt})",
+                f"    fa{q} = np.ascontiguousarray({rows(s.a)}).reshape(({length * s.rows}, {s.m}))",
+                f"    fb{q} = np.ascontiguousarray({rows(s.b)}).reshape(({length * s.rows}, {s.n}))",
+            ]
+        before += [
+            f"    overlap = Gst.size > 0 and Gw_{dt}.size >= (Gst[9] + {1 + nq}) * {ws}",
+            "    posted = False",
+            "    done = 0",
+        ]
+        span = "k + 1 - done"
+        lo, hi = (f"{length - 1} - k", f"{length} - done") if reverse else ("done", "k + 1")
+        inside = [
+            f"        if overlap and {span} >= {chunk} and k + 1 < {length}:",
+            "            if posted:",
+            f"                join_{dt}(__KP__{nq})",
+            f"            r0, r1 = ({lo}) * {sums[0].rows}, ({hi}) * {sums[0].rows}",
+        ]
+        for q, s in enumerate(sums):
+            r0, r1 = ("r0", "r1") if s.rows == sums[0].rows else (f"({lo}) * {s.rows}", f"({hi}) * {s.rows}")
+            inside.append(
+                f"            block_{dt}(__KP__job, {q}, acc{q}, fa{q}[{r0}:{r1}], fb{q}[{r0}:{r1}], "
+                f"{s.n}, {s.m}, {r1} - {r0}, 6)"
+            )
+        inside += [f"            posted = post_{dt}(__KP__job, {nq})", "            done = k + 1"]
+        lo, hi = ("0", f"{length} - done") if reverse else ("done", f"{length}")
+        after = ["    if posted:", f"        join_{dt}(__KP__{nq})", f"    if {lo} < {hi}:"]
+        for q, s in enumerate(sums):
+            after.append(
+                f"        gemm_{dt}(__KP__acc{q}, fa{q}[({lo}) * {s.rows}:({hi}) * {s.rows}], "
+                f"fb{q}[({lo}) * {s.rows}:({hi}) * {s.rows}], {s.n}, {s.m}, (({hi}) - ({lo})) * {s.rows}, 6)"
+            )
+        return before, inside, after
+
+
 class _RewrittenScan:
     """A scan whose matrix products were moved out of the loop (:mod:`funcgrad.jit.scan_rewrite`):
     the hoisted part runs before the loop (compiled like any jitted code), the accumulator
-    products after it."""
+    products in the loop module on a worker (:class:`_LoopSum`) or after it."""
 
     def __init__(self, eqn, hoisted, sunk, loop):
         from .executor import compile_jaxpr
@@ -956,10 +1156,14 @@ class _RewrittenScan:
             ]
             summed = {j for j, *_ in self.sums}
             self.keep = [k for k in range(self.num_carry) if k not in summed]
-            self.source += "\n# after the loop: " + "; ".join(
-                f"carry {j} += dot_general{dims} of the stacked {a} and {b}" + (" (transposed)" if t else "")
-                for j, dims, t, a, b in sunk.accumulators
-            )
+            # the accumulators the loop module sums itself (by their carry index)
+            self.in_loop = {self.sums[s.index][0]: s for s in loop.sums}
+            after = [acc for acc in sunk.accumulators if acc[0] not in self.in_loop]
+            if after:
+                self.source += "\n# after the loop: " + "; ".join(
+                    f"carry {j} += dot_general{dims} of the stacked {a} and {b}" + (" (transposed)" if t else "")
+                    for j, dims, t, a, b in after
+                )
 
     @classmethod
     def of(cls, eqn):
@@ -970,7 +1174,7 @@ class _RewrittenScan:
         sunk = sink_accumulators(inner)
         if hoisted is None and sunk is None:
             return None
-        loop = _compile_loop(sunk.eqn if sunk is not None else inner)
+        loop = _compile_loop(sunk.eqn, _LoopSum.plan(sunk)) if sunk is not None else _compile_loop(inner)
         if loop is None:
             return None
         return cls(eqn, hoisted, sunk, loop)
@@ -986,13 +1190,18 @@ class _RewrittenScan:
             nconst += len(new_consts)
         if self.sunk is None:
             return self.loop(*ops)
-        keep = self.keep
+        keep, in_loop = self.keep, self.in_loop
         xs = ops[nconst + ncarry :]
-        outs = list(self.loop(*ops[:nconst], *[ops[nconst + k] for k in keep], *xs))
+        inits = [ops[nconst + j] for j in in_loop]
+        outs = list(self.loop(*ops[:nconst], *[ops[nconst + k] for k in keep], *xs, *inits))
+        carries = {j: np.reshape(total, ops[nconst + j].shape) for j, total in zip(in_loop, outs[len(outs) - len(inits) :])}
+        outs = outs[: len(outs) - len(inits)]
         n_extra = self.sunk.num_extra_ys
         kept, ys, extra = outs[: len(keep)], outs[len(keep) : len(outs) - n_extra], outs[len(outs) - n_extra :]
-        carries = dict(zip(keep, kept))
+        carries.update(zip(keep, kept))
         for j, transposed, a, b, axes in self.sums:
+            if j in in_loop:
+                continue
             fa, fb = ((xs if w == "xs" else extra)[k] for w, k in (a, b))
             total = _contract(fa, fb, axes)
             if transposed:

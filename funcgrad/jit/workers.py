@@ -17,7 +17,9 @@ module does the same in native code:
   word) and runs them, until none is left; then it waits for the blocks others claimed. A
   worker that wakes late, or is descheduled by the OS (another library's threads spinning on
   the same cores), finds nothing left to claim instead of holding the caller up. A caller that
-  finds the pool busy (another Python thread is using it) runs all blocks itself.
+  finds the pool busy (another Python thread is using it) runs all blocks itself. A job can
+  also be posted and joined later (the caller goes on with other work meanwhile): a compiled
+  loop accumulates its weight-gradient products on a worker while it runs the next steps.
 
 Words (int64) of ``state``: line 0 (words 0-7) is the job: ``[0]`` the claim word (generation
 << 40 | nblocks << 20 | next block), ``[1]`` blocks finished, ``[2]`` entry point, ``[3]`` first
@@ -156,16 +158,23 @@ exit:
 
 
 def dispatch_ir():
-    """IR text of ``void @funcgrad_pool_run(ptr state, ptr fn, ptr blocks, i64 nblocks, i64
-    stride)``: runs ``fn`` on the blocks at ``blocks + j * stride`` (bytes) on this thread and
-    the workers; returns when all are done."""
+    """IR text of the caller's side, three internal functions:
+
+    * ``i32 @funcgrad_pool_post(ptr state, ptr fn, ptr blocks, i64 nblocks, i64 stride)``
+      publishes the job ``fn`` on the blocks at ``blocks + j * stride`` (bytes), wakes sleeping
+      workers and returns 1 without running any block itself; the job then holds the pool until
+      :func:`funcgrad_pool_join`. Where the pool is busy it runs every block on this thread and
+      returns 0 (nothing to join). The blocks must stay in place until the join.
+    * ``void @funcgrad_pool_join(ptr state, i64 nblocks)``: claims and runs the blocks no worker
+      has taken, waits for the others, frees the pool.
+    * ``void @funcgrad_pool_run(...)`` (post's arguments): both, so this thread works too."""
     claim = _CLAIM.format(p="m", done="wait")
     serial = _CLAIM.format(p="s", done="out").replace("%st", "%local")
     return f"""
 declare i64 @syscall(i64, ...)
 declare void @llvm.x86.sse2.pause()
 
-define internal void @funcgrad_pool_run(ptr %state, ptr %fn, ptr %blocks, i64 %nblocks, i64 %stride) optsize {{
+define internal i32 @funcgrad_pool_post(ptr %state, ptr %fn, ptr %blocks, i64 %nblocks, i64 %stride) optsize {{
 entry:
   %pbusy = getelementptr i64, ptr %state, i64 7
   %got = cmpxchg ptr %pbusy, i64 0, i64 1 acquire monotonic
@@ -191,6 +200,9 @@ alone.go:
   %gen = add i64 0, 0
 {serial}
 
+out:
+  ret i32 0
+
 post:
   %st = phi ptr [%state, %entry]
   %pseq = getelementptr i64, ptr %st, i64 6
@@ -214,16 +226,24 @@ post:
   %psleep = getelementptr i64, ptr %st, i64 5
   %sl = load atomic i64, ptr %psleep seq_cst, align 8
   %asleep = icmp ne i64 %sl, 0
-  br i1 %asleep, label %wake, label %mine
+  br i1 %asleep, label %wake, label %posted
 
 wake:
   %rw = call i64 (i64, ...) @syscall(i64 {_SYS_FUTEX}, ptr %pseq, i64 {_FUTEX_WAKE}, i64 2147483647)
-  br label %mine
+  br label %posted
 
-mine:
-{claim.replace("%gen", "%gen1")}
+posted:
+  ret i32 1
+}}
+
+define internal void @funcgrad_pool_join(ptr %st, i64 %nblocks) optsize {{
+entry:
+  %w0 = load atomic i64, ptr %st acquire, align 8
+  %gen = lshr i64 %w0, 40
+{claim}
 
 wait:
+  %pfin = getelementptr i64, ptr %st, i64 1
   %d = load atomic i64, ptr %pfin acquire, align 8
   %all = icmp sge i64 %d, %nblocks
   br i1 %all, label %release, label %pause
@@ -233,7 +253,19 @@ pause:
   br label %wait
 
 release:
+  %pbusy = getelementptr i64, ptr %st, i64 7
   store atomic i64 0, ptr %pbusy release, align 8
+  ret void
+}}
+
+define internal void @funcgrad_pool_run(ptr %state, ptr %fn, ptr %blocks, i64 %nblocks, i64 %stride) optsize {{
+entry:
+  %posted = call i32 @funcgrad_pool_post(ptr %state, ptr %fn, ptr %blocks, i64 %nblocks, i64 %stride)
+  %join = icmp ne i32 %posted, 0
+  br i1 %join, label %mine, label %out
+
+mine:
+  call void @funcgrad_pool_join(ptr %state, i64 %nblocks)
   br label %out
 
 out:
