@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -81,6 +82,11 @@ def test_lstm_cell_slices_and_index_updates(rng):
     )
     text = compiled_equals_eager(fg.grad(loss, argnums=(0, 1, 2)), *args, loops=2)
     assert "scatter_sum_of_slices" in text and "np.dot" in text  # the gate cotangents share one buffer
+    # the gates kernel reads the column slices of z in place (its call passes z, not copies)
+    (body,) = [b for b in text.split("def scan_body")[1:] if re.search(r"= v\d+\[:, \d+:\d+\]", b)]
+    body = body.split("\ndef ")[0]
+    gates = re.findall(r"(v\d+) = v\d+\[:, \d+:\d+\]", body)
+    assert len(gates) == 4 and not any(f"np.ascontiguousarray({g})" in body for g in gates)
 
 
 def test_reverse_scan_with_rank0_carry_xs_and_ys():

@@ -160,6 +160,7 @@ class KernelSpec:
         self.scalar_inputs = scalar_inputs  # [Var]
         self.parallel = parallel
         self.summary = summary
+        self.windowed = []  # array inputs read as column windows: pass their base arrays (build)
 
     @property
     def name(self):
@@ -190,8 +191,15 @@ class KernelSpec:
         return Signature(arrays, [v.aval.dtype for v in self.scalar_inputs], len(self.sizes))
 
 
-def build(group) -> KernelSpec:
+def build(group, windows=None) -> KernelSpec:
     """Generate the kernel of ``group`` (a :class:`funcgrad.jit.fusion.Group`).
+
+    ``windows`` maps array inputs (of the group's rank-2 shape) to ``(row_length, offset)``: the
+    kernel reads them as the columns ``[offset, offset + cols)`` of a C-contiguous base array
+    with rows of ``row_length`` elements, which the caller passes instead (a slice of a fused
+    loop's product, ``z[:, 64:128]``, read in place rather than copied). Row length and offset
+    are extra size arguments (``rw<j>``, ``co<j>``, after the loop sizes), so one kernel serves
+    every window of the same structure.
 
     Loop structure: the collapsed axes are looped in order; ``t`` is where the trailing run of
     reduced axes starts. Statements that depend only on the first ``d`` indices are emitted
@@ -208,9 +216,12 @@ def build(group) -> KernelSpec:
     arr_in = [(v, amap) for v, amap in group.inputs if amap]
     sc_in = [v for v, amap in group.inputs if not amap]
     amaps = [set(amap) for _, amap in arr_in]
+    windows = windows or {}
+    windowed = [j for j, (v, amap) in enumerate(arr_in) if v in windows and tuple(amap) == (0, 1) and n == 2]
 
-    # Collapse adjacent axes that every input reads alike (and that agree on being reduced).
-    cols = [(k in red, tuple(k in s for s in amaps)) for k in range(n)]
+    # Collapse adjacent axes that every input reads alike (and that agree on being reduced); a
+    # window's rows and columns stay two axes.
+    cols = [(k in red, tuple(k in s for s in amaps), k if windowed else -1) for k in range(n)]
     collapsed = []
     for k in range(n):
         if collapsed and cols[collapsed[-1][-1]] == cols[k]:
@@ -265,7 +276,10 @@ def build(group) -> KernelSpec:
 
     for j, (v, amap) in enumerate(arr_in):
         cax = sorted({axis_of[k] for k in amap})
-        head_lines.append(f"    x{j} = a{j}.reshape({shp(cax)})")
+        if j in windowed:  # the base array's rows; columns read from offset co<j>
+            head_lines.append(f"    x{j} = a{j}.reshape((n{cax[0]}, rw{j}))")
+        else:
+            head_lines.append(f"    x{j} = a{j}.reshape({shp(cax)})")
         arr_in[j] = (v, cax)
     for j, v in enumerate(sc_in):
         names[("s", v)] = f"s{j}"
@@ -303,7 +317,10 @@ def build(group) -> KernelSpec:
             nm = f"l{j}" if key[1] == 0 else f"l{j}_{key[1]}"
             loads[key] = nm
             depth[nm] = d
-            stmt = f"{nm} = x{j}[{', '.join(f'i{c}' for c in cax)}]"
+            if j in windowed:
+                stmt = f"{nm} = x{j}[i{cax[0]}, co{j} + i{cax[1]}]"
+            else:
+                stmt = f"{nm} = x{j}[{', '.join(f'i{c}' for c in cax)}]"
             if d < t:
                 pre[d].append(stmt)
             elif d == t:
@@ -393,6 +410,7 @@ def build(group) -> KernelSpec:
         + [f"a{j}" for j in range(len(arr_in))]
         + [f"s{j}" for j in range(len(sc_in))]
         + [f"n{j}" for j in range(m)]
+        + [f"{p}{j}" for j in windowed for p in ("rw", "co")]
         + ["lo", "hi"]
     )
     lines = [f"def kernel({', '.join(args)}):"] + out_heads + head_lines
@@ -462,7 +480,10 @@ def build(group) -> KernelSpec:
         and sizes[0] > 1
         and int(np.prod(shape, dtype=np.int64)) >= PARALLEL_MIN_SIZE
     )
-    return KernelSpec(source, key, sizes, outputs, [v for v, _ in arr_in], sc_in, parallel, summary)
+    sizes += [int(x) for j in windowed for x in windows[arr_in[j][0]]]
+    spec = KernelSpec(source, key, sizes, outputs, [v for v, _ in arr_in], sc_in, parallel, summary)
+    spec.windowed = [arr_in[j][0] for j in windowed]
+    return spec
 
 
 # -- compile cache -----------------------------------------------------------------------------

@@ -203,6 +203,29 @@ class _FunctionBuilder:
         for e in jaxpr.eqns:
             _check_dtypes([v.aval for v in e.outvars], f"{e.primitive.name} in a loop body")
         self.plan = fusion.plan(jaxpr, min_group_size=1)
+        self.producer = {v: e for e in jaxpr.eqns for v in e.outvars}
+
+    def column_window(self, v):
+        """``(base, row_length, offset)`` when ``v`` is the column slice ``base[:, a:b]`` of a 2-D
+        array computed here (a kernel can read it in place: see ``kernels.build``), else None."""
+        e = self.producer.get(v)
+        if e is None or len(e.invars) != 1 or type(e.invars[0]) is not Var or v.aval.ndim != 2:
+            return None
+        base = e.invars[0]
+        if base.aval.ndim != 2 or base not in self.fresh:
+            return None
+        rows, width = base.aval.shape
+        if e.primitive.name == "getitem" and [k for k, *_ in e.params["spec"]] == ["s", "s"]:
+            (_, r0, r1, rs), (_, c0, c1, cs) = e.params["spec"]
+            row_range, col_range = slice(r0, r1, rs).indices(rows), slice(c0, c1, cs).indices(width)
+        elif e.primitive.name == "slice" and not any(s not in (None, 1) for s in (e.params.get("strides") or ())):
+            (r0, c0), (r1, c1) = e.params["start_indices"], e.params["limit_indices"]
+            row_range, col_range = (r0, r1, 1), (c0, c1, 1)
+        else:
+            return None
+        if row_range != (0, rows, 1) or col_range[2] != 1 or rows == 1:
+            return None
+        return base, width, col_range[0]
 
     # -- naming ------------------------------------------------------------------------------
     def var(self, v):
@@ -258,7 +281,12 @@ class _FunctionBuilder:
         self.direct = set()
         for kind, item in self.plan.steps:
             if kind == "group":
-                spec = kernel_lib.build(item)
+                windows = {}  # column slices read in place from their base arrays
+                for v, amap in item.inputs:
+                    found = self.column_window(v) if amap else None
+                    if found is not None and tuple(v.aval.shape) == tuple(item.shape):
+                        windows[v] = found
+                spec = kernel_lib.build(item, {v: w[1:] for v, w in windows.items()})
                 kname = self.module.kernel(spec)
                 self.emit(f"# fused kernel ({spec.summary})")
                 for e in item.eqns:
@@ -272,7 +300,8 @@ class _FunctionBuilder:
                         self.emit(f"{self.var(v)} = np.empty({tuple(shape)!r}, {_np_dtype(dtype)})")
                     self.fresh.add(v)
                     outs.append(self.var(v))
-                ins = [self.contiguous(v) for v in spec.array_inputs] + [self.scalar(v) for v in spec.scalar_inputs]
+                ins = [self.var(windows[v][0]) if v in spec.windowed else self.contiguous(v) for v in spec.array_inputs]
+                ins += [self.scalar(v) for v in spec.scalar_inputs]
                 sizes = [str(s) for s in spec.sizes]
                 n0 = spec.sizes[0] if spec.sizes else 1
                 kp = "__KP__" if kname in self.module.native_names else ""
@@ -801,6 +830,14 @@ def _scan_driver(module: _Module, eqn, sums=()) -> str:
     cs = [f"c{j}" for j in range(ncarry)]
     for c, a, v in zip(cs, carry, eqn.invars[nconst : nconst + ncarry]):
         lines.append(f"    {c} = {_owned(a, v.aval)}")
+    # Constants and stacked inputs as C arrays once, not a strided copy per step where the body
+    # needs them contiguous (a broadcast bias is a view with zero strides).
+    operand_avals = [v.aval for v in eqn.invars]
+    for group in (consts, xs):
+        for j, a in enumerate(group):
+            if operand_avals[args.index(a)].shape:
+                lines.append(f"    {a}c = np.ascontiguousarray({a})")
+                group[j] = f"{a}c"
     ys = [f"y{j}" for j in range(len(y_avals))]
     for y, aval in zip(ys, y_avals):
         lines.append(f"    {y} = np.empty({tuple(aval.shape)!r}, {_np_dtype(aval.dtype)})")
@@ -841,6 +878,11 @@ def _while_driver(module: _Module, eqn) -> str:
     lines = [f"{_DECORATOR}\ndef {name}(__KP__{', '.join(args)}):"]
     for c, a, v in zip(cs, carry, eqn.invars[ncc + nbc :]):
         lines.append(f"    {c} = {_owned(a, v.aval)}")
+    for group in (cc, bc):  # constants as C arrays once (see _scan_driver)
+        for j, a in enumerate(group):
+            if eqn.invars[args.index(a)].aval.shape:
+                lines.append(f"    {a}c = np.ascontiguousarray({a})")
+                group[j] = f"{a}c"
     lines.append(f"    while {cond}(__KP__{', '.join(cc + cs)})[0][()]:")
     lines.append(f"        out = {body}(__KP__{', '.join(bc + cs)})")
     for j, c in enumerate(cs):
