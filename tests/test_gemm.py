@@ -1,6 +1,7 @@
 """funcgrad.jit.gemm: the host-compiled matrix product used by jitted code, and its worker pool."""
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -258,12 +259,30 @@ def test_products_inside_compiled_loops_use_it(transposed):
 
 
 @needs_native
+@pytest.mark.parametrize("transposed", [False, True])
+def test_loop_weights_are_packed_once_before_the_loop(transposed):
+    """A product whose B operand is a constant of the loop (its weights) reads B packed once by
+    the driver (``gemm_pack``; stored as is or transposed) instead of packing it every step."""
+    rng = np.random.default_rng(8)
+    w = fnp.asarray((rng.standard_normal((96, 96)) * 0.1).astype(np.float32))
+    h0 = fnp.asarray(rng.standard_normal((16, 96)).astype(np.float32))
+    dims = (((1,), (1 if transposed else 0,)), ((), ()))
+
+    def f(h0, w):
+        return lax.scan(lambda h, _: (fnp.tanh(lax.dot_general(h, w, dims)), None), h0, None, length=5)[0]
+
+    text = fg.jit(f).lower(h0, w).as_text()
+    assert re.search(rf"packb_float32\(.*, 96, 96, {int(transposed)}\)", text)
+    np.testing.assert_allclose(np.asarray(fg.jit(f)(h0, w)), np.asarray(f(h0, w)), rtol=2e-5, atol=2e-5)
+
+
+@needs_native
 def test_module_without_workers_needs_no_os_threads(monkeypatch):
     """Where there are no worker threads (not Linux x86-64) the module holds no futex calls or
     x86 pause instructions, and its serial entry computes the product."""
     monkeypatch.setattr(workers, "AVAILABLE", False)
     prof = gemm.profile(np.dtype(np.float64))
-    ir_text = gemm._module(prof, "fg_test_gemm", "fg_test_gemm_par", "fg_test_gemm_post", "fg_test_gemm_join")
+    ir_text = gemm._module(prof, "fg_test_gemm", "fg_test_gemm_par", "fg_test_gemm_post", "fg_test_gemm_join", "fg_test_pack")
     assert "syscall" not in ir_text and "pause" not in ir_text
     serial, _ = native.runtime().load_symbols(native.compile_ir(ir_text, False), ["fg_test_gemm", "fg_test_gemm_par"])
     fn = native.function(serial, gemm._signature(np.dtype(np.float64), False), "test gemm", kernels._cache_dirs())

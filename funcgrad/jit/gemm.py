@@ -142,13 +142,14 @@ def _small(f):
         f.attributes.add(attr)
 
 
-def _module(profile, sym, sym_par, sym_post, sym_join):
+def _module(profile, sym, sym_par, sym_post, sym_join, sym_pack):
     """The IR module of ``C = op(A) @ op(B)``: entry point ``i32 sym(i64 *slots)`` reading the
     slots the trampoline fills (C, A, B, workspace as (data, size); then N, M, K, flags, lo,
     hi; ``flags = 1 + trans_a + 2 * trans_b + 4 * accumulate``, accumulate adding the product to
     C), ``sym_par``, the same split among the worker threads (see :func:`_parallel_ir`), and
     ``sym_post``/``sym_join``, products handed to the workers while the caller goes on
-    (:func:`_async_ir`)."""
+    (:func:`_async_ir`), and ``sym_pack``, B packed once for products flagged ``8``
+    (prepacked: their B argument is the packed buffer)."""
     import llvmlite.ir as ir
 
     T = ir.FloatType() if profile.dtype == np.float32 else ir.DoubleType()
@@ -406,7 +407,12 @@ def _module(profile, sym, sym_par, sym_post, sym_join):
         wptr, wsize = slot(6, ptr), slot(7, i64)
         N, M, K, flags, lo, hi, r0, r1 = (slot(8 + k, i64) for k in range(8))
         ok = b.and_(b.icmp_signed("==", csize, b.mul(M, N)), b.icmp_signed("==", asize, b.mul(M, K)))
-        ok = b.and_(ok, b.icmp_signed("==", bsize, b.mul(K, N)))
+        # B as stored, or packed once by the caller (``gemm_pack``: one block, K <= KC, N <= NC)
+        prepacked = b.icmp_signed("!=", b.and_(b.sub(flags, L.const(1)), L.const(8)), L.const(0))
+        packed_size = b.mul(K, b.mul(b.sdiv(b.add(N, L.const(NR - 1)), L.const(NR)), L.const(NR)))
+        one_block = b.and_(b.icmp_signed("<=", K, L.const(KC)), b.icmp_signed("<=", N, L.const(NC)))
+        b_ok = b.select(prepacked, b.and_(one_block, b.icmp_signed("==", bsize, packed_size)), b.icmp_signed("==", bsize, b.mul(K, N)))
+        ok = b.and_(ok, b_ok)
         ok = b.and_(ok, b.icmp_signed(">=", wsize, L.const(profile.workspace)))
         bad = f.append_basic_block("bad")
         run = f.append_basic_block("run")
@@ -422,7 +428,8 @@ def _module(profile, sym, sym_par, sym_post, sym_join):
         bp_buf = gep(b, ap_buf, L.const(profile.mc * KC * size))
         tile = gep(b, bp_buf, L.const(KC * NC * size))
 
-        # flags = 1 + trans_a + 2 * trans_b + 4 * accumulate; element strides of A (i, p) and B (p, j)
+        # flags = 1 + trans_a + 2 * trans_b + 4 * accumulate + 8 * prepacked; element strides of
+        # A (i, p) and B (p, j)
         fl = b.sub(flags, L.const(1))
         trans_a = b.icmp_signed("!=", b.and_(fl, L.const(1)), L.const(0))
         trans_b = b.icmp_signed("!=", b.and_(fl, L.const(2)), L.const(0))
@@ -435,11 +442,14 @@ def _module(profile, sym, sym_par, sym_post, sym_join):
                 kc = L.min(L.const(KC), b.sub(K, pc))
                 acc = b.or_(b.icmp_signed(">", pc, L.const(0)), accumulate)
                 bblock = elem(b, bptr_, b.add(b.mul(pc, bk), b.mul(jc, bn)))
-                with b.if_else(trans_b) as (cols, rows):
-                    with cols:
-                        b.call(pbs[1], [bblock, bk, bn, kc, nc, bp_buf])
-                    with rows:
-                        b.call(pbs[0], [bblock, bk, bn, kc, nc, bp_buf])
+                with b.if_then(b.not_(prepacked)):
+                    with b.if_else(trans_b) as (cols, rows):
+                        with cols:
+                            b.call(pbs[1], [bblock, bk, bn, kc, nc, bp_buf])
+                        with rows:
+                            b.call(pbs[0], [bblock, bk, bn, kc, nc, bp_buf])
+                # the packed panels of columns [jc, jc + nc): (jc / NR) panels of kc x NR in
+                packed = b.select(prepacked, elem(b, bptr_, b.mul(jc, kc)), bp_buf)
                 with L.loop(r0, r1, profile.mc, "ic") as ic:
                     mc = L.min(L.const(profile.mc), b.sub(r1, ic))
                     ablock = elem(b, aptr_, b.add(b.mul(ic, sm), b.mul(pc, sk)))
@@ -447,7 +457,7 @@ def _module(profile, sym, sym_par, sym_post, sym_join):
                         b.call(pa, [ablock, sk, mc, kc, ap_buf])
                     with L.loop(L.const(0), nc, NR, "jr") as jr:
                         nrv = L.min(L.const(NR), b.sub(nc, jr))
-                        bpanel = elem(b, bp_buf, b.mul(jr, kc))
+                        bpanel = elem(b, packed, b.mul(jr, kc))
                         # tiles of MR rows, or of short_mr where that pads A's rows less (16 rows:
                         # 2 x 8, not 2 x 14); in-place A only (a packed panel has MR rows)
                         short = L.const(0)
@@ -491,6 +501,25 @@ def _module(profile, sym, sym_par, sym_post, sym_join):
     rows = b.load(gep(b, f.args[0], 8 * 9), typ=i64)
     b.store(rows, b.bitcast(gep(b, slots, 8 * 15), ir.PointerType(i64)))
     b.ret(b.call(m.get_global("gemm_block"), [slots]))
+
+    # B packed once (the operand of many products, a loop's weights): slots out, B as (data,
+    # size), then K, N, trans_b; one block (K <= KC, N <= NC), panels as gemm_block packs them
+    f = ir.Function(m, ir.FunctionType(i32, [ptr]), name=sym_pack)
+    b = ir.IRBuilder(f.append_basic_block("entry"))
+    L = _Builder(b)
+    out, out_size, src, src_size = (b.load(gep(b, f.args[0], 8 * k), typ=t) for k, t in enumerate((ptr, i64, ptr, i64)))
+    K, N, trans = (b.load(gep(b, f.args[0], 8 * k), typ=i64) for k in (4, 5, 6))
+    padded = b.mul(K, b.mul(b.sdiv(b.add(N, L.const(NR - 1)), L.const(NR)), L.const(NR)))
+    ok = b.and_(b.icmp_signed("==", out_size, padded), b.icmp_signed("==", src_size, b.mul(K, N)))
+    ok = b.and_(ok, b.and_(b.icmp_signed("<=", K, L.const(KC)), b.icmp_signed("<=", N, L.const(NC))))
+    with b.if_then(b.not_(ok)):
+        b.ret(ir.Constant(i32, 1))
+    with b.if_else(b.icmp_signed("!=", trans, L.const(0))) as (cols, rows):
+        with cols:
+            b.call(pbs[1], [src, L.const(1), K, K, N, out])
+        with rows:
+            b.call(pbs[0], [src, N, L.const(1), K, N, out])
+    b.ret(ir.Constant(i32, 0))
     from .workers import AVAILABLE, dispatch_ir
 
     if not AVAILABLE:  # no worker threads on this platform: these entries are never called
@@ -709,7 +738,7 @@ class Product:
         here = os.path.dirname(os.path.abspath(__file__))
         sources = [__file__, os.path.join(here, "workers.py")]
         self.entries = native.cached_entries(
-            key, sources, lambda syms: _module(prof, *syms), ["gemm", "gemm_par", "gemm_post", "gemm_join"], kernels._cache_dirs(), optimize=False
+            key, sources, lambda syms: _module(prof, *syms), ["gemm", "gemm_par", "gemm_post", "gemm_join", "gemm_pack"], kernels._cache_dirs(), optimize=False
         )
         # the raw entry points ``i32 (i64 *slots)``, for numba code (funcgrad.jit.loops)
         entry_type = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)

@@ -92,6 +92,7 @@ class _Module:
         self.products = {}  # dtype -> funcgrad.jit.gemm.Product of the matrix products called
         self.async_products = set()  # dtypes whose products are also posted to the workers
         self.async_blocks = 0  # the most blocks posted at once (each has a workspace part of its own)
+        self.pack_helpers = set()
         self.native_kernels = {}  # parameter name -> ctypes pointer to a native kernel's entry
         self.native_names = set()  # the functions calling them (they take __KP__ first)
         self.count = 0
@@ -154,8 +155,19 @@ class _Module:
             self.defs.append(_async_helpers_source(dt, product.profile.workspace, product.profile.dtype.itemsize))
         return dt
 
+    def gemm_pack(self, product) -> str:
+        """The name of the helper packing a product's B operand once (``gemm_pack``), for
+        products flagged prepacked (a loop's weights, the same every step)."""
+        dt = product.profile.dtype.name
+        self.gemm(product)
+        name = f"packb_{dt}"
+        if name not in self.pack_helpers:
+            self.pack_helpers.add(name)
+            self.defs.append(_pack_helper_source(name, dt))
+        return name
+
     def gemm_params(self):
-        names = [f"G{k}_{dt}" for dt in self.products for k in ("s", "p", "a", "j", "w")]
+        names = [f"G{k}_{dt}" for dt in self.products for k in ("s", "p", "a", "j", "k", "w")]
         return names + (["Gst"] if self.products else [])
 
     def extra_params(self):
@@ -204,6 +216,18 @@ class _FunctionBuilder:
             _check_dtypes([v.aval for v in e.outvars], f"{e.primitive.name} in a loop body")
         self.plan = fusion.plan(jaxpr, min_group_size=1)
         self.producer = {v: e for e in jaxpr.eqns for v in e.outvars}
+        self.invariant = set()  # Vars the same on every call of this function (set by a loop driver)
+        self.packed = []  # [(Var, parameter name, trans_b, k, n, product)]: B operands packed by the caller
+
+    def packed_operand(self, v, trans_b, k, n, product):
+        """The name of a parameter holding loop-invariant ``v`` packed as the B operand of a
+        ``k x n`` product (the driver packs it once before the loop)."""
+        for w, name, t, kk, nn, _ in self.packed:
+            if w is v and (t, kk, nn) == (trans_b, k, n):
+                return name
+        name = f"pk{len(self.packed)}"
+        self.packed.append((v, name, trans_b, k, n, product))
+        return name
 
     def column_window(self, v):
         """``(base, row_length, offset)`` when ``v`` is the column slice ``base[:, a:b]`` of a 2-D
@@ -322,6 +346,7 @@ class _FunctionBuilder:
             else:  # an argument or a view: copy, so loop-carried types stay fresh C arrays
                 rets.append(_owned(self.var(a), a.aval))
         self.emit(f"return ({', '.join(rets)}{',' if len(rets) == 1 else ''})")
+        params += [name for _, name, *_ in self.packed]
         head = f"{_DECORATOR}\ndef {self.name}(__KP__{', '.join(params)}):"
         self.module.defs.append("\n".join([head] + self.lines))
         return self.name
@@ -413,14 +438,41 @@ def _slices(spec):
 
 
 def _scatter_sum(fb, eqn):
+    """The pieces (disjoint, see _merge_zero_scatters) written into a zero array; where they
+    cover it, into an uninitialised one. A piece that is a unit-step box is copied by a loop nest
+    (numba compiles it to vector copies; its slice assignment is an element-wise broadcasting
+    loop several times slower)."""
     out = eqn.outvars[0]
     o = fb.var(out)
-    fb.emit(f"{o} = np.zeros({tuple(out.aval.shape)!r}, {_np_dtype(out.aval.dtype)})")
+    shape = tuple(out.aval.shape)
+    covered = sum(int(np.prod(u.aval.shape, dtype=np.int64)) for u in eqn.invars) == int(np.prod(shape, dtype=np.int64))
+    fb.emit(f"{o} = np.{'empty' if covered else 'zeros'}({shape!r}, {_np_dtype(out.aval.dtype)})")
     for spec, u in zip(eqn.params["specs"], eqn.invars):
-        idx = _index_text(spec)
-        val = fb.scalar(u) if not u.aval.shape else fb.atom(u)
-        fb.emit(f"{o}[{idx}] += {val}")  # in place: no temporary per piece
+        box = _unit_box(spec, shape) if u.aval.shape else None
+        if box is None or tuple(u.aval.shape) != tuple(stop - start for start, stop in box):
+            val = fb.scalar(u) if not u.aval.shape else fb.atom(u)
+            fb.emit(f"{o}[{_index_text(spec)}] = {val}")
+            continue
+        src, ks = fb.atom(u), [fb.module.fresh_name("j") for _ in box]
+        for depth, (k, (start, stop)) in enumerate(zip(ks, box)):
+            fb.emit(" " * 4 * depth + f"for {k} in range({stop - start}):")
+        dst = ", ".join(f"{start} + {k}" for k, (start, _) in zip(ks, box))
+        fb.emit(" " * 4 * len(box) + f"{o}[{dst}] = {src}[{', '.join(ks)}]")
     fb.fresh.add(out)
+
+
+def _unit_box(spec, shape):
+    """``[(start, stop)]`` per axis of ``shape`` when ``spec`` is unit-step slices (trailing axes
+    whole), else None."""
+    if len(spec) > len(shape) or any(e[0] != "s" for e in spec):
+        return None
+    box = []
+    for k, dim in enumerate(shape):
+        start, stop, step = slice(*spec[k][1:]).indices(dim) if k < len(spec) else (0, dim, 1)
+        if step != 1 or stop <= start:
+            return None
+        box.append((start, stop))
+    return box
 
 
 # -- translations of single equations -------------------------------------------------------------
@@ -514,6 +566,23 @@ def {name}(__KP__c, a, b, n, m, k, flags):
 """
 
 
+def _pack_helper_source(name, dt):
+    """An @njit function packing ``b`` (``k x n``, or ``n x k`` stored when ``trans``) into ``out``
+    with funcgrad.jit.gemm's ``gemm_pack`` entry."""
+    return f"""{_DECORATOR}
+def {name}(__KP__out, b, k, n, trans):
+    slots = np.empty(7, np.int64)
+    slots[0] = out.ctypes.data
+    slots[1] = out.size
+    slots[2] = b.ctypes.data
+    slots[3] = b.size
+    slots[4] = k
+    slots[5] = n
+    slots[6] = trans
+    Gk_{dt}(slots.ctypes.data)
+"""
+
+
 def _async_helpers_source(dt, workspace, itemsize):
     """@njit helpers posting whole products to the worker pool while the loop runs on
     (funcgrad.jit.gemm's ``gemm_post``/``gemm_join`` entries): ``block_<dt>`` writes the slots of
@@ -598,11 +667,16 @@ def _dot_general(fb, eqn):
     a, b = fb.contiguous(x), fb.contiguous(y)
     found = None if batched else _gemm_product(eqn)
     if found is not None:
+        from .gemm import KC, NC
+
         product, ta, tb, m, k, n = found
         helper = fb.module.gemm(product)
         o = fb.var(eqn.outvars[0])
+        flags = 1 + ta + 2 * tb
+        if y in fb.invariant and k <= KC and n <= NC:  # the loop's weights: packed once, before it
+            b, flags = fb.packed_operand(y, tb, k, n, product), flags + 8
         fb.emit(f"{o} = np.empty(({m}, {n}), {_np_dtype(dt)})")
-        fb.emit(f"{helper}(__KP__{o}, {a}, {b}, {n}, {m}, {k}, {1 + ta + 2 * tb})")
+        fb.emit(f"{helper}(__KP__{o}, {a}, {b}, {n}, {m}, {k}, {flags})")
         fb.fresh.add(eqn.outvars[0])
         return
     if batched:
@@ -822,6 +896,7 @@ def _scan_driver(module: _Module, eqn, sums=()) -> str:
     # Stacked outputs of rank >= 1 per step are written by the body's kernels straight into ys[i].
     nbuf = len(y_avals) if all(len(a.shape) > 1 for a in y_avals) else 0
     builder = _FunctionBuilder(module, p["jaxpr"], "scan_body")
+    builder.invariant = set(builder.jaxpr.invars[:nconst]) | set(builder.jaxpr.constvars)
     body = builder.build(owned=range(ncarry), buffers=nbuf)
     args = [f"a{i}" for i in range(len(eqn.invars))]
     consts, carry, xs = args[:nconst], args[nconst : nconst + ncarry], args[nconst + ncarry :]
@@ -845,12 +920,19 @@ def _scan_driver(module: _Module, eqn, sums=()) -> str:
     if sums_text is not None:
         lines[0] = lines[0][:-2] + "".join(f", z{q}" for q in range(len(sums))) + "):"
         lines += sums_text[0]
+    const_names = dict(zip(builder.jaxpr.invars[:nconst], consts))
+    for v, packed, trans_b, k, n, product in builder.packed:  # loop-invariant B operands, packed once
+        nr = product.profile.nr
+        src = const_names.get(v) or builder.names[v]
+        lines.append(f"    {packed} = np.empty({k * (-(-n // nr)) * nr}, {_np_dtype(product.profile.dtype)})")
+        lines.append(f"    {module.gemm_pack(product)}(__KP__{packed}, {src}, {k}, {n}, {int(trans_b)})")
     lines.append(f"    for k in range({length}):")
     lines.append(f"        i = {length - 1} - k" if p["reverse"] else "        i = k")
     x_reads = [
         f"{x}[i]" if len(v.aval.shape) > 1 else f"np.asarray({x}[i])" for x, v in zip(xs, eqn.invars[nconst + ncarry :])
     ]
     buffers = [f"{y}[i]" for y in ys] if nbuf else []
+    buffers += [name for _, name, *_ in builder.packed]
     lines.append(f"        out = {body}(__KP__{', '.join(consts + cs + x_reads + buffers)})")
     for j, c in enumerate(cs):
         lines.append(f"        {c} = out[{j}]")
