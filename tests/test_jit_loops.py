@@ -82,6 +82,7 @@ def test_lstm_cell_slices_and_index_updates(rng):
     )
     text = compiled_equals_eager(fg.grad(loss, argnums=(0, 1, 2)), *args, loops=2)
     assert "scatter_sum_of_slices" in text and "np.dot" in text  # the gate cotangents share one buffer
+    assert "the sum of the stacked" in text  # the bias gradient: one sum after the loop
     # the gates kernel reads the column slices of z in place (its call passes z, not copies)
     (body,) = [b for b in text.split("def scan_body")[1:] if re.search(r"= v\d+\[:, \d+:\d+\]", b)]
     body = body.split("\ndef ")[0]
@@ -295,6 +296,23 @@ def test_sums_in_a_forward_scan_and_without_workers(rng):
         env = dict(os.environ, FUNCGRAD_JIT_THREADS=threads)
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
         assert out.returncode == 0 and out.stdout.split() == ["True", "True"], (threads, out.stdout, out.stderr)
+
+
+def test_reduce_sum_accumulators_become_one_sum_after_the_loop(rng):
+    """Carries updated as ``c + sum(a_t, axes)`` (``a_t`` from the carry, or an input) are summed
+    over the stacked values after the loop, on any axes."""
+
+    def f(xs, h0):
+        def step(carry, x):
+            h, total, col = carry
+            h = fnp.tanh(h * 0.9 + x)
+            return (h, total + fnp.sum(h * x, axis=1), col + fnp.sum(x, axis=0)), None
+
+        init = (h0, fnp.zeros(4, fnp.float64), fnp.ones(5, fnp.float64))
+        return lax.scan(step, init, xs)[0]
+
+    text = compiled_equals_eager(f, f64(rng.standard_normal((7, 4, 5))), f64(rng.standard_normal((4, 5))))
+    assert text.count("the sum of the stacked") == 2
 
 
 def test_sums_when_numba_rejects_the_loop_module(rng, monkeypatch):

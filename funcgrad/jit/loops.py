@@ -1278,16 +1278,18 @@ class _RewrittenScan:
                 (j, t, a, b, ((0,) + tuple(d + 1 for d in lc), (0,) + tuple(d + 1 for d in rc)))
                 for j, (lc, rc), t, a, b in sunk.accumulators
             ]
-            summed = {j for j, *_ in self.sums}
+            summed = {j for j, *_ in self.sums} | {j for j, *_ in sunk.sums}
             self.keep = [k for k in range(self.num_carry) if k not in summed]
             # the accumulators the loop module sums itself (by their carry index)
             self.in_loop = {self.sums[s.index][0]: s for s in loop.sums}
-            after = [acc for acc in sunk.accumulators if acc[0] not in self.in_loop]
+            after = [
+                f"carry {j} += dot_general{dims} of the stacked {a} and {b}" + (" (transposed)" if t else "")
+                for j, dims, t, a, b in sunk.accumulators
+                if j not in self.in_loop
+            ]
+            after += [f"carry {j} += the sum of the stacked {a} over the steps and axes {axes}" for j, axes, a in sunk.sums]
             if after:
-                self.source += "\n# after the loop: " + "; ".join(
-                    f"carry {j} += dot_general{dims} of the stacked {a} and {b}" + (" (transposed)" if t else "")
-                    for j, dims, t, a, b in after
-                )
+                self.source += "\n# after the loop: " + "; ".join(after)
 
     @classmethod
     def of(cls, eqn):
@@ -1332,4 +1334,9 @@ class _RewrittenScan:
                 total = total.T
             init = ops[nconst + j]
             carries[j] = (init + total.astype(init.dtype, copy=False)).astype(init.dtype, copy=False)
+        for j, axes, (w, k) in self.sunk.sums:
+            stacked = (xs if w == "xs" else extra)[k]
+            init = ops[nconst + j]
+            total = np.sum(stacked, axis=(0,) + tuple(a + 1 for a in axes), dtype=init.dtype)
+            carries[j] = (init + total).astype(init.dtype, copy=False)
         return tuple(carries[k] for k in range(ncarry)) + tuple(ys)

@@ -16,7 +16,8 @@ one large product outside the loop, without changing what the scan computes:
   the loop or read from ``xs``, is an accumulator: its final value is
   ``c0 + sum_t a_t . b_t``, a single product contracting the step axis too. The loop stacks
   ``a_t`` and ``b_t`` as extra outputs instead (an ``xs`` operand is already stacked), and
-  the product runs after the loop. This is the weight gradient of a reverse-mode scan.
+  the product runs after the loop. This is the weight gradient of a reverse-mode scan; a carry
+  updated as ``c + reduce_sum(a_t)`` (a bias gradient) becomes one sum over the stacked ``a_t``.
 
 The sum over steps is then computed in BLAS's order rather than step by step, so float32
 results may differ from the step-by-step loop in the last bits (as with XLA's reassociation).
@@ -101,12 +102,15 @@ def hoist_scan(eqn):
 
 class Sunk:
     """The result of :func:`sink_accumulators`: ``eqn`` is the scan without the accumulator
-    carries and with extra stacked outputs; ``accumulators`` lists, per removed carry, ``(carry
-    index, dimension_numbers, transposed, a, b)`` where ``a``/``b`` say where each stacked factor
-    is: ``("ys", k)`` (the new scan's k-th extra output) or ``("xs", k)`` (its k-th ``xs``)."""
+    carries and with extra stacked outputs; ``accumulators`` lists, per removed carry updated by
+    a product, ``(carry index, dimension_numbers, transposed, a, b)`` where ``a``/``b`` say where
+    each stacked factor is: ``("ys", k)`` (the new scan's k-th extra output) or ``("xs", k)`` (its
+    k-th ``xs``); ``sums`` lists, per removed carry updated by a ``reduce_sum``, ``(carry index,
+    axes, a)`` (a bias gradient: the stacked operand summed over the steps and ``axes``)."""
 
-    def __init__(self, eqn, accumulators, num_extra_ys):
+    def __init__(self, eqn, accumulators, num_extra_ys, sums=()):
         self.eqn, self.accumulators, self.num_extra_ys = eqn, accumulators, num_extra_ys
+        self.sums = list(sums)
 
 
 def sink_accumulators(eqn):
@@ -132,6 +136,11 @@ def sink_accumulators(eqn):
             continue
         removed, transposed = [add], False
         dot = producer[t]
+        if dot.primitive.name == "reduce_sum":  # c + sum(a_t, axes): the sum over the steps after the loop
+            a = dot.invars[0]
+            if type(a) is Var and a not in carried and a not in body.invars[:nconst] and a not in body.constvars:
+                found.append((j, [add, dot], dot.params["axes"], None, a, None))
+            continue
         if dot.primitive.name == "transpose" and tuple(dot.params["permutation"]) == (1, 0):
             inner = dot.invars[0]
             if type(inner) is not Var or uses.get(inner) != 1 or inner not in producer:
@@ -153,17 +162,20 @@ def sink_accumulators(eqn):
     removed_eqns = {id(e) for _, rem, *_ in found for e in rem}
     kept = [e for e in body.eqns if id(e) not in removed_eqns]
     drop = {j for j, *_ in found}
-    extra_ys, accumulators = [], []
+    extra_ys, accumulators, sums = [], [], []
     for j, _, dims, transposed, a, b in found:
         where = []
-        for f in (a, b):
+        for f in (a, b) if b is not None else (a,):
             if f in xs_in:
                 where.append(("xs", xs_in.index(f)))
             else:
                 if f not in extra_ys:
                     extra_ys.append(f)
                 where.append(("ys", extra_ys.index(f)))
-        accumulators.append((j, dims, transposed, where[0], where[1]))
+        if b is None:
+            sums.append((j, tuple(dims), where[0]))
+        else:
+            accumulators.append((j, dims, transposed, where[0], where[1]))
     keep_carry = [k for k in range(ncarry) if k not in drop]
     new_body = Jaxpr(
         body.constvars,
@@ -182,4 +194,4 @@ def sink_accumulators(eqn):
         + [Var(ShapedArray((length,) + tuple(v.aval.shape), v.aval.dtype)) for v in extra_ys]
     )
     new_eqn = _scan_eqn(eqn, new_body, cj.consts, linear, invars, outvars, num_carry=len(keep_carry))
-    return Sunk(new_eqn, accumulators, len(extra_ys))
+    return Sunk(new_eqn, accumulators, len(extra_ys), sums)
