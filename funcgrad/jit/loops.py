@@ -166,6 +166,16 @@ class _Module:
             self.defs.append(_pack_helper_source(name, dt))
         return name
 
+    def copy_helper(self) -> str:
+        """The name of an @njit function copying an array into a C-contiguous one of its shape."""
+        if "copy_into" not in self.pack_helpers:
+            self.pack_helpers.add("copy_into")
+            self.defs.append(
+                f"{_DECORATOR}\ndef copy_into(dst, src):\n    d = dst.reshape(-1)\n"
+                "    s = np.ascontiguousarray(src).reshape(-1)\n    for q in range(d.size):\n        d[q] = s[q]\n"
+            )
+        return "copy_into"
+
     def gemm_params(self):
         names = [f"G{k}_{dt}" for dt in self.products for k in ("s", "p", "a", "j", "k", "w")]
         return names + (["Gst"] if self.products else [])
@@ -296,7 +306,7 @@ class _FunctionBuilder:
         nout = len(jaxpr.outvars)
         owned = set(range(nout)) if owned is None else set(owned)
         params = [self.var(v) for v in jaxpr.invars]
-        buffer_of = {}  # Var -> (output index, buffer name): the first output position of a Var
+        self.buffer_of = buffer_of = {}  # Var -> (output index, buffer name): its first output position
         for k in range(nout - buffers, nout):
             v = jaxpr.outvars[k]
             params.append(f"ob{k - (nout - buffers)}")
@@ -446,7 +456,12 @@ def _scatter_sum(fb, eqn):
     o = fb.var(out)
     shape = tuple(out.aval.shape)
     covered = sum(int(np.prod(u.aval.shape, dtype=np.int64)) for u in eqn.invars) == int(np.prod(shape, dtype=np.int64))
-    fb.emit(f"{o} = np.{'empty' if covered else 'zeros'}({shape!r}, {_np_dtype(out.aval.dtype)})")
+    if covered and out in fb.buffer_of:  # a stacked output: written in place, ys[i]
+        index, buffer = fb.buffer_of[out]
+        fb.emit(f"{o} = {buffer}")
+        fb.direct.add(index)
+    else:
+        fb.emit(f"{o} = np.{'empty' if covered else 'zeros'}({shape!r}, {_np_dtype(out.aval.dtype)})")
     for spec, u in zip(eqn.params["specs"], eqn.invars):
         box = _unit_box(spec, shape) if u.aval.shape else None
         if box is None or tuple(u.aval.shape) != tuple(stop - start for start, stop in box):
@@ -937,8 +952,12 @@ def _scan_driver(module: _Module, eqn, sums=()) -> str:
     for j, c in enumerate(cs):
         lines.append(f"        {c} = out[{j}]")
     for j, (y, aval) in enumerate(zip(ys, y_avals)):
-        if ncarry + j not in builder.direct:
-            lines.append(f"        {y}[i] = out[{ncarry + j}]" + ("[()]" if len(aval.shape) == 1 else ""))
+        if ncarry + j in builder.direct:
+            continue
+        if len(aval.shape) == 1:
+            lines.append(f"        {y}[i] = out[{ncarry + j}][()]")
+        else:  # numba's array assignment is an element-wise broadcasting loop: a vector copy instead
+            lines.append(f"        {module.copy_helper()}({y}[i], out[{ncarry + j}])")
     rets = cs + ys
     if sums_text is not None:
         lines += sums_text[1] + sums_text[2]
