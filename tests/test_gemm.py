@@ -282,7 +282,9 @@ def test_module_without_workers_needs_no_os_threads(monkeypatch):
     x86 pause instructions, and its serial entry computes the product."""
     monkeypatch.setattr(workers, "AVAILABLE", False)
     prof = gemm.profile(np.dtype(np.float64))
-    ir_text = gemm._module(prof, "fg_test_gemm", "fg_test_gemm_par", "fg_test_gemm_post", "fg_test_gemm_join", "fg_test_pack")
+    ir_text = gemm._module(
+        prof, "fg_test_gemm", "fg_test_gemm_par", "fg_test_gemm_post", "fg_test_gemm_join", "fg_test_pack"
+    )
     assert "syscall" not in ir_text and "pause" not in ir_text
     serial, _ = native.runtime().load_symbols(native.compile_ir(ir_text, False), ["fg_test_gemm", "fg_test_gemm_par"])
     fn = native.function(serial, gemm._signature(np.dtype(np.float64), False), "test gemm", kernels._cache_dirs())

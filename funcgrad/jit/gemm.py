@@ -411,7 +411,11 @@ def _module(profile, sym, sym_par, sym_post, sym_join, sym_pack):
         prepacked = b.icmp_signed("!=", b.and_(b.sub(flags, L.const(1)), L.const(8)), L.const(0))
         packed_size = b.mul(K, b.mul(b.sdiv(b.add(N, L.const(NR - 1)), L.const(NR)), L.const(NR)))
         one_block = b.and_(b.icmp_signed("<=", K, L.const(KC)), b.icmp_signed("<=", N, L.const(NC)))
-        b_ok = b.select(prepacked, b.and_(one_block, b.icmp_signed("==", bsize, packed_size)), b.icmp_signed("==", bsize, b.mul(K, N)))
+        b_ok = b.select(
+            prepacked,
+            b.and_(one_block, b.icmp_signed("==", bsize, packed_size)),
+            b.icmp_signed("==", bsize, b.mul(K, N)),
+        )
         ok = b.and_(ok, b_ok)
         ok = b.and_(ok, b.icmp_signed(">=", wsize, L.const(profile.workspace)))
         bad = f.append_basic_block("bad")
@@ -738,7 +742,12 @@ class Product:
         here = os.path.dirname(os.path.abspath(__file__))
         sources = [__file__, os.path.join(here, "workers.py")]
         self.entries = native.cached_entries(
-            key, sources, lambda syms: _module(prof, *syms), ["gemm", "gemm_par", "gemm_post", "gemm_join", "gemm_pack"], kernels._cache_dirs(), optimize=False
+            key,
+            sources,
+            lambda syms: _module(prof, *syms),
+            ["gemm", "gemm_par", "gemm_post", "gemm_join", "gemm_pack"],
+            kernels._cache_dirs(),
+            optimize=False,
         )
         # the raw entry points ``i32 (i64 *slots)``, for numba code (funcgrad.jit.loops)
         entry_type = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p)

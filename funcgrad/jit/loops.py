@@ -17,7 +17,12 @@ dominates small recurrent models. Here a control-flow equation becomes one numba
   dynamic slices have direct numba translations (:data:`_EMITTERS`);
 * the driver is a real loop: ``for i in range(length)`` over the body with the carry in local
   variables and the stacked outputs preallocated (``scan``), ``while cond(...): body(...)``
-  (``while``), or an ``if``/``elif`` chain on the clamped branch index (``cond``);
+  (``while``), or an ``if``/``elif`` chain on the clamped branch index (``cond``). Work that
+  is the same every step is done once before the loop: constants and stacked inputs made
+  contiguous, a scan's weights packed as the GEMM's B operand (:meth:`_FunctionBuilder.packed_operand`);
+  fused kernels read column slices of a value (an LSTM's gates) in place
+  (:meth:`_FunctionBuilder.column_window`); a scan's weight-gradient sums run on a worker
+  thread during the loop (:class:`_LoopSum`);
 * closed-over constants of inner jaxprs are hoisted to extra leading arguments (``K0, K1...``),
   so the generated source holds structure only and is cached on disk like any kernel (the
   module's name is the hash of its source; ``njit(cache=True)``).
@@ -92,7 +97,7 @@ class _Module:
         self.products = {}  # dtype -> funcgrad.jit.gemm.Product of the matrix products called
         self.async_products = set()  # dtypes whose products are also posted to the workers
         self.async_blocks = 0  # the most blocks posted at once (each has a workspace part of its own)
-        self.pack_helpers = set()
+        self.helpers = set()  # names of the helper functions emitted once (packing, copying)
         self.native_kernels = {}  # parameter name -> ctypes pointer to a native kernel's entry
         self.native_names = set()  # the functions calling them (they take __KP__ first)
         self.count = 0
@@ -161,15 +166,15 @@ class _Module:
         dt = product.profile.dtype.name
         self.gemm(product)
         name = f"packb_{dt}"
-        if name not in self.pack_helpers:
-            self.pack_helpers.add(name)
+        if name not in self.helpers:
+            self.helpers.add(name)
             self.defs.append(_pack_helper_source(name, dt))
         return name
 
     def copy_helper(self) -> str:
         """The name of an @njit function copying an array into a C-contiguous one of its shape."""
-        if "copy_into" not in self.pack_helpers:
-            self.pack_helpers.add("copy_into")
+        if "copy_into" not in self.helpers:
+            self.helpers.add("copy_into")
             self.defs.append(
                 f"{_DECORATOR}\ndef copy_into(dst, src):\n    d = dst.reshape(-1)\n"
                 "    s = np.ascontiguousarray(src).reshape(-1)\n    for q in range(d.size):\n        d[q] = s[q]\n"
@@ -902,6 +907,17 @@ def _owned(name, aval):
     return f"np.ascontiguousarray({name}).copy()" if aval.shape else f"{name}.copy()"
 
 
+def _contiguous_once(lines, eqn, args, *groups):
+    """Driver lines making the array operands named in ``groups`` (lists of names from ``args``,
+    renamed in place) C arrays once, before the loop: not a strided copy per step where the body
+    needs them contiguous (a broadcast bias is a view with zero strides)."""
+    for group in groups:
+        for j, a in enumerate(group):
+            if eqn.invars[args.index(a)].aval.shape:
+                lines.append(f"    {a}c = np.ascontiguousarray({a})")
+                group[j] = f"{a}c"
+
+
 def _scan_driver(module: _Module, eqn, sums=()) -> str:
     """The driver of a scan. ``sums``: :class:`_LoopSum` products the driver accumulates itself
     (their initial values are extra trailing arguments, their totals extra trailing results)."""
@@ -920,14 +936,7 @@ def _scan_driver(module: _Module, eqn, sums=()) -> str:
     cs = [f"c{j}" for j in range(ncarry)]
     for c, a, v in zip(cs, carry, eqn.invars[nconst : nconst + ncarry]):
         lines.append(f"    {c} = {_owned(a, v.aval)}")
-    # Constants and stacked inputs as C arrays once, not a strided copy per step where the body
-    # needs them contiguous (a broadcast bias is a view with zero strides).
-    operand_avals = [v.aval for v in eqn.invars]
-    for group in (consts, xs):
-        for j, a in enumerate(group):
-            if operand_avals[args.index(a)].shape:
-                lines.append(f"    {a}c = np.ascontiguousarray({a})")
-                group[j] = f"{a}c"
+    _contiguous_once(lines, eqn, args, consts, xs)
     ys = [f"y{j}" for j in range(len(y_avals))]
     for y, aval in zip(ys, y_avals):
         lines.append(f"    {y} = np.empty({tuple(aval.shape)!r}, {_np_dtype(aval.dtype)})")
@@ -979,11 +988,7 @@ def _while_driver(module: _Module, eqn) -> str:
     lines = [f"{_DECORATOR}\ndef {name}(__KP__{', '.join(args)}):"]
     for c, a, v in zip(cs, carry, eqn.invars[ncc + nbc :]):
         lines.append(f"    {c} = {_owned(a, v.aval)}")
-    for group in (cc, bc):  # constants as C arrays once (see _scan_driver)
-        for j, a in enumerate(group):
-            if eqn.invars[args.index(a)].aval.shape:
-                lines.append(f"    {a}c = np.ascontiguousarray({a})")
-                group[j] = f"{a}c"
+    _contiguous_once(lines, eqn, args, cc, bc)
     lines.append(f"    while {cond}(__KP__{', '.join(cc + cs)})[0][()]:")
     lines.append(f"        out = {body}(__KP__{', '.join(bc + cs)})")
     for j, c in enumerate(cs):
@@ -1165,6 +1170,8 @@ class _LoopSum:
     scan, all its ys counted); ``index`` is the accumulator's position in ``Sunk.accumulators``."""
 
     CHUNKS = 8  # posts per loop: the last chunk's product is what the loop waits for at the end
+    # (A loop body cannot raise between a post and its join: its shapes are static and its
+    # numba code has no checks that raise, so a posted product never outlives its arrays.)
 
     def __init__(self, index, product, a, b, rows, m, n):
         self.index, self.product, self.a, self.b = index, product, a, b
@@ -1186,7 +1193,7 @@ class _LoopSum:
         first_extra = len(ys_avals) - sunk.num_extra_ys
         length = p["length"]
         found = []
-        for index, (j, (lc, rc), transposed, a, b) in enumerate(sunk.accumulators):
+        for index, (_, (lc, rc), transposed, a, b) in enumerate(sunk.accumulators):
             # positions among the scan's xs and all its ys (the driver's a/y arrays)
             a, b = ((w, k if w == "xs" else first_extra + k) for w, k in (a, b))
             fa, fb = ((xs_avals if w == "xs" else ys_avals)[k] for w, k in (a, b))
@@ -1306,7 +1313,9 @@ class _RewrittenScan:
                 for j, dims, t, a, b in sunk.accumulators
                 if j not in self.in_loop
             ]
-            after += [f"carry {j} += the sum of the stacked {a} over the steps and axes {axes}" for j, axes, a in sunk.sums]
+            after += [
+                f"carry {j} += the sum of the stacked {a} over the steps and axes {axes}" for j, axes, a in sunk.sums
+            ]
             if after:
                 self.source += "\n# after the loop: " + "; ".join(after)
 
@@ -1339,7 +1348,9 @@ class _RewrittenScan:
         xs = ops[nconst + ncarry :]
         inits = [ops[nconst + j] for j in in_loop]
         outs = list(self.loop(*ops[:nconst], *[ops[nconst + k] for k in keep], *xs, *inits))
-        carries = {j: np.reshape(total, ops[nconst + j].shape) for j, total in zip(in_loop, outs[len(outs) - len(inits) :])}
+        carries = {
+            j: np.reshape(total, ops[nconst + j].shape) for j, total in zip(in_loop, outs[len(outs) - len(inits) :])
+        }
         outs = outs[: len(outs) - len(inits)]
         n_extra = self.sunk.num_extra_ys
         kept, ys, extra = outs[: len(keep)], outs[len(keep) : len(outs) - n_extra], outs[len(outs) - n_extra :]
