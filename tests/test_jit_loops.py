@@ -25,6 +25,16 @@ def f64(x):
     return fnp.asarray(np.asarray(x, np.float64))
 
 
+def _gemm_on():
+    from funcgrad.jit import gemm, native
+
+    return native.runtime() is not None and gemm.ENABLED
+
+
+# the loop module's own products (post_/block_ helpers) need the compiled GEMM
+needs_gemm = pytest.mark.skipif(not _gemm_on(), reason="the compiled GEMM is off on this platform or by configuration")
+
+
 def compiled_equals_eager(f, *args, rtol=1e-12, loops=1):
     """``fg.jit(f)`` runs ``loops`` compiled loops and agrees with eager ``f``."""
     jitted = fg.jit(f)
@@ -83,6 +93,10 @@ def test_lstm_cell_slices_and_index_updates(rng):
     text = compiled_equals_eager(fg.grad(loss, argnums=(0, 1, 2)), *args, loops=2)
     assert "scatter_sum_of_slices" in text and "np.dot" in text  # the gate cotangents share one buffer
     assert "the sum of the stacked" in text  # the bias gradient: one sum after the loop
+    # the gate cotangents are written by their kernel into the columns of the matrix they form
+    (bwd,) = [b.split("\ndef ")[0] for b in text.split("def scan_body")[1:] if "= scatter_sum_of_slices" in b]
+    dz = re.search(r"# (v\d+):\S+ = scatter_sum_of_slices", bwd).group(1)
+    assert "for j_" not in bwd and re.search(rf"k_\w+\(.*({dz}, ){{3}}", bwd)
     # the gates kernel reads the column slices of z in place (its call passes z, not copies)
     (body,) = [b for b in text.split("def scan_body")[1:] if re.search(r"= v\d+\[:, \d+:\d+\]", b)]
     body = body.split("\ndef ")[0]
@@ -245,6 +259,7 @@ def test_matrix_products_move_out_of_the_loop(rng):
     assert "after the loop: carry" in text
 
 
+@needs_gemm
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_weight_gradient_sums_run_inside_the_loop(rng, dtype):
     """Weight gradients large enough for the compiled GEMM are summed by the loop module itself
@@ -265,6 +280,7 @@ def test_weight_gradient_sums_run_inside_the_loop(rng, dtype):
     assert f"post_{np.dtype(dtype).name}(" in text and "after the loop: carry" not in text
 
 
+@needs_gemm
 def test_sums_in_a_forward_scan_and_without_workers(rng):
     """A forward scan accumulating ``acc + x_t.T @ h_t`` (``h`` from the carry: the products are
     summed in the loop), run here and in a process with one thread (no workers: the loop sums
@@ -315,6 +331,7 @@ def test_reduce_sum_accumulators_become_one_sum_after_the_loop(rng):
     assert text.count("the sum of the stacked") == 2
 
 
+@needs_gemm
 def test_sums_when_numba_rejects_the_loop_module(rng, monkeypatch):
     """If numba rejects a loop module whose driver sums products, the scan runs from Python and
     the products are summed after it."""

@@ -161,6 +161,7 @@ class KernelSpec:
         self.parallel = parallel
         self.summary = summary
         self.windowed = []  # array inputs read as column windows: pass their base arrays (build)
+        self.out_windowed = []  # outputs written as column windows: pass their base arrays
 
     @property
     def name(self):
@@ -191,7 +192,7 @@ class KernelSpec:
         return Signature(arrays, [v.aval.dtype for v in self.scalar_inputs], len(self.sizes))
 
 
-def build(group, windows=None) -> KernelSpec:
+def build(group, windows=None, out_windows=None) -> KernelSpec:
     """Generate the kernel of ``group`` (a :class:`funcgrad.jit.fusion.Group`).
 
     ``windows`` maps array inputs (of the group's rank-2 shape) to ``(row_length, offset)``: the
@@ -199,7 +200,9 @@ def build(group, windows=None) -> KernelSpec:
     with rows of ``row_length`` elements, which the caller passes instead (a slice of a fused
     loop's product, ``z[:, 64:128]``, read in place rather than copied). Row length and offset
     are extra size arguments (``rw<j>``, ``co<j>``, after the loop sizes), so one kernel serves
-    every window of the same structure.
+    every window of the same structure. ``out_windows`` does the same for elementwise outputs
+    (``orw<q>``, ``oco<q>``): the kernel writes the columns of a base array the caller passes
+    (the gate cotangents written straight into the matrix they are concatenated into).
 
     Loop structure: the collapsed axes are looped in order; ``t`` is where the trailing run of
     reduced axes starts. Statements that depend only on the first ``d`` indices are emitted
@@ -216,12 +219,14 @@ def build(group, windows=None) -> KernelSpec:
     arr_in = [(v, amap) for v, amap in group.inputs if amap]
     sc_in = [v for v, amap in group.inputs if not amap]
     amaps = [set(amap) for _, amap in arr_in]
-    windows = windows or {}
+    windows, out_windows = windows or {}, out_windows or {}
     windowed = [j for j, (v, amap) in enumerate(arr_in) if v in windows and tuple(amap) == (0, 1) and n == 2]
+    out_windowed = [q for q, v in enumerate(group.outputs) if v in out_windows and n == 2 and not red]
 
     # Collapse adjacent axes that every input reads alike (and that agree on being reduced); a
     # window's rows and columns stay two axes.
-    cols = [(k in red, tuple(k in s for s in amaps), k if windowed else -1) for k in range(n)]
+    split = bool(windowed or out_windowed)
+    cols = [(k in red, tuple(k in s for s in amaps), k if split else -1) for k in range(n)]
     collapsed = []
     for k in range(n):
         if collapsed and cols[collapsed[-1][-1]] == cols[k]:
@@ -239,6 +244,9 @@ def build(group, windows=None) -> KernelSpec:
     kept = [j for j in range(m) if not cred[j]]
     idx_all = ", ".join(f"i{j}" for j in range(m)) if m else "0"
     idx_kept = ", ".join(f"i{j}" for j in kept) if kept else "0"
+
+    def idx_out(q):  # where output q's element (i0, i1...) goes
+        return f"i0, oco{q} + i1" if q in out_windowed else idx_all
 
     def shp(axes):
         return "(" + ", ".join(f"n{j}" for j in axes) + ("," if len(axes) == 1 else "") + ")" if axes else "(1,)"
@@ -396,14 +404,17 @@ def build(group, windows=None) -> KernelSpec:
                 row.setdefault(k, []).append(f"y{q}[{idx_kept}] = {nm}")
                 red_q.add(q)
             elif m > t:
-                stage_lists(k)[1][m].append(f"y{q}[{idx_all}] = {nm}")
+                stage_lists(k)[1][m].append(f"y{q}[{idx_out(q)}] = {nm}")
             else:
-                stage_lists(k)[0].append(f"y{q}[{idx_all}] = {nm}")
+                stage_lists(k)[0].append(f"y{q}[{idx_out(q)}] = {nm}")
 
     out_heads = []
     for q in range(len(outputs)):
         axes = kept if q in red_q else list(range(m))
-        out_heads.append(f"    y{q} = o{q}.reshape({shp(axes)})")
+        if q in out_windowed:  # the base array's rows; columns written from offset oco<q>
+            out_heads.append(f"    y{q} = o{q}.reshape((n0, orw{q}))")
+        else:
+            out_heads.append(f"    y{q} = o{q}.reshape({shp(axes)})")
 
     args = (
         [f"o{q}" for q in range(len(outputs))]
@@ -411,6 +422,7 @@ def build(group, windows=None) -> KernelSpec:
         + [f"s{j}" for j in range(len(sc_in))]
         + [f"n{j}" for j in range(m)]
         + [f"{p}{j}" for j in windowed for p in ("rw", "co")]
+        + [f"{p}{q}" for q in out_windowed for p in ("orw", "oco")]
         + ["lo", "hi"]
     )
     lines = [f"def kernel({', '.join(args)}):"] + out_heads + head_lines
@@ -481,8 +493,10 @@ def build(group, windows=None) -> KernelSpec:
         and int(np.prod(shape, dtype=np.int64)) >= PARALLEL_MIN_SIZE
     )
     sizes += [int(x) for j in windowed for x in windows[arr_in[j][0]]]
+    sizes += [int(x) for q in out_windowed for x in out_windows[outputs[q][0]]]
     spec = KernelSpec(source, key, sizes, outputs, [v for v, _ in arr_in], sc_in, parallel, summary)
     spec.windowed = [arr_in[j][0] for j in windowed]
+    spec.out_windowed = [outputs[q][0] for q in out_windowed]
     return spec
 
 

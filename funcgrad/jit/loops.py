@@ -318,6 +318,9 @@ class _FunctionBuilder:
             if type(v) is Var and v not in buffer_of and v.aval.shape and v not in jaxpr.invars:
                 buffer_of[v] = (k, params[-1])
         self.direct = set()
+        self.scatter_into = self._scatter_targets()
+        self.written = set()  # pieces of scatters written in place by their kernels
+        self.allocated = set()  # scatter results allocated before the scatter (scatter_base)
         for kind, item in self.plan.steps:
             if kind == "group":
                 windows = {}  # column slices read in place from their base arrays
@@ -325,13 +328,19 @@ class _FunctionBuilder:
                     found = self.column_window(v) if amap else None
                     if found is not None and tuple(v.aval.shape) == tuple(item.shape):
                         windows[v] = found
-                spec = kernel_lib.build(item, {v: w[1:] for v, w in windows.items()})
+                # outputs concatenated into one matrix by a scatter: written into its columns
+                out_windows = {v: self.scatter_into[v][1:] for v in item.outputs if v in self.scatter_into}
+                spec = kernel_lib.build(item, {v: w[1:] for v, w in windows.items()}, out_windows)
                 kname = self.module.kernel(spec)
                 self.emit(f"# fused kernel ({spec.summary})")
                 for e in item.eqns:
                     self.emit("#   " + self._eqn_doc(e, _fmt_params))
                 outs = []
                 for v, shape, dtype in spec.outputs:
+                    if v in spec.out_windowed:
+                        outs.append(self.scatter_base(self.scatter_into[v][0]))
+                        self.written.add(v)
+                        continue
                     if v in buffer_of and tuple(shape) == tuple(v.aval.shape):
                         self.emit(f"{self.var(v)} = {buffer_of[v][1]}")
                         self.direct.add(buffer_of[v][0])
@@ -365,6 +374,48 @@ class _FunctionBuilder:
         head = f"{_DECORATOR}\ndef {self.name}(__KP__{', '.join(params)}):"
         self.module.defs.append("\n".join([head] + self.lines))
         return self.name
+
+    def _scatter_targets(self):
+        """``{piece: (scatter result, row length, column offset)}`` for the pieces of covering
+        scatters of 2-D values (:func:`_scatter_sum`) that are column blocks computed by a
+        fused kernel and used nowhere else: the kernel writes them into the result in place."""
+        from ..core.jaxpr import use_counts
+
+        kernel_outputs = {v for kind, item in self.plan.steps if kind == "group" for v in item.outputs}
+        uses = use_counts(self.jaxpr.eqns, self.jaxpr.outvars, output_weight=2)
+        found = {}
+        for e in self.jaxpr.eqns:
+            out = e.outvars[0]
+            if e.primitive is not _scatter_sum_p or out.aval.ndim != 2 or not _covers(e):
+                continue
+            rows, width = out.aval.shape
+            for spec, u in zip(e.params["specs"], e.invars):
+                box = _unit_box(spec, out.aval.shape)
+                if (
+                    type(u) is Var
+                    and u in kernel_outputs
+                    and uses.get(u) == 1
+                    and rows > 1
+                    and box is not None
+                    and box[0] == (0, rows)
+                    and tuple(u.aval.shape) == (rows, box[1][1] - box[1][0])
+                ):
+                    found[u] = (out, width, box[1][0])
+        return found
+
+    def scatter_base(self, out):
+        """The name of scatter result ``out``, allocated here on first use (a stacked output's
+        buffer where it is one)."""
+        o = self.var(out)
+        if out not in self.allocated:
+            self.allocated.add(out)
+            if out in self.buffer_of:
+                index, buffer = self.buffer_of[out]
+                self.emit(f"{o} = {buffer}")
+                self.direct.add(index)
+            else:
+                self.emit(f"{o} = np.empty({tuple(out.aval.shape)!r}, {_np_dtype(out.aval.dtype)})")
+        return o
 
     def _eqn_doc(self, eqn, fmt_params):
         lhs = " ".join(f"{self.var(v)}:{v.aval.str_short()}" for v in eqn.outvars)
@@ -458,16 +509,15 @@ def _scatter_sum(fb, eqn):
     (numba compiles it to vector copies; its slice assignment is an element-wise broadcasting
     loop several times slower)."""
     out = eqn.outvars[0]
-    o = fb.var(out)
     shape = tuple(out.aval.shape)
-    covered = sum(int(np.prod(u.aval.shape, dtype=np.int64)) for u in eqn.invars) == int(np.prod(shape, dtype=np.int64))
-    if covered and out in fb.buffer_of:  # a stacked output: written in place, ys[i]
-        index, buffer = fb.buffer_of[out]
-        fb.emit(f"{o} = {buffer}")
-        fb.direct.add(index)
+    if _covers(eqn):  # uninitialised (a stacked output: written in place, ys[i])
+        o = fb.scatter_base(out)
     else:
-        fb.emit(f"{o} = np.{'empty' if covered else 'zeros'}({shape!r}, {_np_dtype(out.aval.dtype)})")
+        o = fb.var(out)
+        fb.emit(f"{o} = np.zeros({shape!r}, {_np_dtype(out.aval.dtype)})")
     for spec, u in zip(eqn.params["specs"], eqn.invars):
+        if u in fb.written:  # its kernel wrote it in place
+            continue
         box = _unit_box(spec, shape) if u.aval.shape else None
         if box is None or tuple(u.aval.shape) != tuple(stop - start for start, stop in box):
             val = fb.scalar(u) if not u.aval.shape else fb.atom(u)
@@ -479,6 +529,12 @@ def _scatter_sum(fb, eqn):
         dst = ", ".join(f"{start} + {k}" for k, (start, _) in zip(ks, box))
         fb.emit(" " * 4 * len(box) + f"{o}[{dst}] = {src}[{', '.join(ks)}]")
     fb.fresh.add(out)
+
+
+def _covers(eqn):
+    """Whether a scatter's pieces (disjoint) cover its whole result."""
+    total = sum(int(np.prod(u.aval.shape, dtype=np.int64)) for u in eqn.invars)
+    return total == int(np.prod(eqn.outvars[0].aval.shape, dtype=np.int64))
 
 
 def _unit_box(spec, shape):
