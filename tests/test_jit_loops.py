@@ -281,6 +281,41 @@ def test_weight_gradient_sums_run_inside_the_loop(rng, dtype):
 
 
 @needs_gemm
+def test_sums_inside_loops_called_from_several_threads(rng):
+    """Threads running the same jitted scan at once share the worker pool: a thread finding it
+    busy sums its chunks itself. Every thread gets the single-threaded result."""
+    import threading
+
+    T, B, D, H = 12, 16, 32, 48
+    w = fnp.asarray(rng.standard_normal((D, H)) / np.sqrt(D))
+    u = fnp.asarray(rng.standard_normal((H, H)) / np.sqrt(H))
+    xs = [fnp.asarray(rng.standard_normal((T, B, D))) for _ in range(4)]
+    h0 = fnp.asarray(np.zeros((B, H)))
+
+    def loss(w, u, xs):
+        h, norms = rnn(w, u, xs, h0)
+        return fnp.sum(h**2) + fnp.sum(norms)
+
+    grad = fg.jit(fg.grad(loss, argnums=(0, 1)))
+    assert "post_float64(" in grad.lower(w, u, xs[0]).as_text()
+    want = [grad(w, u, x) for x in xs]
+    got = [None] * len(xs)
+
+    def run(k):
+        for _ in range(20):
+            got[k] = grad(w, u, xs[k])
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(xs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for g, e in zip(got, want):
+        for a, b in zip(g, e):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@needs_gemm
 def test_sums_in_a_forward_scan_and_without_workers(rng):
     """A forward scan accumulating ``acc + x_t.T @ h_t`` (``h`` from the carry: the products are
     summed in the loop), run here and in a process with one thread (no workers: the loop sums
