@@ -1222,7 +1222,8 @@ class _LoopSum:
     of the steps just finished are handed to a worker thread (funcgrad.jit.gemm's posted
     products) while the loop runs on, so on a machine with a spare core the weight gradients of
     a recurrent network cost little beyond the loop itself; the rows left at the end are added
-    after it. ``a``/``b`` say where the factors are (``("xs", k)`` or ``("ys", k)`` of the
+    after it. The chunks are fixed (not sized by how fast the worker is), so the sums run in the
+    same order, and give the same bits, on every call whichever thread runs them. ``a``/``b`` say where the factors are (``("xs", k)`` or ``("ys", k)`` of the
     scan, all its ys counted); ``index`` is the accumulator's position in ``Sunk.accumulators``."""
 
     CHUNKS = 8  # posts per loop: the last chunk's product is what the loop waits for at the end
