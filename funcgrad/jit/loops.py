@@ -362,7 +362,11 @@ class _FunctionBuilder:
                     raise NotLowerable(f"{eqn.primitive.name} has no numba loop translation")
                 rule(self, eqn)
         rets = []
+        # outputs a kernel wrote into their buffer are not returned (no array to pass back)
+        self.returned = [k for k in range(nout) if k not in self.direct]
         for k, a in enumerate(jaxpr.outvars):
+            if k in self.direct:
+                continue
             if type(a) is Literal:
                 rets.append(_literal(a.val, a.aval.dtype))
             elif a in self.fresh or k not in owned:
@@ -1014,15 +1018,16 @@ def _scan_driver(module: _Module, eqn, sums=()) -> str:
     buffers = [f"{y}[i]" for y in ys] if nbuf else []
     buffers += [name for _, name, *_ in builder.packed]
     lines.append(f"        out = {body}(__KP__{', '.join(consts + cs + x_reads + buffers)})")
+    at = {k: i for i, k in enumerate(builder.returned)}  # output index -> position in `out`
     for j, c in enumerate(cs):
-        lines.append(f"        {c} = out[{j}]")
+        lines.append(f"        {c} = out[{at[j]}]")
     for j, (y, aval) in enumerate(zip(ys, y_avals)):
         if ncarry + j in builder.direct:
             continue
         if len(aval.shape) == 1:
-            lines.append(f"        {y}[i] = out[{ncarry + j}][()]")
+            lines.append(f"        {y}[i] = out[{at[ncarry + j]}][()]")
         else:  # numba's array assignment is an element-wise broadcasting loop: a vector copy instead
-            lines.append(f"        {module.copy_helper()}({y}[i], out[{ncarry + j}])")
+            lines.append(f"        {module.copy_helper()}({y}[i], out[{at[ncarry + j]}])")
     rets = cs + ys
     if sums_text is not None:
         lines += sums_text[1] + sums_text[2]
