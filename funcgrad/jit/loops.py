@@ -98,6 +98,7 @@ class _Module:
         self.async_products = set()  # dtypes whose products are also posted to the workers
         self.async_blocks = 0  # the most blocks posted at once (each has a workspace part of its own)
         self.helpers = set()  # names of the helper functions emitted once (packing, copying)
+        self.slots = 16  # words of the SL scratch: the most any helper fills (16: a GEMM call)
         self.native_kernels = {}  # parameter name -> ctypes pointer to a native kernel's entry
         self.native_names = set()  # the functions calling them (they take __KP__ first)
         self.count = 0
@@ -126,6 +127,7 @@ class _Module:
                 name = f"k_{spec.key[:16]}"
                 pointer = f"NK_{spec.key[:16]}"
                 self.native_kernels[pointer] = _ENTRY_TYPE(entry)
+                self.slots = max(self.slots, 2 * (len(spec.outputs) + len(spec.array_inputs)) + len(spec.sizes) + 2)
                 self.native_names.add(name)
                 self.defs.append(_native_kernel_call_source(name, pointer, spec))
                 self.kernel_names[spec.key] = name
@@ -186,8 +188,10 @@ class _Module:
         return names + (["Gst"] if self.products else [])
 
     def extra_params(self):
-        """The parameters after the constants: the GEMM's, then the native kernels' entries."""
-        return self.gemm_params() + list(self.native_kernels)
+        """The parameters after the constants: the GEMM's, the native kernels' entries, then
+        ``SL``, a scratch int64 array each call of the driver gets for the slots the native
+        entry points read (the helpers fill it in turn; none calls another while it is filled)."""
+        return self.gemm_params() + list(self.native_kernels) + ["SL"]
 
     def source(self) -> str:
         kparams = "".join(f"K{i}, " for i in range(len(self.consts)))
@@ -600,7 +604,7 @@ def _native_kernel_call_source(name, pointer, spec):
     arrays = [f"o{k}" for k in range(len(spec.outputs))] + [f"a{k}" for k in range(len(spec.array_inputs))]
     sizes = [f"n{k}" for k in range(len(spec.sizes))]
     lines = [f"{_DECORATOR}", f"def {name}(__KP__{', '.join(arrays + sizes + ['lo', 'hi'])}):"]
-    lines.append(f"    slots = np.empty({2 * len(arrays) + len(sizes) + 2}, np.int64)")
+    lines.append("    slots = SL  # this call's scratch (see _CompiledLoop._leading)")
     for k, a in enumerate(arrays):
         lines += [f"    slots[{2 * k}] = {a}.ctypes.data", f"    slots[{2 * k + 1}] = {a}.size"]
     at = 2 * len(arrays)
@@ -618,7 +622,7 @@ def _gemm_helper_source(name, dt, nr):
 
     return f"""{_DECORATOR}
 def {name}(__KP__c, a, b, n, m, k, flags):
-    slots = np.empty(16, np.int64)
+    slots = SL
     slots[0] = c.ctypes.data
     slots[1] = c.size
     slots[2] = a.ctypes.data
@@ -651,7 +655,7 @@ def _pack_helper_source(name, dt):
     with funcgrad.jit.gemm's ``gemm_pack`` entry."""
     return f"""{_DECORATOR}
 def {name}(__KP__out, b, k, n, trans):
-    slots = np.empty(7, np.int64)
+    slots = SL
     slots[0] = out.ctypes.data
     slots[1] = out.size
     slots[2] = b.ctypes.data
@@ -693,7 +697,7 @@ def block_{dt}(__KP__job, q, c, a, b, n, m, k, flags):
 
 {_DECORATOR}
 def post_{dt}(__KP__job, nq):
-    slots = np.empty(3, np.int64)
+    slots = SL
     slots[0] = Gst.ctypes.data
     slots[1] = job.ctypes.data
     slots[2] = nq
@@ -702,7 +706,7 @@ def post_{dt}(__KP__job, nq):
 
 {_DECORATOR}
 def join_{dt}(__KP__nq):
-    slots = np.empty(2, np.int64)
+    slots = SL
     slots[0] = Gst.ctypes.data
     slots[1] = nq
     Gj_{dt}(slots.ctypes.data)
@@ -1133,6 +1137,7 @@ def _compile_loop(eqn, sums=()):
         list(module.native_kernels.values()),
         sums,
         module.async_blocks,
+        module.slots,
     )
 
 
@@ -1159,8 +1164,11 @@ class _CompiledLoop:
     """Calls the loop module's driver, loading and compiling it on first use (numba, disk-cached);
     runs the primitive's impl instead if numba rejects the generated code."""
 
-    def __init__(self, what, key, source, driver, consts, eqn, products=(), kernel_entries=(), sums=(), async_blocks=0):
+    def __init__(
+        self, what, key, source, driver, consts, eqn, products=(), kernel_entries=(), sums=(), async_blocks=0, slots=16
+    ):
         self.what, self.key, self.source, self.driver_name = what, key, source, driver
+        self.slots = slots  # words of the per-call scratch for the native entry points' slots
         self.sums = tuple(sums)  # _LoopSum products the driver accumulates (extra arguments and results)
         self.async_blocks = async_blocks  # workspace parts for products posted to the workers
         self.consts = tuple(consts)
@@ -1174,9 +1182,11 @@ class _CompiledLoop:
 
     def _leading(self):
         """The constants, what the module's matrix products need in this thread, the native
-        kernels' entry points (the order of ``_Module.source``'s parameters)."""
+        kernels' entry points and this call's slots scratch (the order of ``_Module.source``'s
+        parameters)."""
+        scratch = np.empty(self.slots, np.int64)
         if self.fixed_leading is not None:
-            return self.fixed_leading
+            return (*self.fixed_leading, scratch)
         from .gemm import _workspace
 
         out = list(self.consts)
@@ -1186,6 +1196,7 @@ class _CompiledLoop:
             out += [*prod.entry_pointers, _workspace(prod.profile, parts)]
         out.append(pool.state if pool is not None else _NO_POOL)
         out += self.kernel_entries
+        out.append(scratch)
         return out
 
     def __call__(self, *args):
@@ -1228,8 +1239,9 @@ class _LoopSum:
     products) while the loop runs on, so on a machine with a spare core the weight gradients of
     a recurrent network cost little beyond the loop itself; the rows left at the end are added
     after it. The chunks are fixed (not sized by how fast the worker is), so the sums run in the
-    same order, and give the same bits, on every call whichever thread runs them. ``a``/``b`` say where the factors are (``("xs", k)`` or ``("ys", k)`` of the
-    scan, all its ys counted); ``index`` is the accumulator's position in ``Sunk.accumulators``."""
+    same order, and give the same bits, on every call whichever thread runs them. ``a``/``b``
+    say where the factors are (``("xs", k)`` or ``("ys", k)`` of the scan, all its ys counted);
+    ``index`` is the accumulator's position in ``Sunk.accumulators``."""
 
     CHUNKS = 8  # posts per loop: the last chunk's product is what the loop waits for at the end
     # (A loop body cannot raise between a post and its join: its shapes are static and its
