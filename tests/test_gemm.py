@@ -25,7 +25,18 @@ needs_workers = pytest.mark.skipif(
 
 TRANSPOSES = [(False, False), (False, True), (True, False), (True, True)]
 # shapes around the blocking: MR (6 or 14), NR (16..32), KC (256), MC (168 or 162), NC (1024)
-SHAPES = [(1, 40, 1), (3, 1000, 5), (14, 256, 32), (15, 257, 33), (29, 300, 65), (170, 70, 40), (40, 520, 1030)]
+# few rows (B read in place, a partial last panel packed), K and N past one block, many rows
+SHAPES = [
+    (1, 40, 1),
+    (3, 1000, 5),
+    (2, 70, 100),
+    (14, 256, 32),
+    (15, 257, 33),
+    (28, 300, 1030),
+    (29, 300, 65),
+    (170, 70, 40),
+    (40, 520, 1030),
+]
 
 
 def _operands(rng, m, k, n, dtype, trans_a, trans_b):
