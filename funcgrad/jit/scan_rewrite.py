@@ -157,6 +157,11 @@ def sink_accumulators(eqn):
             continue  # a loop-invariant factor: not a per-step product worth stacking
         removed.append(dot)
         found.append((j, removed, (lc, rc), transposed, a, b))
+    # A bias-gradient sum is sunk only when its operand is stacked anyway (an xs, or a factor of
+    # a sunk product): stacking it just to sum it after the loop would take length times the
+    # memory the loop needs.
+    factors = {f for _, _, _, _, a, b in found if b is not None for f in (a, b)}
+    found = [entry for entry in found if entry[5] is not None or entry[4] in factors or entry[4] in xs_in]
     if not found:
         return None
     removed_eqns = {id(e) for _, rem, *_ in found for e in rem}
