@@ -51,6 +51,7 @@ import numpy as np
 
 from . import workers
 from .workers import WORDS as WORKER_WORDS
+from .workers import ir_stores
 
 logger = logging.getLogger("funcgrad.jit")
 
@@ -667,10 +668,7 @@ fill:
   call void @llvm.memcpy.p0.p0.i64(ptr %blk, ptr %s, i64 48, i1 false)
   %woff = mul i64 %j, {ws * profile.dtype.itemsize}
   %wj = add i64 %W, %woff
-  %b6 = getelementptr i64, ptr %blk, i64 6
-  store i64 %wj, ptr %b6
-  %b7 = getelementptr i64, ptr %blk, i64 7
-  store i64 {ws}, ptr %b7
+{ir_stores("blk", [(6, "i64", "%wj"), (7, "i64", ws)], "b")}
   %src = getelementptr i64, ptr %s, i64 10
   %b8 = getelementptr i64, ptr %blk, i64 8
   call void @llvm.memcpy.p0.p0.i64(ptr %b8, ptr %src, i64 32, i1 false)
@@ -688,14 +686,7 @@ fill:
   %sj1 = select i1 %cr, i64 %sj0, i64 %M
   %rj = select i1 %bycols, i64 0, i64 %rj0
   %sj = select i1 %bycols, i64 %M, i64 %sj1
-  %b12 = getelementptr i64, ptr %blk, i64 12
-  store i64 %lj, ptr %b12
-  %b13 = getelementptr i64, ptr %blk, i64 13
-  store i64 %hj, ptr %b13
-  %b14 = getelementptr i64, ptr %blk, i64 14
-  store i64 %rj, ptr %b14
-  %b15 = getelementptr i64, ptr %blk, i64 15
-  store i64 %sj, ptr %b15
+{ir_stores("blk", [(12, "i64", "%lj"), (13, "i64", "%hj"), (14, "i64", "%rj"), (15, "i64", "%sj")], "b")}
   %j1 = add i64 %j, 1
   %fmore = icmp slt i64 %j1, %nb
   br i1 %fmore, label %fill, label %go

@@ -95,7 +95,6 @@ class _Module:
         self.kernel_names = {}  # kernel key -> function name
         self.consts = []  # hoisted constants (NumPy arrays), passed as K0, K1, ...
         self.products = {}  # dtype -> funcgrad.jit.gemm.Product of the matrix products called
-        self.async_products = set()  # dtypes whose products are also posted to the workers
         self.async_blocks = 0  # the most blocks posted at once (each has a workspace part of its own)
         self.helpers = set()  # names of the helper functions emitted once (packing, copying)
         self.slots = 16  # words of the SL scratch: the most any helper fills (16: a GEMM call)
@@ -157,8 +156,8 @@ class _Module:
         see :func:`_async_helpers_source`."""
         dt = product.profile.dtype.name
         self.gemm(product)
-        if dt not in self.async_products:
-            self.async_products.add(dt)
+        if f"post_{dt}" not in self.helpers:
+            self.helpers.add(f"post_{dt}")
             self.defs.append(_async_helpers_source(dt, product.profile.workspace, product.profile.dtype.itemsize))
         return dt
 
@@ -214,7 +213,10 @@ def _check_dtypes(avals, where):
 class _FunctionBuilder:
     """Source of one ``@njit`` function computing a (closed) jaxpr."""
 
-    def __init__(self, module: _Module, closed: ClosedJaxpr | Jaxpr, prefix: str):
+    def __init__(self, module: _Module, closed: ClosedJaxpr | Jaxpr, prefix: str, num_invariant=None):
+        """``num_invariant``: for a scan body, how many leading inputs are its constants; with the
+        closed-over constants they are the same every step, and products' B operands among them
+        are packed once by the driver (None: no packing)."""
         from . import fusion
 
         self.module = module
@@ -235,7 +237,9 @@ class _FunctionBuilder:
             _check_dtypes([v.aval for v in e.outvars], f"{e.primitive.name} in a loop body")
         self.plan = fusion.plan(jaxpr, min_group_size=1)
         self.producer = {v: e for e in jaxpr.eqns for v in e.outvars}
-        self.invariant = set()  # Vars the same on every call of this function (set by a loop driver)
+        self.invariant = set()  # Vars the same on every step (a scan's constants)
+        if num_invariant is not None:
+            self.invariant = set(jaxpr.invars[:num_invariant]) | set(jaxpr.constvars)
         self.packed = []  # [(Var, parameter name, trans_b, k, n, product)]: B operands packed by the caller
 
     def packed_operand(self, v, trans_b, k, n, product):
@@ -598,6 +602,15 @@ def _copy(fb, eqn):
     _out(fb, eqn, _owned(fb.atom(eqn.invars[0]), eqn.invars[0].aval), fresh=True)
 
 
+def _slot_lines(target, arrays=(), values=(), base=None):
+    """Source lines storing into consecutive words of the int64 array ``target`` (from index
+    ``base``, an expression, or 0): each of ``arrays`` as its data pointer and size, then each of
+    ``values`` (expressions) as it is: the slots a native entry point reads."""
+    words = [w for a in arrays for w in (f"{a}.ctypes.data", f"{a}.size")] + list(values)
+    index = (lambda k: f"{base} + {k}" if k else base) if base else str
+    return [f"    {target}[{index(k)}] = {w}" for k, w in enumerate(words)]
+
+
 def _native_kernel_call_source(name, pointer, spec):
     """An @njit function filling a native kernel's slots (data pointer and size per array, the
     loop sizes, lo, hi; see llvmgen.entry_ir) and calling its entry point ``pointer``."""
@@ -605,11 +618,7 @@ def _native_kernel_call_source(name, pointer, spec):
     sizes = [f"n{k}" for k in range(len(spec.sizes))]
     lines = [f"{_DECORATOR}", f"def {name}(__KP__{', '.join(arrays + sizes + ['lo', 'hi'])}):"]
     lines.append("    slots = SL  # this call's scratch (see _CompiledLoop._leading)")
-    for k, a in enumerate(arrays):
-        lines += [f"    slots[{2 * k}] = {a}.ctypes.data", f"    slots[{2 * k + 1}] = {a}.size"]
-    at = 2 * len(arrays)
-    for k, n in enumerate(sizes + ["lo", "hi"]):
-        lines.append(f"    slots[{at + k}] = {n}")
+    lines += _slot_lines("slots", arrays, sizes + ["lo", "hi"])
     lines.append(f"    {pointer}(slots.ctypes.data)")
     return "\n".join(lines) + "\n"
 
@@ -620,17 +629,11 @@ def _gemm_helper_source(name, dt, nr):
     as :func:`funcgrad.jit.gemm.splits` does."""
     from .gemm import PARALLEL_WORK, ROW_STRIP
 
+    fill = "\n".join(_slot_lines("slots", ["c", "a", "b", f"Gw_{dt}"]))
     return f"""{_DECORATOR}
 def {name}(__KP__c, a, b, n, m, k, flags):
     slots = SL
-    slots[0] = c.ctypes.data
-    slots[1] = c.size
-    slots[2] = a.ctypes.data
-    slots[3] = a.size
-    slots[4] = b.ctypes.data
-    slots[5] = b.size
-    slots[6] = Gw_{dt}.ctypes.data
-    slots[7] = Gw_{dt}.size
+{fill}
     parallel = m * n * k >= {PARALLEL_WORK} and max(n // {nr}, m // {ROW_STRIP}) >= 2 and Gst.size > 0
     at = 8
     if parallel:  # the workers' state words come before the sizes
@@ -653,16 +656,11 @@ def {name}(__KP__c, a, b, n, m, k, flags):
 def _pack_helper_source(name, dt):
     """An @njit function packing ``b`` (``k x n``, or ``n x k`` stored when ``trans``) into ``out``
     with funcgrad.jit.gemm's ``gemm_pack`` entry."""
+    fill = "\n".join(_slot_lines("slots", ["out", "b"], ["k", "n", "trans"]))
     return f"""{_DECORATOR}
 def {name}(__KP__out, b, k, n, trans):
     slots = SL
-    slots[0] = out.ctypes.data
-    slots[1] = out.size
-    slots[2] = b.ctypes.data
-    slots[3] = b.size
-    slots[4] = k
-    slots[5] = n
-    slots[6] = trans
+{fill}
     Gk_{dt}(slots.ctypes.data)
 """
 
@@ -673,42 +671,34 @@ def _async_helpers_source(dt, workspace, itemsize):
     block ``q`` of ``job`` (``c (+)= op(a) @ op(b)``, with the workspace part after the workers'
     ones), ``post_<dt>`` posts the first ``nq`` blocks (False: the pool was busy and they ran
     here), ``join_<dt>`` waits for them."""
+    block = "\n".join(
+        _slot_lines(
+            "job",
+            ["c", "a", "b"],
+            [f"Gw_{dt}.ctypes.data + part * {workspace * itemsize}", workspace, "n", "m", "k", "flags", 0, "n", 0, "m"],
+            base="at",
+        )
+    )
+    post = "\n".join(_slot_lines("slots", (), ["Gst.ctypes.data", "job.ctypes.data", "nq"]))
+    join = "\n".join(_slot_lines("slots", (), ["Gst.ctypes.data", "nq"]))
     return f"""{_DECORATOR}
 def block_{dt}(__KP__job, q, c, a, b, n, m, k, flags):
     at = 16 * q
     part = Gst[9] + 1 + q
-    job[at] = c.ctypes.data
-    job[at + 1] = c.size
-    job[at + 2] = a.ctypes.data
-    job[at + 3] = a.size
-    job[at + 4] = b.ctypes.data
-    job[at + 5] = b.size
-    job[at + 6] = Gw_{dt}.ctypes.data + part * {workspace * itemsize}
-    job[at + 7] = {workspace}
-    job[at + 8] = n
-    job[at + 9] = m
-    job[at + 10] = k
-    job[at + 11] = flags
-    job[at + 12] = 0
-    job[at + 13] = n
-    job[at + 14] = 0
-    job[at + 15] = m
+{block}
 
 
 {_DECORATOR}
 def post_{dt}(__KP__job, nq):
     slots = SL
-    slots[0] = Gst.ctypes.data
-    slots[1] = job.ctypes.data
-    slots[2] = nq
+{post}
     return Ga_{dt}(slots.ctypes.data) != 0
 
 
 {_DECORATOR}
 def join_{dt}(__KP__nq):
     slots = SL
-    slots[0] = Gst.ctypes.data
-    slots[1] = nq
+{join}
     Gj_{dt}(slots.ctypes.data)
 """
 
@@ -990,8 +980,7 @@ def _scan_driver(module: _Module, eqn, sums=()) -> str:
     y_avals = [v.aval for v in eqn.outvars[ncarry:]]
     # Stacked outputs of rank >= 1 per step are written by the body's kernels straight into ys[i].
     nbuf = len(y_avals) if all(len(a.shape) > 1 for a in y_avals) else 0
-    builder = _FunctionBuilder(module, p["jaxpr"], "scan_body")
-    builder.invariant = set(builder.jaxpr.invars[:nconst]) | set(builder.jaxpr.constvars)
+    builder = _FunctionBuilder(module, p["jaxpr"], "scan_body", num_invariant=nconst)
     body = builder.build(owned=range(ncarry), buffers=nbuf)
     args = [f"a{i}" for i in range(len(eqn.invars))]
     consts, carry, xs = args[:nconst], args[nconst : nconst + ncarry], args[nconst + ncarry :]

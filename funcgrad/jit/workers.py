@@ -85,6 +85,15 @@ _CLAIM = """
 """
 
 
+def ir_stores(base, words, prefix):
+    """LLVM IR lines storing ``(index, type, value)`` words into the int64 array at ``%base``
+    (the addresses named ``%<prefix><index>``): filling job words and argument blocks."""
+    return "\n".join(
+        f"  %{prefix}{k} = getelementptr i64, ptr %{base}, i64 {k}\n  store {t} {v}, ptr %{prefix}{k}"
+        for k, t, v in words
+    )
+
+
 def worker_ir(sym):
     """IR module of the worker loop ``i32 sym(i64 *slots)`` in the trampoline's convention: one
     array (the pool's state words), one size and ``lo``, ``hi`` (unused: chosen by the caller
@@ -170,6 +179,8 @@ def dispatch_ir():
     * ``void @funcgrad_pool_run(...)`` (post's arguments): both, so this thread works too."""
     claim = _CLAIM.format(p="m", done="wait")
     serial = _CLAIM.format(p="s", done="out").replace("%st", "%local")
+    words = [(0, "i64", "%nbs"), (1, "i64", 0), (2, "ptr", "%fn"), (3, "ptr", "%blocks"), (4, "i64", "%stride")]
+    local_job = ir_stores("local", words, "l")
     return f"""
 declare i64 @syscall(i64, ...)
 declare void @llvm.x86.sse2.pause()
@@ -185,15 +196,7 @@ entry:
 alone:
   ; the pool is busy: the same claim loop over a private copy of the job words
   %local = alloca [8 x i64], align 8
-  store i64 %nbs, ptr %local
-  %lfn = getelementptr i64, ptr %local, i64 2
-  store ptr %fn, ptr %lfn
-  %lb = getelementptr i64, ptr %local, i64 3
-  store ptr %blocks, ptr %lb
-  %ls = getelementptr i64, ptr %local, i64 4
-  store i64 %stride, ptr %ls
-  %lf = getelementptr i64, ptr %local, i64 1
-  store i64 0, ptr %lf
+{local_job}
   br label %alone.go
 
 alone.go:
